@@ -1,0 +1,326 @@
+/*
+ * smtp_probe.h - the one public header of the smtp-probe core library.
+ *
+ * It defines the request (what to probe and how), the result (what was
+ * found, phase by phase), the phase names, the diagnosis codes with their
+ * hints, the role x code -> state table, and the engine that runs many
+ * probes at once in one non-blocking event loop.
+ *
+ * Adapters (nagios/, collectd/, prometheus/) include this header only.
+ */
+#ifndef SMTP_PROBE_H
+#define SMTP_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SP_VERSION "0.1.0"
+
+/* ---- Caps: every read and every buffer has one ---------------------- */
+
+#define SP_MAX_LINE 1024         /* bytes in one reply line (RFC 5321: 512) */
+#define SP_MAX_REPLY_LINES 128   /* lines in one multi-line reply */
+#define SP_MAX_REPLY_BYTES 16384 /* bytes in one whole reply */
+#define SP_MAX_PROBE_BUFFER 32768 /* bytes buffered per probe, all in */
+#define SP_MAX_TRANSCRIPT 16384   /* bytes of dialogue kept per probe */
+#define SP_MAX_PORTS 16          /* ports in one request */
+#define SP_MAX_ADDRESSES 8       /* resolved addresses kept per host */
+#define SP_MAX_CERTS 8           /* certificates recorded per chain */
+#define SP_MAX_HOST 256          /* host name, with its NUL */
+#define SP_MAX_TEXT 256          /* sanitised detail / reply text */
+
+/* ---- Phases ---------------------------------------------------------- */
+
+/* The timed steps of one probe; names are a contract shared by adapters. */
+enum sp_phase {
+  SP_PHASE_DNS,           /* name resolution (not done for IP literals) */
+  SP_PHASE_CONNECT,       /* TCP connect */
+  SP_PHASE_BANNER,        /* wait for the 220 greeting */
+  SP_PHASE_EHLO,          /* EHLO (or HELO fallback) before TLS */
+  SP_PHASE_STARTTLS,      /* STARTTLS command and its reply */
+  SP_PHASE_TLS_HANDSHAKE, /* TLS handshake (STARTTLS or implicit) */
+  SP_PHASE_EHLO_TLS,      /* EHLO inside TLS */
+  SP_PHASE_AUTH,          /* AUTH (reserved: authentication issue) */
+  SP_PHASE_MAIL_FROM,     /* MAIL FROM trial (reserved) */
+  SP_PHASE_RCPT_TO,       /* RCPT TO trial (reserved) */
+  SP_PHASE_TOTAL,         /* start of probe to its end */
+  SP_PHASE_COUNT
+};
+
+/* The phase's name: "dns", "connect", ... "total". */
+const char *sp_phase_name(enum sp_phase phase);
+
+/* ---- Diagnosis codes ------------------------------------------------- */
+
+/* How a probe ended: exactly one per result. Words are a contract. */
+enum sp_code {
+  SP_OK,
+  SP_DNS_ERROR,
+  SP_CONNECT_REFUSED,
+  SP_CONNECT_TIMEOUT,
+  SP_NETWORK_UNREACHABLE,
+  SP_CONNECTION_CLOSED,
+  SP_BANNER_TIMEOUT,
+  SP_READ_TIMEOUT,
+  SP_REJECTED,
+  SP_PROTOCOL_ERROR,
+  SP_TLS_MODE_MISMATCH,
+  SP_STARTTLS_UNAVAILABLE,
+  SP_TLS_HANDSHAKE_FAILED,
+  SP_TLS_WEAK_PROTOCOL,
+  SP_CERT_UNTRUSTED,
+  SP_CERT_HOSTNAME_MISMATCH,
+  SP_CERT_EXPIRED,
+  SP_CERT_EXPIRING,
+  SP_AUTH_BEFORE_TLS,
+  SP_AUTH_UNAVAILABLE,
+  SP_AUTH_FAILED,
+  SP_STARTTLS_INJECTION,
+  SP_POLICY_VIOLATION,
+  SP_CODE_COUNT
+};
+
+/* The code's word: "ok", "dns_error", ... */
+const char *sp_code_name(enum sp_code code);
+
+/* The code's generic one-line hint: what to check first. */
+const char *sp_code_hint(enum sp_code code);
+
+/* Parse a code word; returns -1 when it is not one. */
+int sp_code_from_name(const char *name);
+
+/* ---- Roles, TLS modes, states ---------------------------------------- */
+
+/* What a port is for; decides how a code maps to a state. */
+enum sp_role {
+  SP_ROLE_DEFAULT,    /* derive from the port number (sp_role_for_port) */
+  SP_ROLE_SUBMISSION, /* 587, 2525: STARTTLS required, AUTH expected */
+  SP_ROLE_IMPLICIT,   /* 465: TLS from the first byte */
+  SP_ROLE_RELAY       /* 25: server to server, opportunistic TLS */
+};
+
+/* How to get to TLS. */
+enum sp_tls_mode {
+  SP_TLS_AUTO,     /* implicit role: implicit; else STARTTLS when advertised */
+  SP_TLS_NONE,     /* plaintext only, never TLS */
+  SP_TLS_STARTTLS, /* STARTTLS required */
+  SP_TLS_IMPLICIT  /* TLS from the first byte */
+};
+
+/* Monitoring state, numbered as Nagios exit codes. */
+enum sp_state {
+  SP_STATE_OK = 0,
+  SP_STATE_WARNING = 1,
+  SP_STATE_CRITICAL = 2,
+  SP_STATE_UNKNOWN = 3
+};
+
+const char *sp_role_name(enum sp_role role);   /* "submission", ... */
+int sp_role_from_name(const char *name);       /* -1 if unknown */
+const char *sp_tls_mode_name(enum sp_tls_mode mode); /* "auto", ... */
+int sp_tls_mode_from_name(const char *name);   /* -1 if unknown */
+const char *sp_state_name(enum sp_state state); /* "OK", "WARNING", ... */
+
+/* The role a port number has when none is given: 465 implicit, 25 relay,
+ * everything else submission. */
+enum sp_role sp_role_for_port(uint16_t port);
+
+/* The role x code -> state table (documented in README). */
+enum sp_state sp_code_state(enum sp_code code, enum sp_role role);
+
+/* True for codes that mean "no answer in time or no route": the ones a
+ * Nagios -t SECONDS:STATE re-maps (dns_error, connect_timeout,
+ * network_unreachable, banner_timeout, read_timeout). */
+bool sp_code_is_timeout(enum sp_code code);
+
+/* ---- Request --------------------------------------------------------- */
+
+/* Address families to use. */
+enum sp_family {
+  SP_FAMILY_ANY, /* IPv4 and IPv6 */
+  SP_FAMILY_IPV4,
+  SP_FAMILY_IPV6
+};
+
+/* One port to probe and how. */
+struct sp_port_spec {
+  uint16_t port;             /* TCP port */
+  enum sp_role role;         /* SP_ROLE_DEFAULT: from the port number */
+  enum sp_tls_mode tls_mode; /* TLS mode for this port */
+};
+
+/* What to probe: one host, one or more ports, shared options. The engine
+ * copies everything it needs at submit time; strings may be freed after. */
+struct sp_request {
+  const char *host;          /* name or IP literal */
+  struct sp_port_spec ports[SP_MAX_PORTS]; /* ports to probe in parallel */
+  int nports;                /* how many of ports[] are used */
+  const char *sni;           /* SNI and verify name; NULL: host unless IP */
+  const char *cafile;        /* trust anchors; NULL: the system store */
+  bool no_verify;            /* skip chain and hostname verification */
+  const char *ehlo_name;     /* EHLO argument; NULL: the local FQDN */
+  enum sp_family family;     /* -4 / -6 */
+  bool all_addresses;        /* one result per resolved address */
+  const char *source;        /* local address to bind, NULL: any */
+  double timeout_s;          /* whole-probe deadline, seconds (> 0) */
+  double banner_wait_s;      /* greeting wait before trying implicit TLS;
+                                <= 0: min(2 s, timeout/3) */
+  const char *dns_server;    /* resolver ADDR[:PORT]; NULL: system's */
+  int cert_warn_days;        /* cert_expiring below this; < 0: off */
+  int cert_crit_days;        /* cert_expiring is CRITICAL below this */
+  bool trace;                /* keep the (sanitised) dialogue */
+};
+
+/* Fill a request with defaults: auto TLS, 10 s, verification on. */
+void sp_request_init(struct sp_request *req);
+
+/* Add a port with its default role and the given TLS mode; -1 when full. */
+int sp_request_add_port(struct sp_request *req, uint16_t port,
+                        enum sp_tls_mode mode, enum sp_role role);
+
+/* Check a request; on error write a message naming the field, return -1. */
+int sp_request_validate(const struct sp_request *req, char *err, size_t errlen);
+
+/* ---- Result ---------------------------------------------------------- */
+
+/* SMTP service extensions seen in one EHLO reply. */
+enum sp_cap_flag {
+  SP_CAP_SIZE = 1u << 0,
+  SP_CAP_PIPELINING = 1u << 1,
+  SP_CAP_8BITMIME = 1u << 2,
+  SP_CAP_SMTPUTF8 = 1u << 3,
+  SP_CAP_CHUNKING = 1u << 4,
+  SP_CAP_DSN = 1u << 5,
+  SP_CAP_ENHANCEDSTATUSCODES = 1u << 6,
+  SP_CAP_REQUIRETLS = 1u << 7,
+  SP_CAP_STARTTLS = 1u << 8,
+  SP_CAP_AUTH = 1u << 9
+};
+
+/* Capability list parsed from one EHLO reply. */
+struct sp_caps {
+  bool seen;                /* an EHLO reply was parsed */
+  unsigned flags;           /* enum sp_cap_flag bits */
+  uint64_t size_limit;      /* SIZE value; 0 when absent or unlimited */
+  char auth_mechs[128];     /* AUTH mechanisms, space separated */
+  char ehlo_domain[SP_MAX_TEXT]; /* the server's name in the first line */
+};
+
+/* One certificate the server sent. */
+struct sp_cert {
+  char subject[SP_MAX_TEXT]; /* RFC 2253 one-line subject, sanitised */
+  char issuer[SP_MAX_TEXT];  /* RFC 2253 one-line issuer, sanitised */
+  char sans[SP_MAX_TEXT];    /* DNS/IP subjectAltNames, comma separated */
+  time_t not_after;          /* expiry, UTC seconds */
+};
+
+/* Everything one probe of one host:port[:address] found. */
+struct sp_result {
+  char host[SP_MAX_HOST];    /* the host as requested */
+  uint16_t port;             /* the port probed */
+  enum sp_role role;         /* effective role */
+  enum sp_tls_mode tls_mode; /* requested mode */
+  char address[64];          /* numeric address connected to, or "" */
+  bool per_address;          /* part of an all_addresses request */
+
+  enum sp_code code;         /* the diagnosis */
+  enum sp_state state;       /* sp_code_state + cert thresholds */
+  char detail[SP_MAX_TEXT];  /* specific detail: server reply, error text */
+  unsigned findings;         /* bit (1 << code) for every code observed */
+
+  double phase_s[SP_PHASE_COUNT];   /* seconds per phase */
+  bool phase_done[SP_PHASE_COUNT];  /* the phase happened */
+  int reply_code[SP_PHASE_COUNT];   /* last reply code per phase, 0: none */
+
+  bool tls;                  /* a TLS session was established */
+  bool implicit_tls;         /* it was implicit TLS */
+  char tls_version[16];      /* "TLSv1.3" */
+  char tls_cipher[64];       /* "TLS_AES_256_GCM_SHA384" */
+  bool verified;             /* chain verification ran and passed */
+  char verify_error[SP_MAX_TEXT]; /* first chain error text, or "" */
+  int hostname_check;        /* 1 ok, 0 mismatch, -1 not verified */
+  char verify_name[SP_MAX_HOST]; /* name (or IP) the cert was checked for */
+  struct sp_cert certs[SP_MAX_CERTS]; /* certificates the server sent */
+  int ncerts;                /* how many of certs[] are used */
+  time_t leaf_not_after;     /* 0 when no certificate */
+  time_t chain_not_after;    /* earliest not-after the server sent */
+
+  struct sp_caps caps_plain; /* EHLO before TLS (not for implicit TLS) */
+  struct sp_caps caps_tls;   /* EHLO inside TLS */
+
+  char *transcript;          /* sanitised dialogue when req->trace, or NULL */
+  size_t transcript_len;     /* bytes in transcript */
+};
+
+/* Days until a time (negative once past), rounded down. */
+long sp_days_left(time_t not_after, time_t now);
+
+/* Write the human-readable long output block of one result (address, TLS,
+ * certificates, capabilities, hint) into buf; verbose adds chain details.
+ * Returns the length written (truncated to fit). */
+size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
+                          size_t buflen);
+
+/* The one-line hint for a result: its detail and its code's hint. */
+size_t sp_result_hint(const struct sp_result *res, char *buf, size_t buflen);
+
+/* ---- Engine ---------------------------------------------------------- */
+
+/* All results of one submitted request. */
+struct sp_batch {
+  struct sp_result *results; /* one per port (per address with all_addresses) */
+  int nresults;              /* how many */
+  double dns_s;              /* resolution time, or -1 when none was done */
+};
+
+/* Free a batch and everything it holds. */
+void sp_batch_free(struct sp_batch *batch);
+
+/* Called once per submitted request, on the engine's thread, when every
+ * probe of it has ended. The callback owns the batch (sp_batch_free). */
+typedef void (*sp_done_fn)(struct sp_batch *batch, void *user);
+
+struct sp_engine;
+
+/* Create an engine; NULL with a message in err on failure. */
+struct sp_engine *sp_engine_new(char *err, size_t errlen);
+
+/* Queue a request. Thread-safe. Probes start at the next loop turn; the
+ * request's deadline counts from this call. Returns 0, or -1 with err. */
+int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
+                     sp_done_fn done, void *user, char *err, size_t errlen);
+
+/* Run the loop in the calling thread until no work is left. */
+void sp_engine_run(struct sp_engine *eng);
+
+/* Run the loop in a thread of the engine's own until sp_engine_stop. */
+int sp_engine_start(struct sp_engine *eng);
+
+/* Stop the engine's thread (pending probes end as they are). */
+void sp_engine_stop(struct sp_engine *eng);
+
+/* Free the engine (stops its thread first). */
+void sp_engine_free(struct sp_engine *eng);
+
+/* Submit and wait for the batch: for callers in other threads than the
+ * engine's own (engine started with sp_engine_start), or for a
+ * single-threaded caller (then it runs the loop itself). NULL + err on
+ * a request error. */
+struct sp_batch *sp_probe_wait(struct sp_engine *eng,
+                               const struct sp_request *req, char *err,
+                               size_t errlen);
+
+/* Probes in flight right now (for the exporter's gauge). */
+int sp_engine_inflight(struct sp_engine *eng);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMTP_PROBE_H */

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package smtp-probe needs to build, test and demo.
+# Idempotent; safe to run repeatedly. Blocks service auto-start while installing
+# so packages (postfix, collectd, nagios4, prometheus, dnsmasq) do not start
+# system daemons that take ports and CPU. Must run as root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang-format
+  libssl-dev libc-ares-dev libcmocka-dev libmicrohttpd-dev libyaml-dev collectd-dev
+  # real daemons used by the tests and the demo
+  postfix sasl2-bin libsasl2-modules dnsmasq-base
+  collectd-core collectd-utils nagios4-core prometheus
+  # test tooling
+  openssl iproute2 nftables procps curl ca-certificates python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps.sh: all packages present"
+  exit 0
+fi
+
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  created_policy=1
+fi
+cleanup() { if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string smtp-probe.test" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
