@@ -18,7 +18,7 @@ PKGS=(
   postfix sasl2-bin libsasl2-modules dnsmasq-base
   collectd-core collectd-utils nagios4-core prometheus
   # test tooling
-  openssl iproute2 nftables procps curl ca-certificates python3
+  openssl iproute2 nftables procps curl ca-certificates python3 bind9-dnsutils
 )
 
 missing=()

@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# The shared loopback mail environment: a private, real Postfix and a private
+# dnsmasq resolver, both configured in DIR and nowhere else.
+#
+# usage: mailenv.sh start DIR    (re)start everything, write DIR/env.sh
+#        mailenv.sh stop DIR     stop everything started from DIR
+#        mailenv.sh status DIR   exit 0 when every listener answers
+#
+# What it brings up (nothing system-wide is started or modified, /etc is only
+# read):
+#   Postfix 3.7 (postfix -c DIR/postfix) owning 127.0.10.1:
+#     127.0.10.1:25    smtpd, STARTTLS offered (smtpd_tls_security_level=may)
+#     127.0.10.1:465   submissions: implicit TLS (wrappermode), SASL
+#     127.0.10.1:587   submission: STARTTLS required, SASL after TLS only
+#     127.0.10.1:2525  same as 587
+#     myhostname mail.smtp-probe.test, certificate = DIR/certs/server-chain.pem
+#     Cyrus sasldb (DIR/postfix/sasl): user probe@smtp-probe.test, random password in
+#     DIR/sasl-password (mode 600), mechanisms PLAIN LOGIN CRAM-MD5.
+#     Nothing is ever delivered: every transport is error:.
+#   dnsmasq on 127.0.10.53:5300 answering mail.smtp-probe.test A 127.0.10.1,
+#     NXDOMAIN for other names under smtp-probe.test, REFUSED for the rest
+#     (no upstream servers: it never forwards).
+#
+# DIR/env.sh exports SP_TESTENV, SP_CERT_DIR, SP_CA_FILE, SP_MAIL_NAME,
+# SP_POSTFIX_ADDR, SP_DNS_SERVER, SP_SASL_USER, SP_SASL_PASSWORD_FILE.
+#
+# Only one environment can own 127.0.10.1 at a time. When another DIR's
+# instance holds the ports, start waits up to SP_ENV_WAIT seconds (default
+# 120) for them to be released, then fails naming the owner.
+set -euo pipefail
+
+ADDR=127.0.10.1
+PORTS=(25 465 587 2525)
+DNS_ADDR=127.0.10.53
+DNS_PORT=5300
+MAIL_NAME=mail.smtp-probe.test
+REALM=smtp-probe.test
+SASL_USER=probe
+OWNER_FILE=/run/smtp-probe-mailenv.owner
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Print a message on stderr, prefixed with the script name.
+say() { echo "mailenv: $*" >&2; }
+
+# True when something accepts TCP connections on ADDR:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# True when a process with this pid is alive.
+pid_alive() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null
+}
+
+# Wait until a pid has exited, at most $2 tenths of a second; true if gone.
+wait_pid_gone() {
+  local pid=$1 tries=$2
+  while [ "$tries" -gt 0 ]; do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+    tries=$((tries - 1))
+  done
+  ! pid_alive "$pid"
+}
+
+# The pid in a pid file (first field), or nothing.
+read_pid() {
+  [ -r "$1" ] || return 0
+  awk 'NR==1 {print $1}' "$1"
+}
+
+# Write DIR/postfix/main.cf and master.cf.
+write_postfix_config() {
+  local dir=$1 pf=$1/postfix
+  # The queue and data directories sit beside the config directory: Postfix
+  # wants everything under config_directory owned by root.
+  mkdir -p "$pf" "$dir/spool" "$dir/data"
+  chown root:root "$dir/spool"
+  chown postfix:postfix "$dir/data"
+  chmod 755 "$dir/spool"
+  chmod 700 "$dir/data"
+  cat >"$pf/main.cf" <<EOF
+# Private Postfix instance of the smtp-probe test environment.
+compatibility_level = 3.6
+queue_directory = $dir/spool
+data_directory = $dir/data
+# The listeners in master.cf name 127.0.10.1 themselves; this only keeps the
+# master's own checks happy (127.0.10.1 is not an interface address).
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+maillog_file = $dir/postfix.log
+maillog_file_prefixes = $dir
+myhostname = $MAIL_NAME
+mydomain = $REALM
+myorigin = \$myhostname
+mydestination =
+relay_domains =
+alias_maps =
+alias_database =
+local_recipient_maps =
+mynetworks = 127.0.0.0/8
+biff = no
+# Never deliver anything anywhere.
+default_transport = error:smtp-probe test environment delivers nothing
+relay_transport = error:smtp-probe test environment delivers nothing
+local_transport = error:smtp-probe test environment delivers nothing
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_banner = \$myhostname ESMTP smtp-probe test environment
+# TLS: the test CA's server certificate (key first, then leaf + CA).
+smtpd_tls_chain_files = $dir/certs/server.key, $dir/certs/server-chain.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+# SASL: Cyrus with sasldb; smtpd.conf lives in $pf/sasl, not /etc.
+# (Debian's smtpd looks in \$config_directory/sasl; the parameter says the
+# same so that both agree.)
+cyrus_sasl_config_path = $pf/sasl
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+smtpd_sasl_auth_enable = no
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_tls_security_options = noanonymous
+EOF
+  cat >"$pf/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+$ADDR:smtp inet n       -       n       -       -       smtpd
+$ADDR:submissions inet n -      n       -       -       smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+$ADDR:submission inet n -       n       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+$ADDR:2525 inet n       -       n       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# Write the Cyrus SASL config and sasldb with a fresh random password.
+write_sasl() {
+  local dir=$1 sasl=$1/postfix/sasl
+  mkdir -p "$sasl"
+  cat >"$sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN CRAM-MD5
+sasldb_path: $sasl/sasldb2
+EOF
+  rm -f "$sasl/sasldb2" "$dir/sasl-password"
+  (umask 077 && openssl rand -hex 16 >"$dir/sasl-password")
+  chmod 600 "$dir/sasl-password"
+  # The password goes through stdin (-p), never argv.
+  tr -d '\n' <"$dir/sasl-password" |
+    saslpasswd2 -f "$sasl/sasldb2" -p -c -u "$REALM" "$SASL_USER"
+  chown root:postfix "$sasl/sasldb2"
+  chmod 640 "$sasl/sasldb2"
+}
+
+# Write DIR/env.sh for the tests to source.
+write_env() {
+  local dir=$1
+  cat >"$dir/env.sh" <<EOF
+# Written by tests/env/mailenv.sh; source it.
+export SP_TESTENV='$dir'
+export SP_CERT_DIR='$dir/certs'
+export SP_CA_FILE='$dir/certs/ca.pem'
+export SP_MAIL_NAME='$MAIL_NAME'
+export SP_POSTFIX_ADDR='$ADDR'
+export SP_DNS_SERVER='$DNS_ADDR:$DNS_PORT'
+export SP_SASL_USER='$SASL_USER@$REALM'
+export SP_SASL_PASSWORD_FILE='$dir/sasl-password'
+EOF
+}
+
+# True when every Postfix listener accepts connections.
+postfix_ready() {
+  local p
+  for p in "${PORTS[@]}"; do
+    port_open "$ADDR" "$p" || return 1
+  done
+}
+
+# True when any of our addresses' listeners accepts connections.
+any_port_busy() {
+  local p
+  for p in "${PORTS[@]}"; do
+    port_open "$ADDR" "$p" && return 0
+  done
+  ss -Hlnu "src $DNS_ADDR:$DNS_PORT" 2>/dev/null | grep -q . && return 0
+  return 1
+}
+
+# Print what Postfix says about its configuration and its log, for failures.
+postfix_diagnostics() {
+  local dir=$1
+  say "--- postfix -c $dir/postfix check ---"
+  postfix -c "$dir/postfix" check >&2 2>&1 || true
+  say "--- $dir/postfix.log (last 40 lines) ---"
+  tail -n 40 "$dir/postfix.log" >&2 2>/dev/null || true
+}
+
+# Stop Postfix and dnsmasq of DIR; leaves no process behind.
+do_stop() {
+  local dir=$1 pid
+  if [ -f "$dir/postfix/main.cf" ]; then
+    pid=$(read_pid "$dir/spool/pid/master.pid")
+    if pid_alive "$pid"; then
+      postfix -c "$dir/postfix" stop >/dev/null 2>&1 || true
+      if ! wait_pid_gone "$pid" 100; then
+        postfix -c "$dir/postfix" abort >/dev/null 2>&1 || true
+        wait_pid_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+      fi
+    fi
+    # Children of a killed master exit when it does; reap any stragglers
+    # that still run with this instance's config directory.
+    pkill_instance "$dir/postfix"
+  fi
+  pid=$(read_pid "$dir/dnsmasq.pid")
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_pid_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/dnsmasq.pid"
+  if [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE" 2>/dev/null)" = "$dir" ]; then
+    rm -f "$OWNER_FILE"
+  fi
+}
+
+# Kill processes whose environment says they belong to this Postfix config
+# directory (MAIL_CONFIG=DIR, set by postfix -c for every daemon).
+pkill_instance() {
+  local conf=$1 p
+  for p in /proc/[0-9]*; do
+    if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "MAIL_CONFIG=$conf"; then
+      kill -KILL "${p#/proc/}" 2>/dev/null || true
+    fi
+  done
+}
+
+# Wait for another environment to release our addresses, or fail.
+wait_for_free_ports() {
+  local dir=$1 wait_s=${SP_ENV_WAIT:-120} deadline owner
+  deadline=$((SECONDS + wait_s))
+  while any_port_busy; do
+    owner=$(cat "$OWNER_FILE" 2>/dev/null || echo unknown)
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "127.0.10.1/127.0.10.53 still in use after ${wait_s}s (owner: $owner)"
+      say "stop it with: $HERE/mailenv.sh stop $owner"
+      return 1
+    fi
+    say "addresses in use by another environment ($owner); waiting"
+    sleep 1
+  done
+}
+
+# Start (or restart) everything for DIR.
+do_start() {
+  local dir=$1 deadline out
+  do_stop "$dir"
+  wait_for_free_ports "$dir"
+  echo "$dir" >"$OWNER_FILE"
+
+  "$HERE/make-certs.sh" "$dir/certs"
+  write_postfix_config "$dir"
+  write_sasl "$dir"
+  write_env "$dir"
+  : >"$dir/postfix.log"
+
+  if ! out=$(postfix -c "$dir/postfix" start 2>&1); then
+    say "postfix start failed: $out"
+    postfix_diagnostics "$dir"
+    do_stop "$dir"
+    return 1
+  fi
+
+  dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --no-poll \
+    --bind-interfaces --listen-address="$DNS_ADDR" --port="$DNS_PORT" \
+    --host-record="$MAIL_NAME,$ADDR" --local="/$REALM/" \
+    --pid-file="$dir/dnsmasq.pid" --log-facility="$dir/dnsmasq.log" \
+    --log-queries --user=nobody || {
+    say "dnsmasq failed to start"
+    tail -n 20 "$dir/dnsmasq.log" >&2 2>/dev/null || true
+    do_stop "$dir"
+    return 1
+  }
+
+  # Readiness: every Postfix listener accepts, and the resolver answers.
+  deadline=$((SECONDS + 30))
+  until postfix_ready && [ -s "$dir/dnsmasq.pid" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "Postfix listeners not ready after 30s"
+      postfix_diagnostics "$dir"
+      do_stop "$dir"
+      return 1
+    fi
+    sleep 0.1
+  done
+  say "up: Postfix on $ADDR:{25,465,587,2525}, dnsmasq on $DNS_ADDR:$DNS_PORT; env in $dir/env.sh"
+}
+
+cmd=${1:-}
+dir=${2:-}
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
+  echo "usage: mailenv.sh start|stop|status DIR" >&2
+  exit 2
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  say "must run as root (postfix -c DIR start)"
+  exit 1
+fi
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+case "$cmd" in
+start) do_start "$dir" ;;
+stop) do_stop "$dir" ;;
+status) postfix_ready ;;
+*)
+  echo "usage: mailenv.sh start|stop|status DIR" >&2
+  exit 2
+  ;;
+esac
