@@ -1,0 +1,1612 @@
+/*
+ * smtp_fault_server.c - a fault-injecting SMTP server for the diagnosis
+ * scenario tests and the benchmark's "lean" server.
+ *
+ * One thread, one epoll loop, non-blocking sockets and non-blocking
+ * OpenSSL. Each listener has a scripted behaviour (a mode); every
+ * connection accepted on it behaves so. Every connection is an explicit
+ * state machine: one handler per state, one setter for transitions.
+ *
+ * usage: smtp_fault_server --listen ADDR:PORT=MODE[,cert=PREFIX][,delay=MS]
+ *          [--listen ...] [--cert-prefix PREFIX] [--auth-password-file FILE]
+ *          [--ready-file FILE] [--log FILE]
+ *
+ * PREFIX names PREFIX-chain.pem (or PREFIX.pem when there is no chain
+ * file) and PREFIX.key. A cert= PREFIX without a '/' is taken relative to
+ * the directory of --cert-prefix.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Caps ------------------------------------------------------------- */
+
+#define MAX_LISTENERS 64              /* --listen options */
+#define IN_CAP 2048                   /* bytes of one command line, buffered */
+#define READ_TOTAL_CAP (4u << 20)     /* bytes read from one connection */
+#define OUT_HIGH (256u << 10)         /* stop reading above this backlog */
+#define OUT_CAP (1u << 20)            /* bytes of replies queued at most */
+#define STREAM_CHUNK 16384            /* bytes generated per stream step */
+#define ENDLESS_CAP (64ull << 20)     /* bytes an endless mode sends */
+#define HUGE_REPLY_BYTES (4ull << 20) /* size of the huge EHLO reply */
+#define LINGER_MS 2000                /* wait for the peer's FIN at close */
+#define HANDLER_ROUNDS 16             /* state handler calls per event */
+#define READ_ROUNDS 64                /* reads per handler call */
+#define PASSWORD_CAP 256              /* bytes of the AUTH password */
+#define SERVER_NAME "fault.smtp-probe.test"
+#define AUTH_USER "probe@smtp-probe.test"
+
+/* ---- Modes ------------------------------------------------------------ */
+
+/* The scripted behaviour of a listener. */
+enum mode {
+  M_STARTTLS,
+  M_IMPLICIT,
+  M_PLAIN,
+  M_GREET421,
+  M_GREET554,
+  M_EHLO_REJECT_HELO_OK,
+  M_EHLO_HELO_REJECT,
+  M_SILENT,
+  M_CLOSE,
+  M_CLOSE_AFTER_EHLO,
+  M_GARBAGE,
+  M_ENDLESS_LINE,
+  M_ENDLESS_MULTILINE,
+  M_HUGE_REPLY,
+  M_SLOW,
+  M_STARTTLS_454,
+  M_STARTTLS_STALL,
+  M_STARTTLS_GARBAGE,
+  M_AUTH_BEFORE_TLS,
+  M_INJECTION_VULNERABLE,
+  M_TLS10,
+  M_RCPT_REJECT,
+  M_MAIL_REJECT,
+  M_AUTH,
+  M_COUNT
+};
+
+/* Mode names as given on the command line, indexed by enum mode. */
+static const char *const mode_names[M_COUNT] = {"starttls",
+                                                "implicit",
+                                                "plain",
+                                                "greet421",
+                                                "greet554",
+                                                "ehlo-reject-helo-ok",
+                                                "ehlo-helo-reject",
+                                                "silent",
+                                                "close",
+                                                "close-after-ehlo",
+                                                "garbage",
+                                                "endless-line",
+                                                "endless-multiline",
+                                                "huge-reply",
+                                                "slow",
+                                                "starttls-454",
+                                                "starttls-stall",
+                                                "starttls-garbage",
+                                                "auth-before-tls",
+                                                "injection-vulnerable",
+                                                "tls10",
+                                                "rcpt-reject",
+                                                "mail-reject",
+                                                "auth"};
+
+/* ---- Connection states ------------------------------------------------ */
+
+/* Where one connection is in its script. */
+enum conn_state {
+  CS_TLS_ACCEPT,       /* implicit TLS: handshake before the greeting */
+  CS_COMMAND,          /* read command lines, queue replies */
+  CS_AUTH_RESPONSE,    /* read one AUTH continuation line */
+  CS_STARTTLS_FLUSH,   /* send the 220 to STARTTLS, then switch */
+  CS_TLS_HANDSHAKE,    /* STARTTLS handshake */
+  CS_SILENT,           /* read and discard, never answer */
+  CS_GARBAGE_ON_INPUT, /* answer the next bytes with non-TLS garbage */
+  CS_STREAM,           /* send generated bytes (endless/huge replies) */
+  CS_CLOSING,          /* send what is queued, then half-close */
+  CS_LINGER,           /* discard input until EOF or the linger deadline */
+  CS_DONE,             /* to be closed and freed */
+  CS_COUNT
+};
+
+/* State names for the log, indexed by enum conn_state. */
+static const char *const state_names[CS_COUNT] = {
+    [CS_TLS_ACCEPT] = "tls_accept",
+    [CS_COMMAND] = "command",
+    [CS_AUTH_RESPONSE] = "auth_response",
+    [CS_STARTTLS_FLUSH] = "starttls_flush",
+    [CS_TLS_HANDSHAKE] = "tls_handshake",
+    [CS_SILENT] = "silent",
+    [CS_GARBAGE_ON_INPUT] = "garbage_on_input",
+    [CS_STREAM] = "stream",
+    [CS_CLOSING] = "closing",
+    [CS_LINGER] = "linger",
+    [CS_DONE] = "done"};
+
+/* What a CS_STREAM connection is generating. */
+enum stream_kind {
+  STREAM_NONE,
+  STREAM_ENDLESS_LINE,      /* "220 xxxx..." without a line end */
+  STREAM_ENDLESS_MULTILINE, /* "220-..." continuation lines */
+  STREAM_HUGE_EHLO          /* "250-..." lines, then a last "250 " */
+};
+
+/* The AUTH mechanism a CS_AUTH_RESPONSE connection is in. */
+enum auth_step {
+  AUTH_PLAIN_RESPONSE, /* waiting for the PLAIN blob */
+  AUTH_LOGIN_USER,     /* waiting for the LOGIN user name */
+  AUTH_LOGIN_PASSWORD, /* waiting for the LOGIN password */
+  AUTH_CRAM_RESPONSE   /* waiting for the CRAM-MD5 answer */
+};
+
+/* Result of one read or write. */
+enum io_result { IO_OK, IO_AGAIN, IO_EOF, IO_ERROR };
+
+/* What an epoll registration points at. */
+enum item_kind { ITEM_LISTENER, ITEM_CONN, ITEM_SIGNAL };
+
+/* One listening socket and its script. */
+struct listener {
+  enum item_kind kind;        /* ITEM_LISTENER */
+  int fd;                     /* listening socket */
+  char addr[80];              /* ADDR:PORT as given, for the log */
+  enum mode mode;             /* scripted behaviour */
+  char cert_prefix[PATH_MAX]; /* certificate files prefix, "" = default */
+  long delay_ms;              /* slow mode: delay of every reply */
+  SSL_CTX *ctx;               /* TLS context, NULL when the mode has none */
+};
+
+/* One accepted connection. */
+struct conn {
+  enum item_kind kind;     /* ITEM_CONN */
+  int fd;                  /* the socket */
+  unsigned id;             /* number for the log */
+  struct listener *lst;    /* listener it came from */
+  enum conn_state state;   /* where it is */
+  SSL *ssl;                /* TLS session, or NULL */
+  bool tls;                /* TLS is established */
+  int ssl_want;            /* SSL_ERROR_WANT_READ/WRITE of the last op */
+  char in[IN_CAP];         /* unprocessed input */
+  size_t in_len;           /* bytes in in[] */
+  size_t read_total;       /* bytes read so far (capped) */
+  char *out;               /* queued output */
+  size_t out_len;          /* bytes in out[] */
+  size_t out_off;          /* bytes of out[] already sent */
+  size_t out_cap;          /* allocated size of out[] */
+  long long hold_until;    /* slow mode: output held until then, 0 none */
+  long long linger_until;  /* CS_LINGER deadline, 0 none */
+  enum stream_kind stream; /* CS_STREAM generator */
+  unsigned long long stream_sent;  /* bytes generated so far */
+  unsigned long long stream_limit; /* bytes to generate */
+  bool have_mail;                  /* MAIL FROM accepted */
+  bool authed;                     /* AUTH succeeded */
+  enum auth_step auth_step;        /* CS_AUTH_RESPONSE: what is expected */
+  char login_user[128];            /* AUTH LOGIN: the user name given */
+  char challenge[128];             /* AUTH CRAM-MD5: the challenge sent */
+  uint32_t events;                 /* epoll interest registered */
+  struct conn *prev, *next;        /* all connections */
+  struct conn *dead_next;          /* connections to free after this turn */
+};
+
+/* The whole server. */
+struct server {
+  int epfd;                                 /* epoll instance */
+  struct listener listeners[MAX_LISTENERS]; /* --listen */
+  int nlisteners;                           /* used listeners[] */
+  struct {
+    enum item_kind kind; /* ITEM_SIGNAL */
+    int fd;              /* signalfd for SIGTERM/SIGINT */
+  } sig;
+  char default_cert[PATH_MAX]; /* --cert-prefix */
+  char ready_file[PATH_MAX];   /* --ready-file */
+  char password[PASSWORD_CAP]; /* AUTH password from the file */
+  bool have_password;          /* a password file was read */
+  FILE *log;                   /* --log, or NULL */
+  struct conn *conns;          /* all connections */
+  struct conn *dead;           /* closed this turn, freed at its end */
+  unsigned next_id;            /* next connection number */
+  int nconns;                  /* open connections */
+  bool timers;                 /* some connection may have a deadline */
+  bool running;                /* false after SIGTERM/SIGINT */
+};
+
+static struct server g;
+
+/* ---- Small helpers ---------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write one timestamped line to the log, when there is one. */
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...) {
+  if (!g.log)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  fprintf(g.log, "%lld.%03ld ", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(g.log, fmt, ap);
+  va_end(ap);
+  fputc('\n', g.log);
+  fflush(g.log);
+}
+
+/* Copy at most n bytes of src into dst as printable ASCII (others '?'). */
+static void sanitize(char *dst, size_t dstlen, const char *src, size_t n) {
+  size_t j = 0;
+  for (size_t i = 0; i < n && j + 1 < dstlen; i++) {
+    unsigned char ch = (unsigned char)src[i];
+    dst[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  dst[j] = '\0';
+}
+
+/* Bounded string copy that always terminates; false when truncated. */
+static bool copy_str(char *dst, size_t dstlen, const char *src) {
+  size_t n = strlen(src);
+  if (n >= dstlen) {
+    memcpy(dst, src, dstlen - 1);
+    dst[dstlen - 1] = '\0';
+    return false;
+  }
+  memcpy(dst, src, n + 1);
+  return true;
+}
+
+/* Log the OpenSSL error queue, then clear it. */
+static void log_ssl_errors(unsigned id, const char *what) {
+  unsigned long e;
+  char buf[256];
+  while ((e = ERR_get_error()) != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    logf_("conn %u: %s: %s", id, what, buf);
+  }
+}
+
+/* True for modes whose listener needs a TLS context. */
+static bool mode_has_tls(enum mode m) {
+  switch (m) {
+  case M_STARTTLS:
+  case M_IMPLICIT:
+  case M_SLOW:
+  case M_AUTH_BEFORE_TLS:
+  case M_INJECTION_VULNERABLE:
+  case M_TLS10:
+  case M_RCPT_REJECT:
+  case M_MAIL_REJECT:
+  case M_AUTH:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* True for modes that advertise and accept STARTTLS in plaintext. */
+static bool mode_offers_starttls(enum mode m) {
+  return m != M_PLAIN && m != M_IMPLICIT && m != M_EHLO_REJECT_HELO_OK &&
+         m != M_EHLO_HELO_REJECT;
+}
+
+/* ---- Output queue ----------------------------------------------------- */
+
+/* Queue bytes to send; false when the output cap is reached. */
+static bool out_append(struct conn *c, const char *data, size_t n) {
+  if (c->out_off > 0 && c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  if (c->out_len + n > OUT_CAP)
+    return false;
+  if (c->out_len + n > c->out_cap) {
+    size_t cap = c->out_cap ? c->out_cap : 1024;
+    while (cap < c->out_len + n)
+      cap *= 2;
+    char *p = realloc(c->out, cap);
+    if (!p)
+      return false;
+    c->out = p;
+    c->out_cap = cap;
+  }
+  memcpy(c->out + c->out_len, data, n);
+  c->out_len += n;
+  return true;
+}
+
+/* Bytes queued and not yet sent. */
+static size_t out_pending(const struct conn *c) {
+  return c->out_len - c->out_off;
+}
+
+/* Queue one reply line (CRLF added); slow mode starts the hold timer. */
+static void reply(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reply(struct conn *c, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof line - 3)
+    n = (int)(sizeof line - 3);
+  if (c->lst->delay_ms > 0 && out_pending(c) == 0) {
+    c->hold_until = now_ms() + c->lst->delay_ms;
+    g.timers = true;
+  }
+  line[n++] = '\r';
+  line[n++] = '\n';
+  if (!out_append(c, line, (size_t)n))
+    logf_("conn %u: output cap reached, reply dropped", c->id);
+}
+
+/* ---- Reads and writes ------------------------------------------------- */
+
+/* Map an SSL_read/SSL_write/SSL_accept return to an io_result. */
+static enum io_result ssl_result(struct conn *c, int r, const char *what) {
+  int err = SSL_get_error(c->ssl, r);
+  c->ssl_want = 0;
+  switch (err) {
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    c->ssl_want = err;
+    return IO_AGAIN;
+  case SSL_ERROR_ZERO_RETURN:
+    return IO_EOF;
+  case SSL_ERROR_SYSCALL:
+    if (ERR_peek_error() == 0)
+      return errno == 0 ? IO_EOF : IO_ERROR;
+    log_ssl_errors(c->id, what);
+    return IO_ERROR;
+  default:
+    log_ssl_errors(c->id, what);
+    return IO_ERROR;
+  }
+}
+
+/* Read up to len bytes (TLS when active); *got is set on IO_OK. */
+static enum io_result conn_read(struct conn *c, char *buf, size_t len,
+                                size_t *got) {
+  *got = 0;
+  if (len == 0)
+    return IO_AGAIN;
+  if (c->read_total >= READ_TOTAL_CAP)
+    return IO_ERROR;
+  if (len > READ_TOTAL_CAP - c->read_total)
+    len = READ_TOTAL_CAP - c->read_total;
+  if (c->tls) {
+    errno = 0;
+    int r = SSL_read(c->ssl, buf, (int)len);
+    if (r <= 0)
+      return ssl_result(c, r, "SSL_read");
+    *got = (size_t)r;
+  } else {
+    ssize_t r = recv(c->fd, buf, len, 0);
+    if (r < 0)
+      return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                 ? IO_AGAIN
+                 : IO_ERROR;
+    if (r == 0)
+      return IO_EOF;
+    *got = (size_t)r;
+  }
+  c->read_total += *got;
+  return IO_OK;
+}
+
+/* Send queued output unless held; IO_OK when all is sent. */
+static enum io_result conn_flush(struct conn *c) {
+  if (out_pending(c) == 0)
+    return IO_OK;
+  if (c->hold_until && now_ms() < c->hold_until)
+    return IO_AGAIN;
+  c->hold_until = 0;
+  while (out_pending(c) > 0) {
+    size_t n = out_pending(c);
+    if (c->tls) {
+      errno = 0;
+      int r = SSL_write(c->ssl, c->out + c->out_off,
+                        n > INT_MAX ? INT_MAX : (int)n);
+      if (r <= 0)
+        return ssl_result(c, r, "SSL_write");
+      c->out_off += (size_t)r;
+    } else {
+      ssize_t r = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL);
+      if (r < 0)
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                   ? IO_AGAIN
+                   : IO_ERROR;
+      c->out_off += (size_t)r;
+    }
+  }
+  c->out_off = c->out_len = 0;
+  return IO_OK;
+}
+
+/* Read and throw away whatever is there; IO_EOF/IO_ERROR end it. */
+static enum io_result discard_input(struct conn *c) {
+  char buf[4096];
+  for (int i = 0; i < READ_ROUNDS; i++) {
+    size_t got;
+    enum io_result r = conn_read(c, buf, sizeof buf, &got);
+    if (r != IO_OK)
+      return r;
+  }
+  return IO_AGAIN;
+}
+
+/* ---- Transitions ------------------------------------------------------ */
+
+/* The one place a connection changes state. */
+static void set_state(struct conn *c, enum conn_state next) {
+  if (c->state == next)
+    return;
+  logf_("conn %u: %s -> %s", c->id, state_names[c->state], state_names[next]);
+  c->state = next;
+  if (next == CS_LINGER) {
+    c->linger_until = now_ms() + LINGER_MS;
+    g.timers = true;
+  }
+}
+
+/* Start a TLS session on the connection's socket. */
+static bool start_tls(struct conn *c) {
+  c->ssl = SSL_new(c->lst->ctx);
+  if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+    log_ssl_errors(c->id, "SSL_new");
+    return false;
+  }
+  SSL_set_accept_state(c->ssl);
+  return true;
+}
+
+/* Queue bytes of binary garbage ending in CRLF (never a TLS record). */
+static void queue_garbage(struct conn *c) {
+  static const char garbage[] =
+      "\x00\xff\xfe\x7f\x01\x02 binary garbage \x80\x90\xa0\x1b[0m\x07\r\n";
+  out_append(c, garbage, sizeof garbage - 1);
+}
+
+/* Queue the 220 greeting. */
+static void queue_greeting(struct conn *c) {
+  reply(c, "220 %s ESMTP smtp_fault_server (%s)", SERVER_NAME,
+        mode_names[c->lst->mode]);
+}
+
+/* Set the first state of a new connection from its listener's mode. */
+static void conn_begin(struct conn *c) {
+  switch (c->lst->mode) {
+  case M_CLOSE:
+    set_state(c, CS_DONE);
+    break;
+  case M_IMPLICIT:
+    if (start_tls(c))
+      set_state(c, CS_TLS_ACCEPT);
+    else
+      set_state(c, CS_DONE);
+    break;
+  case M_SILENT:
+    set_state(c, CS_SILENT);
+    break;
+  case M_GARBAGE:
+    queue_garbage(c);
+    set_state(c, CS_SILENT);
+    break;
+  case M_ENDLESS_LINE:
+    c->stream = STREAM_ENDLESS_LINE;
+    c->stream_limit = ENDLESS_CAP;
+    set_state(c, CS_STREAM);
+    break;
+  case M_ENDLESS_MULTILINE:
+    c->stream = STREAM_ENDLESS_MULTILINE;
+    c->stream_limit = ENDLESS_CAP;
+    set_state(c, CS_STREAM);
+    break;
+  case M_GREET421:
+    reply(c,
+          "421 4.3.2 %s Service not available, closing transmission "
+          "channel",
+          SERVER_NAME);
+    set_state(c, CS_CLOSING);
+    break;
+  case M_GREET554:
+    reply(c, "554 5.7.1 %s No SMTP service here", SERVER_NAME);
+    set_state(c, CS_CLOSING);
+    break;
+  default:
+    queue_greeting(c);
+    set_state(c, CS_COMMAND);
+    break;
+  }
+}
+
+/* ---- SMTP commands ---------------------------------------------------- */
+
+/* AUTH mechanisms advertised now, or NULL when AUTH is not offered. */
+static const char *auth_mechs(const struct conn *c) {
+  enum mode m = c->lst->mode;
+  if (c->tls)
+    return m == M_AUTH ? "PLAIN LOGIN CRAM-MD5" : "PLAIN LOGIN";
+  if (m == M_AUTH_BEFORE_TLS)
+    return "PLAIN LOGIN";
+  return NULL;
+}
+
+/* Answer EHLO with the mode's extension list. */
+static void cmd_ehlo(struct conn *c, const char *arg) {
+  enum mode m = c->lst->mode;
+  if (m == M_CLOSE_AFTER_EHLO) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  if (m == M_EHLO_REJECT_HELO_OK) {
+    reply(c, "502 5.5.2 Error: command not recognized");
+    return;
+  }
+  if (m == M_EHLO_HELO_REJECT) {
+    reply(c, "550 5.7.1 EHLO rejected by policy");
+    return;
+  }
+  char who[64];
+  sanitize(who, sizeof who, arg, strlen(arg));
+  c->have_mail = false;
+  reply(c, "250-%s Hello %s", SERVER_NAME, who);
+  if (m == M_HUGE_REPLY) {
+    c->stream = STREAM_HUGE_EHLO;
+    c->stream_limit = HUGE_REPLY_BYTES;
+    c->stream_sent = 0;
+    set_state(c, CS_STREAM);
+    return;
+  }
+  reply(c, "250-PIPELINING");
+  reply(c, "250-SIZE 10240000");
+  reply(c, "250-8BITMIME");
+  const char *mechs = auth_mechs(c);
+  if (mechs)
+    reply(c, "250-AUTH %s", mechs);
+  if (!c->tls && mode_offers_starttls(m)) {
+    reply(c, "250-ENHANCEDSTATUSCODES");
+    reply(c, "250 STARTTLS");
+  } else {
+    reply(c, "250 ENHANCEDSTATUSCODES");
+  }
+}
+
+/* Answer HELO. */
+static void cmd_helo(struct conn *c) {
+  if (c->lst->mode == M_EHLO_HELO_REJECT) {
+    reply(c, "550 5.7.1 HELO rejected by policy");
+    return;
+  }
+  c->have_mail = false;
+  reply(c, "250 %s", SERVER_NAME);
+}
+
+/* Answer STARTTLS as the mode says. */
+static void cmd_starttls(struct conn *c) {
+  enum mode m = c->lst->mode;
+  if (c->tls) {
+    reply(c, "554 5.5.1 Error: TLS already active");
+    return;
+  }
+  if (!mode_offers_starttls(m)) {
+    reply(c, "502 5.5.1 Error: command not implemented");
+    return;
+  }
+  if (m == M_STARTTLS_454) {
+    reply(c, "454 4.7.0 TLS not available due to local problem");
+    return;
+  }
+  reply(c, "220 2.0.0 Ready to start TLS");
+  if (c->in_len > 0 && m != M_INJECTION_VULNERABLE) {
+    logf_("conn %u: discarding %zu plaintext bytes pipelined after STARTTLS",
+          c->id, c->in_len);
+    c->in_len = 0;
+  } else if (c->in_len > 0) {
+    logf_("conn %u: keeping %zu plaintext bytes pipelined after STARTTLS "
+          "(vulnerable)",
+          c->id, c->in_len);
+  }
+  set_state(c, CS_STARTTLS_FLUSH);
+}
+
+/* Answer MAIL FROM. */
+static void cmd_mail(struct conn *c) {
+  if (c->lst->mode == M_MAIL_REJECT) {
+    reply(c, "553 5.7.1 Sender address rejected: not owned by user");
+    return;
+  }
+  c->have_mail = true;
+  reply(c, "250 2.1.0 Ok");
+}
+
+/* Answer RCPT TO. */
+static void cmd_rcpt(struct conn *c) {
+  if (!c->have_mail) {
+    reply(c, "503 5.5.1 Error: need MAIL command");
+    return;
+  }
+  if (c->lst->mode == M_RCPT_REJECT) {
+    reply(c, "550 5.1.1 Recipient address rejected: User unknown");
+    return;
+  }
+  reply(c, "250 2.1.5 Ok");
+}
+
+/* Decode base64 text into out (NUL-terminated); -1 when invalid. */
+static int b64_decode(const char *in, char *out, size_t outlen) {
+  size_t n = strlen(in);
+  if (n == 0 || n % 4 != 0 || (n / 4) * 3 + 1 > outlen)
+    return -1;
+  int len =
+      EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+  if (len < 0)
+    return -1;
+  if (n >= 1 && in[n - 1] == '=')
+    len--;
+  if (n >= 2 && in[n - 2] == '=')
+    len--;
+  out[len] = '\0';
+  return len;
+}
+
+/* True when user and password (len bytes) are the configured ones. */
+static bool credentials_ok(const char *user, const char *pw, size_t pwlen) {
+  size_t want = strlen(g.password);
+  return g.have_password && strcmp(user, AUTH_USER) == 0 && pwlen == want &&
+         CRYPTO_memcmp(pw, g.password, want) == 0;
+}
+
+/* Finish an AUTH exchange with success or failure. */
+static void auth_finish(struct conn *c, bool ok) {
+  c->authed = ok;
+  if (ok)
+    reply(c, "235 2.7.0 Authentication successful");
+  else
+    reply(c, "535 5.7.8 Error: authentication failed");
+  logf_("conn %u: AUTH %s", c->id, ok ? "succeeded" : "failed");
+  set_state(c, CS_COMMAND);
+}
+
+/* Check an AUTH PLAIN blob (authzid NUL authcid NUL password). */
+static void auth_plain(struct conn *c, const char *b64) {
+  char buf[512];
+  int n = b64_decode(b64, buf, sizeof buf);
+  const char *user = NULL, *pw = NULL;
+  if (n > 0) {
+    char *z1 = memchr(buf, '\0', (size_t)n);
+    char *z2 = z1 ? memchr(z1 + 1, '\0', (size_t)(buf + n - z1 - 1)) : NULL;
+    if (z2) {
+      user = z1 + 1;
+      pw = z2 + 1;
+    }
+  }
+  bool ok = user && credentials_ok(user, pw, (size_t)(buf + n - pw));
+  OPENSSL_cleanse(buf, sizeof buf);
+  auth_finish(c, ok);
+}
+
+/* Check a CRAM-MD5 answer: "user hex(HMAC-MD5(password, challenge))". */
+static void auth_cram(struct conn *c, const char *b64) {
+  char buf[512];
+  bool ok = false;
+  int n = b64_decode(b64, buf, sizeof buf);
+  char *sp = n > 0 ? strrchr(buf, ' ') : NULL;
+  if (sp && g.have_password) {
+    *sp = '\0';
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    if (HMAC(EVP_md5(), g.password, (int)strlen(g.password),
+             (const unsigned char *)c->challenge, strlen(c->challenge), mac,
+             &maclen)) {
+      for (unsigned i = 0; i < maclen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+      ok = strcmp(buf, AUTH_USER) == 0 && strlen(sp + 1) == 2 * maclen &&
+           CRYPTO_memcmp(sp + 1, hex, 2 * maclen) == 0;
+    } else {
+      log_ssl_errors(c->id, "HMAC-MD5");
+    }
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  auth_finish(c, ok);
+}
+
+/* Start AUTH MECH [initial-response]. */
+static void cmd_auth(struct conn *c, char *arg) {
+  const char *mechs = auth_mechs(c);
+  if (!mechs) {
+    reply(c, "530 5.7.0 Must issue a STARTTLS command first");
+    return;
+  }
+  if (c->authed) {
+    reply(c, "503 5.5.1 Error: already authenticated");
+    return;
+  }
+  char *initial = strchr(arg, ' ');
+  if (initial)
+    *initial++ = '\0';
+  if (strcasecmp(arg, "PLAIN") == 0) {
+    if (initial && *initial) {
+      auth_plain(c, initial);
+      return;
+    }
+    c->auth_step = AUTH_PLAIN_RESPONSE;
+    reply(c, "334 ");
+  } else if (strcasecmp(arg, "LOGIN") == 0) {
+    c->auth_step = AUTH_LOGIN_USER;
+    reply(c, "334 VXNlcm5hbWU6");
+  } else if (strcasecmp(arg, "CRAM-MD5") == 0 && strstr(mechs, "CRAM-MD5")) {
+    unsigned char rnd[8];
+    unsigned long long r = 0;
+    if (RAND_bytes(rnd, sizeof rnd) == 1)
+      memcpy(&r, rnd, sizeof r);
+    snprintf(c->challenge, sizeof c->challenge, "<%llu.%lld@%s>", r,
+             (long long)time(NULL), SERVER_NAME);
+    char b64[256];
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)c->challenge,
+                    (int)strlen(c->challenge));
+    c->auth_step = AUTH_CRAM_RESPONSE;
+    reply(c, "334 %s", b64);
+  } else {
+    reply(c, "504 5.5.4 Error: unsupported authentication mechanism");
+    return;
+  }
+  set_state(c, CS_AUTH_RESPONSE);
+}
+
+/* Handle one AUTH continuation line (never logged: it holds secrets). */
+static void auth_line(struct conn *c, char *line) {
+  if (strcmp(line, "*") == 0) {
+    reply(c, "501 5.7.0 Authentication aborted");
+    set_state(c, CS_COMMAND);
+    return;
+  }
+  char buf[256];
+  switch (c->auth_step) {
+  case AUTH_PLAIN_RESPONSE:
+    auth_plain(c, line);
+    break;
+  case AUTH_LOGIN_USER:
+    if (b64_decode(line, buf, sizeof buf) < 0) {
+      auth_finish(c, false);
+      break;
+    }
+    copy_str(c->login_user, sizeof c->login_user, buf);
+    c->auth_step = AUTH_LOGIN_PASSWORD;
+    reply(c, "334 UGFzc3dvcmQ6");
+    break;
+  case AUTH_LOGIN_PASSWORD: {
+    int n = b64_decode(line, buf, sizeof buf);
+    auth_finish(c, n >= 0 && credentials_ok(c->login_user, buf, (size_t)n));
+    OPENSSL_cleanse(buf, sizeof buf);
+    break;
+  }
+  case AUTH_CRAM_RESPONSE:
+    auth_cram(c, line);
+    break;
+  }
+}
+
+/* Dispatch one command line in CS_COMMAND. */
+static void smtp_command(struct conn *c, char *line) {
+  char verb[16];
+  size_t vlen = strcspn(line, " ");
+  char *arg = line + vlen;
+  while (*arg == ' ')
+    arg++;
+  sanitize(verb, sizeof verb, line,
+           vlen < sizeof verb ? vlen : sizeof verb - 1);
+  if (strcasecmp(verb, "AUTH") == 0) {
+    logf_("conn %u: < AUTH [arguments not logged]", c->id);
+  } else {
+    char shown[128];
+    sanitize(shown, sizeof shown, line, strlen(line));
+    logf_("conn %u: < %s", c->id, shown);
+  }
+  if (strcasecmp(verb, "EHLO") == 0)
+    cmd_ehlo(c, arg);
+  else if (strcasecmp(verb, "HELO") == 0)
+    cmd_helo(c);
+  else if (strcasecmp(verb, "STARTTLS") == 0)
+    cmd_starttls(c);
+  else if (strcasecmp(verb, "AUTH") == 0)
+    cmd_auth(c, arg);
+  else if (strcasecmp(verb, "MAIL") == 0)
+    cmd_mail(c);
+  else if (strcasecmp(verb, "RCPT") == 0)
+    cmd_rcpt(c);
+  else if (strcasecmp(verb, "NOOP") == 0)
+    reply(c, "250 2.0.0 Ok");
+  else if (strcasecmp(verb, "RSET") == 0) {
+    c->have_mail = false;
+    reply(c, "250 2.0.0 Ok");
+  } else if (strcasecmp(verb, "QUIT") == 0) {
+    reply(c, "221 2.0.0 Bye");
+    set_state(c, CS_CLOSING);
+  } else if (strcasecmp(verb, "DATA") == 0)
+    reply(c, "554 5.5.1 Error: this test server takes no mail");
+  else
+    reply(c, "502 5.5.2 Error: command not recognized");
+}
+
+/* Process the complete lines in in[] while the state reads lines. */
+static void process_lines(struct conn *c) {
+  while (c->state == CS_COMMAND || c->state == CS_AUTH_RESPONSE) {
+    char *lf = memchr(c->in, '\n', c->in_len);
+    if (!lf) {
+      if (c->in_len == IN_CAP) {
+        reply(c, "500 5.5.0 Error: line too long");
+        c->in_len = 0;
+        set_state(c, CS_CLOSING);
+      }
+      return;
+    }
+    size_t used = (size_t)(lf - c->in) + 1;
+    char line[IN_CAP];
+    size_t n = used - 1;
+    if (n > 0 && c->in[n - 1] == '\r')
+      n--;
+    memcpy(line, c->in, n);
+    line[n] = '\0';
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->state == CS_AUTH_RESPONSE)
+      auth_line(c, line);
+    else
+      smtp_command(c, line);
+    OPENSSL_cleanse(line, n);
+  }
+}
+
+/* ---- State handlers --------------------------------------------------- */
+
+/* CS_TLS_ACCEPT: implicit TLS handshake, then the greeting. */
+static void on_tls_accept(struct conn *c) {
+  errno = 0;
+  int r = SSL_accept(c->ssl);
+  if (r == 1) {
+    c->tls = true;
+    c->ssl_want = 0;
+    logf_("conn %u: implicit TLS up, %s", c->id, SSL_get_version(c->ssl));
+    queue_greeting(c);
+    set_state(c, CS_COMMAND);
+    return;
+  }
+  if (ssl_result(c, r, "SSL_accept") != IO_AGAIN)
+    set_state(c, CS_DONE);
+}
+
+/* CS_COMMAND and CS_AUTH_RESPONSE: read lines, answer them, send. */
+static void on_command(struct conn *c) {
+  enum conn_state entry = c->state;
+  for (int i = 0; i < READ_ROUNDS; i++) {
+    process_lines(c);
+    if (c->state != entry)
+      return;
+    if (out_pending(c) > OUT_HIGH)
+      break;
+    size_t got;
+    enum io_result r =
+        conn_read(c, c->in + c->in_len, IN_CAP - c->in_len, &got);
+    if (r == IO_AGAIN)
+      break;
+    if (r != IO_OK) {
+      logf_("conn %u: peer %s", c->id, r == IO_EOF ? "closed" : "error");
+      set_state(c, CS_DONE);
+      return;
+    }
+    c->in_len += got;
+  }
+  enum io_result w = conn_flush(c);
+  if (w == IO_ERROR || w == IO_EOF)
+    set_state(c, CS_DONE);
+}
+
+/* CS_STARTTLS_FLUSH: send the 220, then TLS (or the mode's fault). */
+static void on_starttls_flush(struct conn *c) {
+  enum io_result w = conn_flush(c);
+  if (w == IO_AGAIN)
+    return;
+  if (w != IO_OK) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  switch (c->lst->mode) {
+  case M_STARTTLS_STALL:
+    set_state(c, CS_SILENT);
+    break;
+  case M_STARTTLS_GARBAGE:
+    set_state(c, CS_GARBAGE_ON_INPUT);
+    break;
+  default:
+    set_state(c, start_tls(c) ? CS_TLS_HANDSHAKE : CS_DONE);
+    break;
+  }
+}
+
+/* CS_TLS_HANDSHAKE: STARTTLS handshake, then commands inside TLS. */
+static void on_tls_handshake(struct conn *c) {
+  errno = 0;
+  int r = SSL_accept(c->ssl);
+  if (r == 1) {
+    c->tls = true;
+    c->ssl_want = 0;
+    c->have_mail = false;
+    logf_("conn %u: STARTTLS TLS up, %s", c->id, SSL_get_version(c->ssl));
+    set_state(c, CS_COMMAND);
+    return;
+  }
+  if (ssl_result(c, r, "SSL_accept") != IO_AGAIN)
+    set_state(c, CS_DONE);
+}
+
+/* CS_SILENT: send anything queued (garbage), discard all input. */
+static void on_silent(struct conn *c) {
+  enum io_result w = conn_flush(c);
+  enum io_result r = discard_input(c);
+  if (w == IO_ERROR || r == IO_EOF || r == IO_ERROR)
+    set_state(c, CS_DONE);
+}
+
+/* CS_GARBAGE_ON_INPUT: the first bytes after STARTTLS get garbage back. */
+static void on_garbage_on_input(struct conn *c) {
+  char buf[4096];
+  size_t got;
+  enum io_result r = conn_read(c, buf, sizeof buf, &got);
+  if (r == IO_AGAIN)
+    return;
+  if (r != IO_OK) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  logf_("conn %u: answering %zu bytes (ClientHello?) with garbage", c->id, got);
+  out_append(c, "this is not TLS\r\n", 17);
+  queue_garbage(c);
+  set_state(c, CS_SILENT);
+}
+
+/* Generate the next chunk of a stream into the output queue. */
+static void stream_fill(struct conn *c) {
+  char chunk[STREAM_CHUNK];
+  size_t n = 0;
+  unsigned long long left = c->stream_limit - c->stream_sent;
+  size_t want = left < sizeof chunk ? (size_t)left : sizeof chunk;
+  if (c->stream == STREAM_ENDLESS_LINE) {
+    if (c->stream_sent == 0 && want >= 4) {
+      memcpy(chunk, "220 ", 4);
+      n = 4;
+    }
+    memset(chunk + n, 'x', want - n);
+    n = want;
+  } else {
+    /* Whole lines only; a tail shorter than one line ends the stream. */
+    while (n + 100 < want) {
+      int k;
+      if (c->stream == STREAM_ENDLESS_MULTILINE)
+        k = snprintf(chunk + n, sizeof chunk - n,
+                     "220-%s greeting line %llu\r\n", SERVER_NAME,
+                     c->stream_sent + n);
+      else
+        k = snprintf(chunk + n, sizeof chunk - n,
+                     "250-X-FILLER-%llu padding-padding-padding\r\n",
+                     c->stream_sent + n);
+      if (k <= 0)
+        break;
+      n += (size_t)k;
+    }
+    if (n == 0)
+      c->stream_limit = c->stream_sent;
+  }
+  c->stream_sent += n;
+  out_append(c, chunk, n);
+}
+
+/* CS_STREAM: keep the socket busy with generated bytes up to the cap. */
+static void on_stream(struct conn *c) {
+  for (int i = 0; i < HANDLER_ROUNDS; i++) {
+    enum io_result w = conn_flush(c);
+    if (w == IO_AGAIN)
+      return;
+    if (w != IO_OK) {
+      set_state(c, CS_DONE);
+      return;
+    }
+    if (c->stream_sent >= c->stream_limit) {
+      logf_("conn %u: stream of %llu bytes done", c->id, c->stream_sent);
+      c->stream = STREAM_NONE;
+      if (c->lst->mode == M_HUGE_REPLY) {
+        reply(c, "250 ENHANCEDSTATUSCODES");
+        set_state(c, CS_COMMAND);
+      } else {
+        set_state(c, CS_CLOSING);
+      }
+      return;
+    }
+    stream_fill(c);
+  }
+}
+
+/* CS_CLOSING: send what is queued, then half-close and linger. */
+static void on_closing(struct conn *c) {
+  enum io_result w = conn_flush(c);
+  if (w == IO_AGAIN)
+    return;
+  if (w == IO_OK && c->ssl && c->tls)
+    SSL_shutdown(c->ssl);
+  if (w != IO_OK || shutdown(c->fd, SHUT_WR) < 0) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  set_state(c, CS_LINGER);
+}
+
+/* CS_LINGER: discard input until the peer closes (or the deadline). */
+static void on_linger(struct conn *c) {
+  char buf[4096];
+  for (int i = 0; i < READ_ROUNDS; i++) {
+    ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return;
+    if (r <= 0) {
+      set_state(c, CS_DONE);
+      return;
+    }
+  }
+}
+
+/* CS_DONE: nothing; the connection is closed after the handler loop. */
+static void on_done(struct conn *c) {
+  (void)c;
+}
+
+/* One handler per state, indexed by enum conn_state. */
+static void (*const handlers[CS_COUNT])(struct conn *) = {
+    [CS_TLS_ACCEPT] = on_tls_accept,
+    [CS_COMMAND] = on_command,
+    [CS_AUTH_RESPONSE] = on_command,
+    [CS_STARTTLS_FLUSH] = on_starttls_flush,
+    [CS_TLS_HANDSHAKE] = on_tls_handshake,
+    [CS_SILENT] = on_silent,
+    [CS_GARBAGE_ON_INPUT] = on_garbage_on_input,
+    [CS_STREAM] = on_stream,
+    [CS_CLOSING] = on_closing,
+    [CS_LINGER] = on_linger,
+    [CS_DONE] = on_done};
+
+/* ---- Connection lifecycle --------------------------------------------- */
+
+/* The epoll interest the connection's state needs now. */
+static uint32_t wanted_events(const struct conn *c) {
+  uint32_t ev = 0;
+  bool held = c->hold_until != 0;
+  if (out_pending(c) > 0 && !held)
+    ev |= EPOLLOUT;
+  if (c->ssl_want == SSL_ERROR_WANT_WRITE)
+    ev |= EPOLLOUT;
+  switch (c->state) {
+  case CS_TLS_ACCEPT:
+  case CS_TLS_HANDSHAKE:
+    ev |= c->ssl_want == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+    break;
+  case CS_COMMAND:
+  case CS_AUTH_RESPONSE:
+    if (out_pending(c) <= OUT_HIGH)
+      ev |= EPOLLIN;
+    break;
+  case CS_SILENT:
+  case CS_GARBAGE_ON_INPUT:
+  case CS_LINGER:
+    ev |= EPOLLIN;
+    break;
+  case CS_STREAM:
+    ev |= EPOLLOUT;
+    break;
+  default:
+    break;
+  }
+  return ev;
+}
+
+/* Close and queue the connection for freeing at the end of this turn. */
+static void conn_close(struct conn *c) {
+  if (c->fd < 0)
+    return;
+  logf_("conn %u: closed (read %zu bytes)", c->id, c->read_total);
+  epoll_ctl(g.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->ssl)
+    SSL_free(c->ssl);
+  c->ssl = NULL;
+  close(c->fd);
+  c->fd = -1;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    g.conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->dead_next = g.dead;
+  g.dead = c;
+  g.nconns--;
+}
+
+/* Run the state handlers until the state settles, then update epoll. */
+static void conn_run(struct conn *c) {
+  for (int i = 0; i < HANDLER_ROUNDS && c->state != CS_DONE; i++) {
+    enum conn_state before = c->state;
+    handlers[c->state](c);
+    if (c->state == before)
+      break;
+  }
+  if (c->state == CS_DONE) {
+    conn_close(c);
+    return;
+  }
+  uint32_t ev = wanted_events(c);
+  if (ev != c->events) {
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    epoll_ctl(g.epfd, EPOLL_CTL_MOD, c->fd, &e);
+    c->events = ev;
+  }
+}
+
+/* Accept every pending connection on a listener. */
+static void accept_all(struct listener *l) {
+  for (int i = 0; i < 64; i++) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        logf_("accept on %s: %s", l->addr, strerror(errno));
+      return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+      close(fd);
+      return;
+    }
+    c->kind = ITEM_CONN;
+    c->fd = fd;
+    c->id = ++g.next_id;
+    c->lst = l;
+    c->state = CS_COMMAND;
+    c->next = g.conns;
+    if (g.conns)
+      g.conns->prev = c;
+    g.conns = c;
+    g.nconns++;
+    struct epoll_event e = {.events = 0, .data.ptr = c};
+    if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+      logf_("epoll_ctl: %s", strerror(errno));
+      conn_close(c);
+      continue;
+    }
+    logf_("conn %u: accepted on %s (%s), %d open", c->id, l->addr,
+          mode_names[l->mode], g.nconns);
+    conn_begin(c);
+    conn_run(c);
+  }
+}
+
+/* Milliseconds until the nearest connection deadline, or -1. */
+static int next_timeout(void) {
+  if (!g.timers)
+    return -1;
+  long long now = now_ms(), best = -1;
+  for (struct conn *c = g.conns; c; c = c->next) {
+    long long t = c->hold_until ? c->hold_until : 0;
+    if (c->linger_until && (!t || c->linger_until < t))
+      t = c->linger_until;
+    if (t && (best < 0 || t < best))
+      best = t;
+  }
+  if (best < 0) {
+    g.timers = false;
+    return -1;
+  }
+  return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
+}
+
+/* Run the connections whose deadlines have passed. */
+static void fire_timers(void) {
+  if (!g.timers)
+    return;
+  long long now = now_ms();
+  for (struct conn *c = g.conns, *next; c; c = next) {
+    next = c->next;
+    if (c->linger_until && c->linger_until <= now) {
+      set_state(c, CS_DONE);
+      conn_close(c);
+    } else if (c->hold_until && c->hold_until <= now) {
+      c->hold_until = 0;
+      conn_run(c);
+    }
+  }
+}
+
+/* Free the connections closed during this turn. */
+static void free_dead(void) {
+  while (g.dead) {
+    struct conn *c = g.dead;
+    g.dead = c->dead_next;
+    free(c->out);
+    OPENSSL_cleanse(c->in, sizeof c->in);
+    free(c);
+  }
+}
+
+/* ---- Setup ------------------------------------------------------------ */
+
+/* Print usage and exit with status 2. */
+static void usage(void) {
+  fprintf(stderr,
+          "usage: smtp_fault_server --listen ADDR:PORT=MODE[,cert=PREFIX]"
+          "[,delay=MS] [--listen ...]\n"
+          "         [--cert-prefix PREFIX] [--auth-password-file FILE]\n"
+          "         [--ready-file FILE] [--log FILE]\n"
+          "modes:");
+  for (int i = 0; i < M_COUNT; i++)
+    fprintf(stderr, " %s", mode_names[i]);
+  fprintf(stderr, "\n");
+  exit(2);
+}
+
+/* Print an error and exit with status 1. */
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("smtp_fault_server: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(1);
+}
+
+/* Parse a non-negative decimal number; -1 when it is not one. */
+static long parse_number(const char *s, long max) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < 0 || v > max)
+    return -1;
+  return v;
+}
+
+/* Parse ADDR:PORT ([v6]:PORT allowed) into a socket address. */
+static bool parse_addr(const char *text, struct sockaddr_storage *ss,
+                       socklen_t *len) {
+  char host[64];
+  const char *port;
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof host)
+      return false;
+    memcpy(host, text + 1, (size_t)(close - text - 1));
+    host[close - text - 1] = '\0';
+    port = close + 2;
+  } else {
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof host)
+      return false;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    port = colon + 1;
+  }
+  long p = parse_number(port, 65535);
+  if (p <= 0)
+    return false;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)p);
+    *len = sizeof *a4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)p);
+    *len = sizeof *a6;
+    return true;
+  }
+  return false;
+}
+
+/* Parse one --listen ADDR:PORT=MODE[,cert=PREFIX][,delay=MS]. */
+static void parse_listen(const char *spec) {
+  if (g.nlisteners == MAX_LISTENERS)
+    die("too many --listen (max %d)", MAX_LISTENERS);
+  struct listener *l = &g.listeners[g.nlisteners];
+  char buf[PATH_MAX + 128];
+  if (!copy_str(buf, sizeof buf, spec))
+    die("--listen too long");
+  char *eq = strchr(buf, '=');
+  if (!eq)
+    die("--listen %s: want ADDR:PORT=MODE", spec);
+  *eq = '\0';
+  if (!copy_str(l->addr, sizeof l->addr, buf))
+    die("--listen %s: address too long", spec);
+  char *opts = strchr(eq + 1, ',');
+  if (opts)
+    *opts++ = '\0';
+  int m = -1;
+  for (int i = 0; i < M_COUNT; i++)
+    if (strcmp(eq + 1, mode_names[i]) == 0)
+      m = i;
+  if (m < 0)
+    die("--listen %s: unknown mode '%s'", spec, eq + 1);
+  l->mode = (enum mode)m;
+  while (opts && *opts) {
+    char *next = strchr(opts, ',');
+    if (next)
+      *next++ = '\0';
+    if (strncmp(opts, "cert=", 5) == 0) {
+      if (!copy_str(l->cert_prefix, sizeof l->cert_prefix, opts + 5))
+        die("--listen %s: cert prefix too long", spec);
+    } else if (strncmp(opts, "delay=", 6) == 0) {
+      l->delay_ms = parse_number(opts + 6, 600000);
+      if (l->delay_ms < 0)
+        die("--listen %s: bad delay", spec);
+    } else {
+      die("--listen %s: unknown option '%s'", spec, opts);
+    }
+    opts = next;
+  }
+  l->kind = ITEM_LISTENER;
+  l->fd = -1;
+  g.nlisteners++;
+}
+
+/* Read the AUTH password: the first line of the file, at most 255 bytes. */
+static void read_password(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    die("%s: %s", path, strerror(errno));
+  if (!fgets(g.password, sizeof g.password, f))
+    die("%s: empty", path);
+  fclose(f);
+  g.password[strcspn(g.password, "\r\n")] = '\0';
+  g.have_password = true;
+}
+
+/* Resolve a listener's certificate prefix into chain and key paths. */
+static void cert_paths(const struct listener *l, char *chain, char *key,
+                       size_t len) {
+  char prefix[PATH_MAX];
+  const char *p = l->cert_prefix[0] ? l->cert_prefix : g.default_cert;
+  if (!p[0])
+    die("--listen %s: mode %s needs a certificate (--cert-prefix or cert=)",
+        l->addr, mode_names[l->mode]);
+  if (!strchr(p, '/') && strchr(g.default_cert, '/')) {
+    int dirlen = (int)(strrchr(g.default_cert, '/') - g.default_cert);
+    snprintf(prefix, sizeof prefix, "%.*s/%s", dirlen, g.default_cert, p);
+  } else {
+    copy_str(prefix, sizeof prefix, p);
+  }
+  struct stat st;
+  snprintf(chain, len, "%s-chain.pem", prefix);
+  if (stat(chain, &st) != 0)
+    snprintf(chain, len, "%s.pem", prefix);
+  snprintf(key, len, "%s.key", prefix);
+}
+
+/* Make the listener's TLS context when its mode needs one. */
+static void make_ctx(struct listener *l) {
+  if (!mode_has_tls(l->mode))
+    return;
+  char chain[PATH_MAX + 16], key[PATH_MAX + 16];
+  cert_paths(l, chain, key, sizeof chain);
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx)
+    die("SSL_CTX_new failed");
+  if (l->mode == M_TLS10) {
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION);
+    SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+  } else {
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_print_errors_fp(stderr);
+    die("--listen %s: cannot load %s / %s", l->addr, chain, key);
+  }
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx,
+                      SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  l->ctx = ctx;
+  logf_("listener %s: certificate %s", l->addr, chain);
+}
+
+/* Bind and listen on one listener and register it with epoll. */
+static void open_listener(struct listener *l) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!parse_addr(l->addr, &ss, &len))
+    die("--listen %s: bad address (want 1.2.3.4:PORT or [::1]:PORT)", l->addr);
+  l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l->fd < 0)
+    die("socket: %s", strerror(errno));
+  int one = 1;
+  setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6)
+    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(l->fd, (struct sockaddr *)&ss, len) < 0)
+    die("bind %s: %s", l->addr, strerror(errno));
+  if (listen(l->fd, 4096) < 0)
+    die("listen %s: %s", l->addr, strerror(errno));
+  struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
+  if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, l->fd, &e) < 0)
+    die("epoll_ctl: %s", strerror(errno));
+  logf_("listening on %s mode %s delay %ld ms", l->addr, mode_names[l->mode],
+        l->delay_ms);
+}
+
+/* Write the ready file atomically (temporary name, then rename). */
+static void write_ready_file(void) {
+  if (!g.ready_file[0])
+    return;
+  char tmp[PATH_MAX + 16];
+  snprintf(tmp, sizeof tmp, "%s.tmp", g.ready_file);
+  FILE *f = fopen(tmp, "w");
+  if (!f)
+    die("%s: %s", tmp, strerror(errno));
+  fprintf(f, "pid=%ld\nlisteners=%d\n", (long)getpid(), g.nlisteners);
+  if (fclose(f) != 0 || rename(tmp, g.ready_file) != 0)
+    die("%s: %s", g.ready_file, strerror(errno));
+}
+
+/* Raise the open-files limit to its hard maximum (for 1,000+ clients). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* Block SIGTERM/SIGINT and receive them through a signalfd in epoll. */
+static void setup_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  g.sig.kind = ITEM_SIGNAL;
+  g.sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (g.sig.fd < 0)
+    die("signalfd: %s", strerror(errno));
+  struct epoll_event e = {.events = EPOLLIN, .data.ptr = &g.sig};
+  if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, g.sig.fd, &e) < 0)
+    die("epoll_ctl: %s", strerror(errno));
+}
+
+/* Parse the command line into g. */
+static void parse_args(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+      usage();
+    if (!v)
+      usage();
+    i++;
+    if (strcmp(a, "--listen") == 0)
+      parse_listen(v);
+    else if (strcmp(a, "--cert-prefix") == 0) {
+      if (!copy_str(g.default_cert, sizeof g.default_cert, v))
+        die("--cert-prefix too long");
+    } else if (strcmp(a, "--ready-file") == 0) {
+      if (!copy_str(g.ready_file, sizeof g.ready_file, v))
+        die("--ready-file too long");
+    } else if (strcmp(a, "--log") == 0) {
+      g.log = fopen(v, "a");
+      if (!g.log)
+        die("%s: %s", v, strerror(errno));
+    } else if (strcmp(a, "--auth-password-file") == 0)
+      read_password(v);
+    else
+      usage();
+  }
+  if (g.nlisteners == 0)
+    usage();
+}
+
+/* Dispatch one epoll event. */
+static void handle_event(struct epoll_event *e) {
+  enum item_kind kind = *(enum item_kind *)e->data.ptr;
+  if (kind == ITEM_SIGNAL) {
+    struct signalfd_siginfo si;
+    if (read(g.sig.fd, &si, sizeof si) == (ssize_t)sizeof si) {
+      logf_("signal %u: stopping", si.ssi_signo);
+      g.running = false;
+    }
+    return;
+  }
+  if (kind == ITEM_LISTENER) {
+    accept_all(e->data.ptr);
+    return;
+  }
+  struct conn *c = e->data.ptr;
+  if (c->fd < 0)
+    return;
+  if (e->events & (EPOLLERR | EPOLLHUP)) {
+    logf_("conn %u: hangup/error in %s", c->id, state_names[c->state]);
+    set_state(c, CS_DONE);
+    conn_close(c);
+    return;
+  }
+  conn_run(c);
+}
+
+/* Start the listeners, write the ready file, run until a signal. */
+int main(int argc, char **argv) {
+  g.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (g.epfd < 0)
+    die("epoll_create1: %s", strerror(errno));
+  parse_args(argc, argv);
+  raise_fd_limit();
+  setup_signals();
+  for (int i = 0; i < g.nlisteners; i++) {
+    make_ctx(&g.listeners[i]);
+    open_listener(&g.listeners[i]);
+  }
+  write_ready_file();
+  g.running = true;
+  struct epoll_event events[256];
+  while (g.running) {
+    int n = epoll_wait(g.epfd, events, 256, next_timeout());
+    if (n < 0 && errno != EINTR)
+      die("epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n; i++)
+      handle_event(&events[i]);
+    fire_timers();
+    free_dead();
+  }
+  while (g.conns)
+    conn_close(g.conns);
+  free_dead();
+  for (int i = 0; i < g.nlisteners; i++) {
+    close(g.listeners[i].fd);
+    SSL_CTX_free(g.listeners[i].ctx);
+  }
+  OPENSSL_cleanse(g.password, sizeof g.password);
+  logf_("stopped");
+  if (g.log)
+    fclose(g.log);
+  return 0;
+}
