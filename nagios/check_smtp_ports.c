@@ -1,0 +1,106 @@
+/*
+ * check_smtp_ports.c - Nagios/Icinga plugin: probe a mail server's SMTP
+ * ports with the smtp-probe engine and report one state.
+ *
+ * Flow: options -> request -> engine -> output -> exit code.
+ * All SMTP and TLS work is in the core library (common/smtp_probe.h).
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "output.h"
+#include "smtp_probe.h"
+
+/* Seconds the safety alarm allows past the engine's own deadline. */
+#define ALARM_GRACE_S 5
+
+/* State the safety alarm exits with (set before the alarm is armed). */
+static volatile sig_atomic_t alarm_state = SP_STATE_CRITICAL;
+
+/* Last resort when the engine overruns its deadline: say so and exit. */
+static void on_alarm(int sig) {
+  static const char *const msgs[] = {
+      "SMTP OK - plugin timed out (engine overran its deadline)\n",
+      "SMTP WARNING - plugin timed out (engine overran its deadline)\n",
+      "SMTP CRITICAL - plugin timed out (engine overran its deadline)\n",
+      "SMTP UNKNOWN - plugin timed out (engine overran its deadline)\n"};
+  int st = alarm_state;
+  ssize_t w;
+
+  (void)sig;
+  if (st < 0 || st > 3)
+    st = SP_STATE_CRITICAL;
+  w = write(STDOUT_FILENO, msgs[st], strlen(msgs[st]));
+  (void)w;
+  _exit(st);
+}
+
+/* Print an UNKNOWN line with a message and the usage line; return 3. */
+static int unknown(const char *msg, bool usage) {
+  printf("SMTP UNKNOWN - %s\n", msg);
+  if (usage)
+    fputs(opts_usage(), stdout);
+  return SP_STATE_UNKNOWN;
+}
+
+/* Arm the safety alarm a little after the engine's deadline. */
+static void arm_alarm(const struct check_opts *o) {
+  struct sigaction sa;
+  double secs = ceil(o->req.timeout_s) + ALARM_GRACE_S;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  alarm_state = o->timeout_state;
+  alarm((unsigned)secs);
+}
+
+/* Options, request, engine, output, exit. */
+int main(int argc, char **argv) {
+  struct check_opts opts;
+  struct sp_engine *eng;
+  struct sp_batch *batch;
+  enum sp_state state = SP_STATE_UNKNOWN;
+  char err[256];
+  char *text;
+
+  switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
+  case OPTS_HELP:
+    fputs(opts_help(), stdout);
+    return SP_STATE_UNKNOWN;
+  case OPTS_VERSION:
+    printf("check_smtp_ports v%s\n", SP_VERSION);
+    return SP_STATE_UNKNOWN;
+  case OPTS_ERROR:
+    return unknown(err, true);
+  case OPTS_RUN:
+    break;
+  }
+
+  arm_alarm(&opts);
+  eng = sp_engine_new(err, sizeof(err));
+  if (eng == NULL)
+    return unknown(err, false);
+  batch = sp_probe_wait(eng, &opts.req, err, sizeof(err));
+  if (batch == NULL) {
+    sp_engine_free(eng);
+    return unknown(err, false);
+  }
+  text =
+      output_build(&opts, batch->results, batch->nresults, time(NULL), &state);
+  sp_batch_free(batch);
+  sp_engine_free(eng);
+  alarm(0);
+  if (text == NULL)
+    return unknown("out of memory while formatting the output", false);
+  fputs(text, stdout);
+  free(text);
+  return (int)state;
+}

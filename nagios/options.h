@@ -1,0 +1,69 @@
+/*
+ * options.h - command line of check_smtp_ports, parsed into one struct.
+ *
+ * Parsing is pure: no network, no output. main() prints the error text
+ * and the usage line when opts_parse() fails.
+ */
+#ifndef NAGIOS_OPTIONS_H
+#define NAGIOS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "range.h"
+#include "smtp_probe.h"
+
+/* The default ports when no -p is given: submission (what mail apps use)
+ * and implicit TLS. 25 is server-to-server relay: ask for it with -p. */
+#define OPTS_DEFAULT_PORTS "587,465"
+
+/* Default whole-run deadline in seconds (-t). */
+#define OPTS_DEFAULT_TIMEOUT 10.0
+
+/* Output size caps by verbosity: long output is cut to fit, perfdata never. */
+#define OPTS_CAP_DEFAULT 8192u /* -v 0 and 1 */
+#define OPTS_CAP_VV 65536u     /* -vv: chain details */
+#define OPTS_CAP_VVV 262144u   /* -vvv: the dialogue of every probe */
+
+/* What main() should do after parsing. */
+enum opts_action {
+  OPTS_RUN,     /* probe and report */
+  OPTS_HELP,    /* print the help text, exit UNKNOWN */
+  OPTS_VERSION, /* print the version, exit UNKNOWN */
+  OPTS_ERROR    /* print err and the usage line, exit UNKNOWN */
+};
+
+/* Everything the command line says. */
+struct check_opts {
+  struct sp_request req;             /* the probe request (strings in argv) */
+  uint16_t ports[SP_MAX_PORTS];      /* ports in the order given, no repeats */
+  int nports;                        /* how many of ports[] are used */
+  enum sp_tls_mode tls_mode;         /* --tls, for every port */
+  enum sp_role role;                 /* --role, for every port */
+  struct range warn[SP_PHASE_COUNT]; /* warning range per phase (-w: total) */
+  bool have_warn[SP_PHASE_COUNT];    /* warn[phase] is set */
+  struct range crit[SP_PHASE_COUNT]; /* critical range per phase (-c: total) */
+  bool have_crit[SP_PHASE_COUNT];    /* crit[phase] is set */
+  enum sp_state timeout_state;       /* state for timeout codes (-t S:STATE) */
+  bool require_any;  /* --require any: one OK result is enough */
+  int verbose;       /* -v count, 0..3 */
+  size_t output_cap; /* bytes of output at most (see caps) */
+};
+
+/* Parse argv into o (getopt_long; safe to call repeatedly). Returns the
+ * action; on OPTS_ERROR err holds one line naming the option. */
+enum opts_action opts_parse(int argc, char **argv, struct check_opts *o,
+                            char *err, size_t errlen);
+
+/* Parse a state word (OK, WARNING, CRITICAL, UNKNOWN, any case) or digit
+ * 0-3; -1 when it is neither. */
+int opts_parse_state(const char *s);
+
+/* The one usage line (ends with a newline). */
+const char *opts_usage(void);
+
+/* The full help text (ends with a newline). */
+const char *opts_help(void);
+
+#endif /* NAGIOS_OPTIONS_H */

@@ -1,0 +1,464 @@
+/*
+ * output.c - Nagios states, perfdata and the plugin's output text.
+ */
+#include "output.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SB_HARD_MAX (4u * 1024u * 1024u) /* no output buffer grows past this   \
+                                          */
+#define DESCRIBE_MAX 16384               /* bytes of one result's block */
+#define HINT_MAX 512                     /* bytes of one result's hint */
+
+/* A growable, NUL-terminated string with a hard size limit. */
+struct sbuf {
+  char *data; /* the text, NUL-terminated (NULL until first append) */
+  size_t len; /* bytes used, without the NUL */
+  size_t cap; /* bytes allocated */
+  bool fail;  /* an allocation failed or the hard limit was hit */
+};
+
+/* Append len bytes of s to sb. */
+static void sb_add(struct sbuf *sb, const char *s, size_t len) {
+  if (sb->fail)
+    return;
+  if (sb->len + len + 1 > sb->cap) {
+    size_t want = sb->cap ? sb->cap : 1024;
+    char *grown;
+    while (want < sb->len + len + 1)
+      want *= 2;
+    if (want > SB_HARD_MAX) {
+      sb->fail = true;
+      return;
+    }
+    grown = realloc(sb->data, want);
+    if (grown == NULL) {
+      sb->fail = true;
+      return;
+    }
+    sb->data = grown;
+    sb->cap = want;
+  }
+  memcpy(sb->data + sb->len, s, len);
+  sb->len += len;
+  sb->data[sb->len] = '\0';
+}
+
+/* Append a NUL-terminated string to sb. */
+static void sb_puts(struct sbuf *sb, const char *s) {
+  sb_add(sb, s, strlen(s));
+}
+
+/* Append formatted text (at most 1023 bytes per call) to sb. */
+static void sb_printf(struct sbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *sb, const char *fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  sb_add(sb, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Append text made safe for plugin output: '|' (the perfdata separator)
+ * becomes '/', bytes outside printable ASCII become '?'; newlines are kept
+ * only when multiline (else they become spaces), tabs become spaces. */
+static void sb_add_safe(struct sbuf *sb, const char *s, size_t len,
+                        bool multiline) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char out = (char)c;
+    if (c == '|')
+      out = '/';
+    else if (c == '\n')
+      out = multiline ? '\n' : ' ';
+    else if (c == '\t' || c == '\r')
+      out = ' ';
+    else if (c < 0x20 || c >= 0x7f)
+      out = '?';
+    sb_add(sb, &out, 1);
+  }
+}
+
+/* Severity rank for comparing states the Nagios way. */
+static int state_rank(enum sp_state s) {
+  switch (s) {
+  case SP_STATE_CRITICAL:
+    return 3;
+  case SP_STATE_WARNING:
+    return 2;
+  case SP_STATE_UNKNOWN:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* The worse of two states: CRITICAL > WARNING > UNKNOWN > OK. */
+enum sp_state state_worse(enum sp_state a, enum sp_state b) {
+  return state_rank(a) >= state_rank(b) ? a : b;
+}
+
+/* Evaluate one result into ev. */
+void eval_result(const struct check_opts *o, const struct sp_result *res,
+                 struct check_eval *ev) {
+  enum sp_state thr = SP_STATE_OK;
+
+  ev->state = res->state;
+  ev->why[0] = '\0';
+  if (sp_code_is_timeout(res->code))
+    ev->state = o->timeout_state;
+  if (res->code != SP_OK)
+    return;
+  for (int p = 0; p < SP_PHASE_COUNT; p++) {
+    const struct range *fired = NULL;
+    enum sp_state st = SP_STATE_OK;
+    double v = res->phase_s[p];
+    char expl[64];
+
+    if (p != SP_PHASE_TOTAL && !res->phase_done[p])
+      continue;
+    if (o->have_crit[p] && range_alerts(&o->crit[p], v)) {
+      fired = &o->crit[p];
+      st = SP_STATE_CRITICAL;
+    } else if (o->have_warn[p] && range_alerts(&o->warn[p], v)) {
+      fired = &o->warn[p];
+      st = SP_STATE_WARNING;
+    }
+    if (fired == NULL || state_rank(st) <= state_rank(thr))
+      continue;
+    thr = st;
+    range_explain(fired, v, expl, sizeof(expl));
+    snprintf(ev->why, sizeof(ev->why), "%s %.3fs %s",
+             p == SP_PHASE_TOTAL ? "response time"
+                                 : sp_phase_name((enum sp_phase)p),
+             v, expl);
+  }
+  ev->state = state_worse(ev->state, thr);
+}
+
+/* The overall state of n evaluated results. */
+enum sp_state eval_aggregate(const struct check_eval *ev, int n,
+                             bool require_any) {
+  enum sp_state worst = SP_STATE_OK;
+
+  if (n <= 0)
+    return SP_STATE_UNKNOWN;
+  for (int i = 0; i < n; i++) {
+    if (require_any && ev[i].state == SP_STATE_OK)
+      return SP_STATE_OK;
+    worst = state_worse(worst, ev[i].state);
+  }
+  return worst;
+}
+
+/* Write a quoted perfdata label into buf. */
+size_t perf_quote_label(const char *label, char *buf, size_t buflen) {
+  size_t n = 0;
+
+  if (buflen < 3) {
+    if (buflen > 0)
+      buf[0] = '\0';
+    return 0;
+  }
+  buf[n++] = '\'';
+  for (const char *p = label; *p != '\0'; p++) {
+    unsigned char c = (unsigned char)*p;
+    /* room for this character (two for a quote), the closing quote, NUL */
+    size_t need = (c == '\'') ? 2 : 1;
+    if (n + need + 2 > buflen)
+      break;
+    if (c == '\'') {
+      buf[n++] = '\'';
+      buf[n++] = '\'';
+    } else if (c == '=' || c < 0x20 || c >= 0x7f || c == '|') {
+      buf[n++] = '_';
+    } else {
+      buf[n++] = (char)c;
+    }
+  }
+  buf[n++] = '\'';
+  buf[n] = '\0';
+  return n;
+}
+
+/* Write a number in fixed point with 6 decimals into buf. */
+size_t perf_format_number(double v, char *buf, size_t buflen) {
+  int n;
+
+  if (buflen == 0)
+    return 0;
+  if (!isfinite(v))
+    n = snprintf(buf, buflen, "U");
+  else
+    n = snprintf(buf, buflen, "%.6f", v);
+  if (n < 0)
+    n = 0;
+  return (size_t)n < buflen ? (size_t)n : buflen - 1;
+}
+
+/* True when results name their address (all_addresses requests). */
+static bool names_address(const struct check_opts *o,
+                          const struct sp_result *res) {
+  return (res->per_address || o->req.all_addresses) && res->address[0] != '\0';
+}
+
+/* Write the human label of a result: "587", "587@127.0.0.1",
+ * "587@[2001:db8::1]". */
+static void display_label(const struct check_opts *o,
+                          const struct sp_result *res, char *buf,
+                          size_t buflen) {
+  if (!names_address(o, res))
+    snprintf(buf, buflen, "%u", (unsigned)res->port);
+  else if (strchr(res->address, ':') != NULL)
+    snprintf(buf, buflen, "%u@[%s]", (unsigned)res->port, res->address);
+  else
+    snprintf(buf, buflen, "%u@%s", (unsigned)res->port, res->address);
+}
+
+/* Append one perfdata item: label=value[uom];warn;crit;min (trailing empty
+ * fields dropped by the caller's format). */
+static void perf_item(struct sbuf *sb, const char *label, const char *value,
+                      const char *rest) {
+  char quoted[160];
+
+  perf_quote_label(label, quoted, sizeof(quoted));
+  if (sb->len > 0)
+    sb_puts(sb, " ");
+  sb_printf(sb, "%s=%s%s", quoted, value, rest);
+}
+
+/* Append the perfdata of one result: every phase that happened and the
+ * certificate days left when a certificate was seen. */
+static void perf_result(struct sbuf *sb, const struct check_opts *o,
+                        const struct sp_result *res, time_t now) {
+  char base[96];
+  char label[160];
+  char num[64];
+  char rest[160];
+
+  if (names_address(o, res))
+    snprintf(base, sizeof(base), "%u_%s", (unsigned)res->port, res->address);
+  else
+    snprintf(base, sizeof(base), "%u", (unsigned)res->port);
+  for (int p = 0; p < SP_PHASE_COUNT; p++) {
+    if (!res->phase_done[p])
+      continue;
+    snprintf(label, sizeof(label), "%s_%s", base,
+             sp_phase_name((enum sp_phase)p));
+    perf_format_number(res->phase_s[p], num, sizeof(num));
+    snprintf(rest, sizeof(rest), "s;%s;%s;0",
+             o->have_warn[p] ? o->warn[p].text : "",
+             o->have_crit[p] ? o->crit[p].text : "");
+    perf_item(sb, label, num, rest);
+  }
+  if (res->ncerts > 0 || res->chain_not_after != 0 ||
+      res->leaf_not_after != 0) {
+    time_t t =
+        res->chain_not_after ? res->chain_not_after : res->leaf_not_after;
+    char w[16] = "";
+    char c[16] = "";
+    snprintf(label, sizeof(label), "%s_cert_days", base);
+    snprintf(num, sizeof(num), "%ld", sp_days_left(t, now));
+    if (o->req.cert_warn_days >= 0)
+      snprintf(w, sizeof(w), "%d:", o->req.cert_warn_days);
+    if (o->req.cert_crit_days >= 0)
+      snprintf(c, sizeof(c), "%d:", o->req.cert_crit_days);
+    snprintf(rest, sizeof(rest), ";%s;%s", w, c);
+    perf_item(sb, label, num, rest);
+  }
+}
+
+/* Append the summary part of one result ("587 ok 0.012s",
+ * "465 tls_mode_mismatch: hint"). */
+static void summary_result(struct sbuf *sb, const struct check_opts *o,
+                           const struct sp_result *res,
+                           const struct check_eval *ev) {
+  char label[96];
+  char hint[HINT_MAX];
+  size_t hlen;
+
+  display_label(o, res, label, sizeof(label));
+  sb_puts(sb, label);
+  if (res->code == SP_OK && ev->why[0] != '\0') {
+    sb_puts(sb, " ok, ");
+    sb_add_safe(sb, ev->why, strlen(ev->why), false);
+    return;
+  }
+  if (res->code == SP_OK) {
+    sb_printf(sb, " ok %.3fs", res->phase_s[SP_PHASE_TOTAL]);
+    return;
+  }
+  sb_printf(sb, " %s", sp_code_name(res->code));
+  hlen = sp_result_hint(res, hint, sizeof(hint));
+  if (hlen >= sizeof(hint))
+    hlen = sizeof(hint) - 1;
+  if (hlen > 0) {
+    sb_puts(sb, ": ");
+    sb_add_safe(sb, hint, strnlen(hint, hlen), false);
+  }
+}
+
+/* Append text with every line indented by prefix (text made safe). */
+static void add_indented(struct sbuf *sb, const char *prefix, const char *text,
+                         size_t len) {
+  size_t i = 0;
+
+  while (i < len) {
+    const char *nl = memchr(text + i, '\n', len - i);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    sb_puts(sb, prefix);
+    sb_add_safe(sb, text + i, end - i, false);
+    sb_puts(sb, "\n");
+    i = end + 1;
+  }
+}
+
+/* Append the long output block of one result. */
+static void block_result(struct sbuf *sb, const struct check_opts *o,
+                         const struct sp_result *res,
+                         const struct check_eval *ev, char *desc) {
+  char label[96];
+  size_t dlen;
+
+  display_label(o, res, label, sizeof(label));
+  sb_printf(sb, "%s %s: %s %s", label, sp_role_name(res->role),
+            sp_state_name(ev->state), sp_code_name(res->code));
+  if (ev->why[0] != '\0') {
+    sb_puts(sb, ", ");
+    sb_add_safe(sb, ev->why, strlen(ev->why), false);
+  }
+  sb_puts(sb, "\n");
+  dlen = sp_result_describe(res, o->verbose >= 2 ? 2 : 0, desc, DESCRIBE_MAX);
+  if (dlen >= DESCRIBE_MAX)
+    dlen = DESCRIBE_MAX - 1;
+  add_indented(sb, "  ", desc, strnlen(desc, dlen));
+  if (o->verbose >= 3 && res->transcript != NULL) {
+    sb_puts(sb, "  dialogue:\n");
+    add_indented(sb, "    ", res->transcript,
+                 strnlen(res->transcript, res->transcript_len));
+  }
+}
+
+/* Append src to out, cut at the last newline that keeps out within limit
+ * bytes, plus a note saying so. */
+static void add_capped(struct sbuf *out, const struct sbuf *src, size_t limit) {
+  static const char note[] =
+      "(long output truncated; -vv or -vvv raise the size limit)\n";
+  size_t room;
+  size_t take;
+
+  if (src->len == 0)
+    return;
+  if (out->len + src->len <= limit) {
+    sb_add(out, src->data, src->len);
+    return;
+  }
+  if (out->len + sizeof(note) - 1 > limit)
+    return;
+  room = limit - out->len - (sizeof(note) - 1);
+  take = room < src->len ? room : src->len;
+  while (take > 0 && src->data[take - 1] != '\n')
+    take--;
+  sb_add(out, src->data, take);
+  sb_puts(out, note);
+}
+
+/* Order result indexes worst state first, keeping the given order among
+ * equals (insertion sort: n is small). */
+static void order_by_state(const struct check_eval *ev, int n, int *idx) {
+  for (int i = 0; i < n; i++)
+    idx[i] = i;
+  for (int i = 1; i < n; i++) {
+    int cur = idx[i];
+    int j = i;
+    while (j > 0 &&
+           state_rank(ev[idx[j - 1]].state) < state_rank(ev[cur].state)) {
+      idx[j] = idx[j - 1];
+      j--;
+    }
+    idx[j] = cur;
+  }
+}
+
+/* Build the whole plugin output. */
+char *output_build(const struct check_opts *o, const struct sp_result *res,
+                   int n, time_t now, enum sp_state *state) {
+  struct check_eval *ev = NULL;
+  int *idx = NULL;
+  char *desc = NULL;
+  struct sbuf summary = {0};
+  struct sbuf perf = {0};
+  struct sbuf longout = {0};
+  struct sbuf out = {0};
+  enum sp_state st;
+  char head[32];
+  size_t fixed;
+
+  if (n < 0)
+    n = 0;
+  ev = calloc((size_t)n + 1, sizeof(*ev));
+  idx = calloc((size_t)n + 1, sizeof(*idx));
+  desc = malloc(DESCRIBE_MAX);
+  if (ev == NULL || idx == NULL || desc == NULL)
+    goto done;
+
+  for (int i = 0; i < n; i++)
+    eval_result(o, &res[i], &ev[i]);
+  st = eval_aggregate(ev, n, o->require_any);
+  order_by_state(ev, n, idx);
+
+  /* Summary (worst first) and perfdata (in request order). */
+  for (int i = 0; i < n; i++) {
+    if (i > 0)
+      sb_puts(&summary, "; ");
+    summary_result(&summary, o, &res[idx[i]], &ev[idx[i]]);
+    perf_result(&perf, o, &res[i], now);
+  }
+  if (n == 0)
+    sb_puts(&summary, "no probe results");
+  if (o->verbose >= 1)
+    for (int i = 0; i < n; i++)
+      block_result(&longout, o, &res[idx[i]], &ev[idx[i]], desc);
+
+  /* First line: the summary gives way to perfdata when over the cap. */
+  snprintf(head, sizeof(head), "SMTP %s - ", sp_state_name(st));
+  fixed = strlen(head) + (perf.len ? 3 + perf.len : 0) + 1;
+  sb_puts(&out, head);
+  if (summary.len > 0 && fixed + summary.len > o->output_cap) {
+    size_t keep = o->output_cap > fixed + 3 ? o->output_cap - fixed - 3 : 0;
+    sb_add(&out, summary.data, keep < summary.len ? keep : summary.len);
+    sb_puts(&out, "...");
+  } else if (summary.len > 0) {
+    sb_add(&out, summary.data, summary.len);
+  }
+  if (perf.len > 0) {
+    sb_puts(&out, " | ");
+    sb_add(&out, perf.data, perf.len);
+  }
+  sb_puts(&out, "\n");
+  add_capped(&out, &longout, o->output_cap);
+  *state = st;
+
+done:
+  free(ev);
+  free(idx);
+  free(desc);
+  free(summary.data);
+  free(perf.data);
+  free(longout.data);
+  if (out.fail || (out.data == NULL)) {
+    free(out.data);
+    return NULL;
+  }
+  return out.data;
+}
