@@ -15,6 +15,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=/dev/null
 . "$testenv/env.sh"
 
+if ! command -v nagios4 >/dev/null; then
+  echo "FAIL: nagios4 not installed (scripts/install-deps.sh installs nagios4-core)" >&2
+  exit 1
+fi
 if [ ! -x "$plugin_dir/check_smtp_ports" ]; then
   echo "FAIL: $plugin_dir/check_smtp_ports is not built" >&2
   exit 1
