@@ -1,0 +1,778 @@
+/*
+ * smtp_probe.c - collectd read plugin: probes the SMTP ports of mail servers
+ * with the smtp-probe core and dispatches per-port, per-phase latencies,
+ * success, certificate time left, and state-change notifications.
+ *
+ * One engine thread runs every probe. Each <Target> block has a read
+ * callback of its own that never blocks: it dispatches the round that
+ * completed since the last read and submits the next one, unless a round is
+ * still in flight. See USAGE.md next to this file.
+ */
+#include "smtp_probe_internal.h"
+
+#include "utils/common/common.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdarg.h>
+
+/* The ports probed when a block names none. */
+static const uint16_t spc_default_ports[] = {25, 465, 587, 2525};
+
+/* Plugin-wide state: configured targets and the one engine. */
+static struct spc_target *spc_target_list; /* configured, in order */
+static struct sp_engine *spc_engine;       /* started in init */
+static int spc_config_blocks;              /* <Target> blocks seen */
+
+/* ---- Configuration ---------------------------------------------------- */
+
+/* Write a formatted message into a caller's buffer. */
+static void spc_msg(char *buf, size_t buflen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void spc_msg(char *buf, size_t buflen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, buflen, fmt, ap);
+  va_end(ap);
+}
+
+/* Check that an option has exactly one value and no nested block. */
+static int spc_one_value(const oconfig_item_t *ci, char *why, size_t whylen) {
+  if (ci->children_num > 0) {
+    spc_msg(why, whylen, "is an option, not a block");
+    return -1;
+  }
+  if (ci->values_num != 1) {
+    spc_msg(why, whylen, "takes exactly one value, got %d", ci->values_num);
+    return -1;
+  }
+  return 0;
+}
+
+/* Read one non-empty string value of at most maxlen bytes into *out. */
+static int spc_get_string(const oconfig_item_t *ci, size_t maxlen, char **out,
+                          char *why, size_t whylen) {
+  if (spc_one_value(ci, why, whylen) != 0)
+    return -1;
+  if (ci->values[0].type != OCONFIG_TYPE_STRING) {
+    spc_msg(why, whylen, "takes a quoted string");
+    return -1;
+  }
+  const char *s = ci->values[0].value.string;
+  size_t len = strnlen(s, maxlen + 1);
+  if (len == 0 || len > maxlen) {
+    spc_msg(why, whylen, "must be 1 to %zu characters", maxlen);
+    return -1;
+  }
+  char *copy = strndup(s, len);
+  if (copy == NULL) {
+    spc_msg(why, whylen, "out of memory");
+    return -1;
+  }
+  free(*out);
+  *out = copy;
+  return 0;
+}
+
+/* Read one number value within [min, max] into *out. */
+static int spc_get_number(const oconfig_item_t *ci, double min, double max,
+                          double *out, char *why, size_t whylen) {
+  if (spc_one_value(ci, why, whylen) != 0)
+    return -1;
+  if (ci->values[0].type != OCONFIG_TYPE_NUMBER) {
+    spc_msg(why, whylen, "takes a number");
+    return -1;
+  }
+  double v = ci->values[0].value.number;
+  if (!isfinite(v) || v < min || v > max) {
+    spc_msg(why, whylen, "must be between %g and %g, got %g", min, max, v);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Read one whole number within [min, max] into *out. */
+static int spc_get_int(const oconfig_item_t *ci, int min, int max, int *out,
+                       char *why, size_t whylen) {
+  double v = 0;
+  if (spc_get_number(ci, min, max, &v, why, whylen) != 0)
+    return -1;
+  if (v != floor(v)) {
+    spc_msg(why, whylen, "must be a whole number, got %g", v);
+    return -1;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+/* Read one boolean (true/false, or the strings yes/no/on/off). */
+static int spc_get_bool(const oconfig_item_t *ci, bool *out, char *why,
+                        size_t whylen) {
+  if (spc_one_value(ci, why, whylen) != 0)
+    return -1;
+  const oconfig_value_t *v = &ci->values[0];
+  if (v->type == OCONFIG_TYPE_BOOLEAN) {
+    *out = v->value.boolean != 0;
+    return 0;
+  }
+  if (v->type == OCONFIG_TYPE_STRING) {
+    const char *s = v->value.string;
+    if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
+        strcasecmp(s, "on") == 0) {
+      *out = true;
+      return 0;
+    }
+    if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
+        strcasecmp(s, "off") == 0) {
+      *out = false;
+      return 0;
+    }
+  }
+  spc_msg(why, whylen, "takes true or false");
+  return -1;
+}
+
+/* Read one keyword value and map it with a name parser (-1: unknown). */
+static int spc_get_keyword(const oconfig_item_t *ci, int (*parse)(const char *),
+                           const char *allowed, int *out, char *why,
+                           size_t whylen) {
+  char *s = NULL;
+  if (spc_get_string(ci, 32, &s, why, whylen) != 0)
+    return -1;
+  int v = parse(s);
+  if (v < 0) {
+    spc_msg(why, whylen, "\"%s\" is not one of %s", s, allowed);
+    free(s);
+    return -1;
+  }
+  free(s);
+  *out = v;
+  return 0;
+}
+
+/* Map an AddressFamily word to enum sp_family; -1 when unknown. */
+static int spc_family_from_name(const char *s) {
+  if (strcasecmp(s, "any") == 0)
+    return SP_FAMILY_ANY;
+  if (strcasecmp(s, "ipv4") == 0)
+    return SP_FAMILY_IPV4;
+  if (strcasecmp(s, "ipv6") == 0)
+    return SP_FAMILY_IPV6;
+  return -1;
+}
+
+/* Map a Role word to enum sp_role; "default" means by port number. */
+static int spc_role_from_name(const char *s) {
+  if (strcasecmp(s, "default") == 0)
+    return SP_ROLE_DEFAULT;
+  return sp_role_from_name(s);
+}
+
+/* Map a TLS word to enum sp_tls_mode. */
+static int spc_tls_from_name(const char *s) {
+  return sp_tls_mode_from_name(s);
+}
+
+/* Read the Port option: one or more ports, appended to ports[]. */
+static int spc_get_ports(const oconfig_item_t *ci, uint16_t *ports, int *nports,
+                         char *why, size_t whylen) {
+  if (ci->children_num > 0) {
+    spc_msg(why, whylen, "is an option, not a block");
+    return -1;
+  }
+  if (ci->values_num < 1) {
+    spc_msg(why, whylen, "takes one or more port numbers");
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const oconfig_value_t *v = &ci->values[i];
+    if (v->type != OCONFIG_TYPE_NUMBER) {
+      spc_msg(why, whylen, "takes port numbers, value %d is not a number",
+              i + 1);
+      return -1;
+    }
+    double p = v->value.number;
+    if (!isfinite(p) || p != floor(p) || p < 1 || p > 65535) {
+      spc_msg(why, whylen, "%g is not a port number (1-65535)", p);
+      return -1;
+    }
+    for (int j = 0; j < *nports; j++) {
+      if (ports[j] == (uint16_t)p) {
+        spc_msg(why, whylen, "port %g is listed twice", p);
+        return -1;
+      }
+    }
+    if (*nports >= SP_MAX_PORTS) {
+      spc_msg(why, whylen, "more than %d ports", SP_MAX_PORTS);
+      return -1;
+    }
+    ports[(*nports)++] = (uint16_t)p;
+  }
+  return 0;
+}
+
+/* Check a target name: 1-63 of [A-Za-z0-9_.-], safe in plugin_instance. */
+static int spc_check_name(const char *name, char *why, size_t whylen) {
+  size_t len = strnlen(name, SPC_MAX_NAME);
+  if (len == 0 || len >= SPC_MAX_NAME) {
+    spc_msg(why, whylen, "the name must be 1 to %d characters",
+            SPC_MAX_NAME - 1);
+    return -1;
+  }
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      spc_msg(why, whylen,
+              "the name may only hold letters, digits, '_', "
+              "'.' and '-'");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Free one target and anything it still holds. */
+void spc_target_free(struct spc_target *t) {
+  if (t == NULL)
+    return;
+  if (t->done != NULL)
+    sp_batch_free(t->done);
+  free(t->host);
+  free(t->sni);
+  free(t->cafile);
+  free(t->ehlo);
+  free(t->source);
+  free(t->dns_server);
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}
+
+/* Parse one option of a <Target> block into t (ports go to ports[]). */
+static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
+                             uint16_t *ports, int *nports, int *tls, int *role,
+                             double *interval_s, char *why, size_t whylen) {
+  const char *key = c->key;
+  struct sp_request *r = &t->req;
+  int v = 0;
+  double d = 0;
+  bool b = false;
+
+  if (strcasecmp(key, "Host") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->host, why, whylen);
+  if (strcasecmp(key, "Port") == 0)
+    return spc_get_ports(c, ports, nports, why, whylen);
+  if (strcasecmp(key, "TLS") == 0)
+    return spc_get_keyword(c, spc_tls_from_name,
+                           "auto, none, starttls, implicit", tls, why, whylen);
+  if (strcasecmp(key, "Role") == 0)
+    return spc_get_keyword(c, spc_role_from_name,
+                           "default, submission, implicit, relay", role, why,
+                           whylen);
+  if (strcasecmp(key, "SNI") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->sni, why, whylen);
+  if (strcasecmp(key, "CAFile") == 0)
+    return spc_get_string(c, 4096, &t->cafile, why, whylen);
+  if (strcasecmp(key, "EHLO") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->ehlo, why, whylen);
+  if (strcasecmp(key, "Source") == 0) {
+    if (spc_get_string(c, 63, &t->source, why, whylen) != 0)
+      return -1;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, t->source, addr) != 1 &&
+        inet_pton(AF_INET6, t->source, addr) != 1) {
+      spc_msg(why, whylen, "\"%s\" is not an IPv4 or IPv6 address", t->source);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcasecmp(key, "DNSServer") == 0)
+    return spc_get_string(c, 127, &t->dns_server, why, whylen);
+  if (strcasecmp(key, "Verify") == 0) {
+    if (spc_get_bool(c, &b, why, whylen) != 0)
+      return -1;
+    r->no_verify = !b;
+    return 0;
+  }
+  if (strcasecmp(key, "AllAddresses") == 0)
+    return spc_get_bool(c, &r->all_addresses, why, whylen);
+  if (strcasecmp(key, "AddressFamily") == 0) {
+    if (spc_get_keyword(c, spc_family_from_name, "any, ipv4, ipv6", &v, why,
+                        whylen) != 0)
+      return -1;
+    r->family = (enum sp_family)v;
+    return 0;
+  }
+  if (strcasecmp(key, "BannerWait") == 0) {
+    if (spc_get_number(c, 0, 3600, &d, why, whylen) != 0)
+      return -1;
+    r->banner_wait_s = d;
+    return 0;
+  }
+  if (strcasecmp(key, "Timeout") == 0) {
+    if (spc_get_number(c, 0.001, 3600, &d, why, whylen) != 0)
+      return -1;
+    r->timeout_s = d;
+    return 0;
+  }
+  if (strcasecmp(key, "Interval") == 0)
+    return spc_get_number(c, 0.001, 86400, interval_s, why, whylen);
+  if (strcasecmp(key, "CertWarningDays") == 0)
+    return spc_get_int(c, -1, 36500, &r->cert_warn_days, why, whylen);
+  if (strcasecmp(key, "CertCriticalDays") == 0)
+    return spc_get_int(c, -1, 36500, &r->cert_crit_days, why, whylen);
+
+  spc_msg(why, whylen, "unknown option");
+  return -1;
+}
+
+/* Parse one <Target> block; NULL with a message naming block and key. */
+struct spc_target *spc_target_parse(const oconfig_item_t *ci,
+                                    cdtime_t default_interval, char *err,
+                                    size_t errlen) {
+  char why[SPC_MAX_ERR] = "";
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    spc_msg(err, errlen,
+            "Target: the block needs one quoted name, "
+            "e.g. <Target \"mx1\">");
+    return NULL;
+  }
+  const char *name = ci->values[0].value.string;
+  if (spc_check_name(name, why, sizeof(why)) != 0) {
+    spc_msg(err, errlen, "Target \"%.*s\": %s", SPC_MAX_NAME, name, why);
+    return NULL;
+  }
+
+  struct spc_target *t = calloc(1, sizeof(*t));
+  if (t == NULL) {
+    spc_msg(err, errlen, "Target \"%s\": out of memory", name);
+    return NULL;
+  }
+  pthread_mutex_init(&t->lock, NULL);
+  sstrncpy(t->name, name, sizeof(t->name));
+  sp_request_init(&t->req);
+
+  uint16_t ports[SP_MAX_PORTS];
+  int nports = 0;
+  int tls = SP_TLS_AUTO;
+  int role = SP_ROLE_DEFAULT;
+  double interval_s = 0;
+  bool timeout_set = false;
+
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *c = &ci->children[i];
+    if (spc_target_option(t, c, ports, &nports, &tls, &role, &interval_s, why,
+                          sizeof(why)) != 0) {
+      spc_msg(err, errlen, "Target \"%s\": %s: %s", t->name, c->key, why);
+      spc_target_free(t);
+      return NULL;
+    }
+    if (strcasecmp(c->key, "Timeout") == 0)
+      timeout_set = true;
+  }
+
+  if (t->host == NULL) {
+    spc_msg(err, errlen, "Target \"%s\": Host: missing (required)", t->name);
+    spc_target_free(t);
+    return NULL;
+  }
+
+  t->interval =
+      interval_s > 0 ? DOUBLE_TO_CDTIME_T(interval_s) : default_interval;
+  double ival = CDTIME_T_TO_DOUBLE(t->interval);
+  if (!timeout_set) {
+    double def = ival * 0.8;
+    t->req.timeout_s = def < SPC_DEFAULT_TIMEOUT ? def : SPC_DEFAULT_TIMEOUT;
+  }
+  if (t->req.timeout_s >= ival) {
+    spc_msg(err, errlen,
+            "Target \"%s\": Timeout: %g s must be below Interval (%g s)",
+            t->name, t->req.timeout_s, ival);
+    spc_target_free(t);
+    return NULL;
+  }
+  int warn = t->req.cert_warn_days, crit = t->req.cert_crit_days;
+  if (warn >= 0 && crit > warn) {
+    spc_msg(err, errlen,
+            "Target \"%s\": CertCriticalDays: %d must not exceed "
+            "CertWarningDays (%d)",
+            t->name, crit, warn);
+    spc_target_free(t);
+    return NULL;
+  }
+
+  if (nports == 0) {
+    for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_default_ports); i++)
+      ports[nports++] = spc_default_ports[i];
+  }
+  for (int i = 0; i < nports; i++) {
+    if (sp_request_add_port(&t->req, ports[i], (enum sp_tls_mode)tls,
+                            (enum sp_role)role) != 0) {
+      spc_msg(err, errlen, "Target \"%s\": Port: cannot add port %u", t->name,
+              (unsigned)ports[i]);
+      spc_target_free(t);
+      return NULL;
+    }
+  }
+
+  t->req.host = t->host;
+  t->req.sni = t->sni;
+  t->req.cafile = t->cafile;
+  t->req.ehlo_name = t->ehlo;
+  t->req.source = t->source;
+  t->req.dns_server = t->dns_server;
+
+  if (sp_request_validate(&t->req, why, sizeof(why)) != 0) {
+    spc_msg(err, errlen, "Target \"%s\": invalid request: %s", t->name, why);
+    spc_target_free(t);
+    return NULL;
+  }
+  return t;
+}
+
+/* Find a configured target by name. */
+static struct spc_target *spc_find_target(const char *name) {
+  for (struct spc_target *t = spc_target_list; t != NULL; t = t->next) {
+    if (strcmp(t->name, name) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+/* Append a target at the end of the list (configuration order). */
+static void spc_append_target(struct spc_target *t) {
+  struct spc_target **pp = &spc_target_list;
+  while (*pp != NULL)
+    pp = &(*pp)->next;
+  *pp = t;
+}
+
+/* collectd's complex-config callback for <Plugin smtp_probe>. */
+int spc_config(oconfig_item_t *ci) {
+  char err[SPC_MAX_ERR];
+  cdtime_t default_interval = plugin_get_interval();
+
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *c = &ci->children[i];
+    if (strcasecmp(c->key, "Target") != 0) {
+      ERROR(SPC_PLUGIN ": \"%s\" is not a known option (only <Target> "
+                       "blocks are); ignored",
+            c->key);
+      continue;
+    }
+    spc_config_blocks++;
+    struct spc_target *t =
+        spc_target_parse(c, default_interval, err, sizeof(err));
+    if (t == NULL) {
+      ERROR(SPC_PLUGIN ": %s; skipping this block", err);
+      continue;
+    }
+    if (spc_find_target(t->name) != NULL) {
+      ERROR(SPC_PLUGIN ": Target \"%s\": the name is used by an earlier "
+                       "block; skipping this block",
+            t->name);
+      spc_target_free(t);
+      continue;
+    }
+    spc_append_target(t);
+  }
+  /* Bad blocks are skipped, not fatal: init fails when none is left. */
+  return 0;
+}
+
+/* The configured targets, in configuration order. */
+struct spc_target *spc_targets(void) {
+  return spc_target_list;
+}
+
+/* ---- Dispatch --------------------------------------------------------- */
+
+/* The plugin_instance for one result: "<target>-<port>[-<address>]". */
+int spc_instance_name(const char *target, const struct sp_result *res,
+                      char *buf, size_t buflen) {
+  int n;
+  if (res->per_address && res->address[0] != '\0') {
+    char addr[sizeof(res->address)];
+    size_t i = 0;
+    for (; i + 1 < sizeof(addr) && res->address[i] != '\0'; i++) {
+      char c = res->address[i];
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '.';
+      addr[i] = ok ? c : '_';
+    }
+    addr[i] = '\0';
+    n = snprintf(buf, buflen, "%s-%u-%s", target, (unsigned)res->port, addr);
+  } else {
+    n = snprintf(buf, buflen, "%s-%u", target, (unsigned)res->port);
+  }
+  return (n < 0 || (size_t)n >= buflen) ? -1 : 0;
+}
+
+/* Dispatch one gauge value. */
+static void spc_dispatch_gauge(const char *instance, const char *type,
+                               const char *type_instance, double value,
+                               cdtime_t when, cdtime_t interval) {
+  value_t v = {.gauge = value};
+  value_list_t vl = VALUE_LIST_INIT;
+  vl.values = &v;
+  vl.values_len = 1;
+  vl.time = when;
+  vl.interval = interval;
+  sstrncpy(vl.plugin, SPC_PLUGIN, sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
+  plugin_dispatch_values(&vl);
+}
+
+/* Seconds from now until a certificate's expiry, clamped at 0. */
+static double spc_time_left(time_t not_after, cdtime_t when) {
+  double left = (double)not_after - CDTIME_T_TO_DOUBLE(when);
+  return left > 0 ? left : 0;
+}
+
+/* Find (or make) the state slot of one target-port[-address]. */
+static struct spc_state *spc_state_slot(struct spc_target *t,
+                                        const struct sp_result *res,
+                                        bool *is_new) {
+  struct spc_state *victim = NULL;
+  for (int i = 0; i < SPC_MAX_STATES; i++) {
+    struct spc_state *s = &t->states[i];
+    if (s->used && s->port == res->port &&
+        strncmp(s->address, res->per_address ? res->address : "",
+                sizeof(s->address)) == 0) {
+      *is_new = false;
+      return s;
+    }
+    /* An empty slot, else the one seen longest ago, is reused. */
+    if (victim == NULL ||
+        (victim->used && (!s->used || s->seen < victim->seen)))
+      victim = s;
+  }
+  memset(victim, 0, sizeof(*victim));
+  victim->used = true;
+  victim->port = res->port;
+  if (res->per_address)
+    sstrncpy(victim->address, res->address, sizeof(victim->address));
+  *is_new = true;
+  return victim;
+}
+
+/* Map a probe state to a notification severity. */
+static int spc_severity(enum sp_state state) {
+  switch (state) {
+  case SP_STATE_OK:
+    return NOTIF_OKAY;
+  case SP_STATE_WARNING:
+    return NOTIF_WARNING;
+  default:
+    return NOTIF_FAILURE;
+  }
+}
+
+/* Replace bytes that are not printable ASCII with '?'. */
+static void spc_sanitise(char *s) {
+  for (; *s != '\0'; s++) {
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+      *s = '?';
+  }
+}
+
+/* Dispatch a notification when a target-port's state or code changed, and
+ * on its first result when that is not OK. */
+static void spc_notify_if_changed(struct spc_target *t,
+                                  const struct sp_result *res,
+                                  const char *instance, cdtime_t when) {
+  bool is_new = false;
+  struct spc_state *s = spc_state_slot(t, res, &is_new);
+  bool changed = is_new ? res->state != SP_STATE_OK
+                        : (res->state != s->state || res->code != s->code);
+  s->state = res->state;
+  s->code = res->code;
+  s->seen = t->rounds;
+  if (!changed)
+    return;
+
+  char hint[NOTIF_MAX_MSG_LEN];
+  sp_result_hint(res, hint, sizeof(hint));
+  notification_t n = {.severity = spc_severity(res->state), .time = when};
+  int len = snprintf(n.message, sizeof(n.message), "%s port %u%s%s: %s %s: %s",
+                     t->name, (unsigned)res->port,
+                     s->address[0] != '\0' ? " address " : "", s->address,
+                     sp_state_name(res->state), sp_code_name(res->code), hint);
+  if (len >= (int)sizeof(n.message)) /* mark a cut message */
+    memcpy(n.message + sizeof(n.message) - 4, "...", 4);
+  spc_sanitise(n.message);
+  sstrncpy(n.host, hostname_g != NULL ? hostname_g : "", sizeof(n.host));
+  sstrncpy(n.plugin, SPC_PLUGIN, sizeof(n.plugin));
+  sstrncpy(n.plugin_instance, instance, sizeof(n.plugin_instance));
+  sstrncpy(n.type, "bool", sizeof(n.type));
+  sstrncpy(n.type_instance, "success", sizeof(n.type_instance));
+  plugin_dispatch_notification(&n);
+}
+
+/* Dispatch the values and notification of one result. */
+static void spc_dispatch_result(struct spc_target *t,
+                                const struct sp_result *res, cdtime_t when) {
+  char inst[DATA_MAX_NAME_LEN];
+  if (spc_instance_name(t->name, res, inst, sizeof(inst)) != 0) {
+    ERROR(SPC_PLUGIN ": Target \"%s\": instance name for port %u too long; "
+                     "result dropped",
+          t->name, (unsigned)res->port);
+    return;
+  }
+  for (int p = 0; p < SP_PHASE_COUNT; p++) {
+    if (res->phase_done[p])
+      spc_dispatch_gauge(inst, "latency", sp_phase_name((enum sp_phase)p),
+                         res->phase_s[p], when, t->interval);
+  }
+  spc_dispatch_gauge(inst, "bool", "success", res->code == SP_OK ? 1 : 0, when,
+                     t->interval);
+  if (res->leaf_not_after != 0)
+    spc_dispatch_gauge(inst, "timeleft", "cert",
+                       spc_time_left(res->leaf_not_after, when), when,
+                       t->interval);
+  if (res->chain_not_after != 0)
+    spc_dispatch_gauge(inst, "timeleft", "cert_chain",
+                       spc_time_left(res->chain_not_after, when), when,
+                       t->interval);
+  spc_notify_if_changed(t, res, inst, when);
+}
+
+/* Dispatch the values and notifications of one completed round. */
+void spc_dispatch_batch(struct spc_target *t, const struct sp_batch *batch,
+                        cdtime_t when) {
+  t->rounds++;
+  for (int i = 0; i < batch->nresults; i++)
+    spc_dispatch_result(t, &batch->results[i], when);
+}
+
+/* ---- Engine and callbacks --------------------------------------------- */
+
+/* The engine's completion callback: keep the round for the next read. */
+void spc_done(struct sp_batch *batch, void *user) {
+  struct spc_target *t = user;
+  struct sp_batch *old = NULL;
+  cdtime_t now = cdtime();
+
+  pthread_mutex_lock(&t->lock);
+  old = t->done; /* not expected: a read takes it before submitting again */
+  t->done = batch;
+  t->done_time = now;
+  t->in_flight = false;
+  pthread_mutex_unlock(&t->lock);
+
+  if (old != NULL)
+    sp_batch_free(old);
+}
+
+/* collectd's read callback for one target: dispatch the last completed
+ * round, then submit the next one unless one is still in flight. */
+int spc_read(user_data_t *ud) {
+  struct spc_target *t = ud->data;
+  char err[SPC_MAX_ERR];
+
+  if (spc_engine == NULL)
+    return -1;
+
+  pthread_mutex_lock(&t->lock);
+  struct sp_batch *batch = t->done;
+  cdtime_t when = t->done_time;
+  t->done = NULL;
+  bool submit = !t->in_flight;
+  if (submit)
+    t->in_flight = true;
+  pthread_mutex_unlock(&t->lock);
+
+  if (batch != NULL) {
+    spc_dispatch_batch(t, batch, when);
+    sp_batch_free(batch);
+  }
+  if (!submit)
+    return 0;
+
+  if (sp_engine_submit(spc_engine, &t->req, spc_done, t, err, sizeof(err)) !=
+      0) {
+    pthread_mutex_lock(&t->lock);
+    t->in_flight = false;
+    pthread_mutex_unlock(&t->lock);
+    ERROR(SPC_PLUGIN ": Target \"%s\": cannot submit a probe: %s", t->name,
+          err);
+    return -1;
+  }
+  return 0;
+}
+
+/* collectd's init callback: start the engine, register one read per
+ * target. Fails only when no block is usable. */
+int spc_init(void) {
+  char err[SPC_MAX_ERR] = "";
+
+  if (spc_engine != NULL)
+    return 0;
+  if (spc_target_list == NULL) {
+    ERROR(SPC_PLUGIN ": no usable <Target> block (%d configured); the "
+                     "plugin is not started",
+          spc_config_blocks);
+    return -1;
+  }
+  spc_engine = sp_engine_new(err, sizeof(err));
+  if (spc_engine == NULL) {
+    ERROR(SPC_PLUGIN ": cannot create the probe engine: %s", err);
+    return -1;
+  }
+  if (sp_engine_start(spc_engine) != 0) {
+    ERROR(SPC_PLUGIN ": cannot start the probe engine thread");
+    sp_engine_free(spc_engine);
+    spc_engine = NULL;
+    return -1;
+  }
+
+  int registered = 0;
+  for (struct spc_target *t = spc_target_list; t != NULL; t = t->next) {
+    char name[DATA_MAX_NAME_LEN];
+    snprintf(name, sizeof(name), SPC_PLUGIN "/%s", t->name);
+    /* The targets stay owned by the list: shutdown frees them. */
+    user_data_t ud = {.data = t, .free_func = NULL};
+    if (plugin_register_complex_read(SPC_PLUGIN, name, spc_read, t->interval,
+                                     &ud) != 0) {
+      ERROR(SPC_PLUGIN ": Target \"%s\": cannot register its read callback",
+            t->name);
+      continue;
+    }
+    registered++;
+  }
+  if (registered == 0) {
+    sp_engine_free(spc_engine);
+    spc_engine = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* collectd's shutdown callback: stop the engine, free everything. collectd
+ * has stopped its read threads before it calls this. */
+int spc_shutdown(void) {
+  if (spc_engine != NULL) {
+    sp_engine_stop(spc_engine);
+    sp_engine_free(spc_engine);
+    spc_engine = NULL;
+  }
+  while (spc_target_list != NULL) {
+    struct spc_target *t = spc_target_list;
+    spc_target_list = t->next;
+    spc_target_free(t);
+  }
+  spc_config_blocks = 0;
+  return 0;
+}
+
+/* Register the plugin's callbacks with collectd. */
+__attribute__((visibility("default"))) void module_register(void) {
+  plugin_register_complex_config(SPC_PLUGIN, spc_config);
+  plugin_register_init(SPC_PLUGIN, spc_init);
+  plugin_register_shutdown(SPC_PLUGIN, spc_shutdown);
+}

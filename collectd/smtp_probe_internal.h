@@ -1,0 +1,91 @@
+/*
+ * smtp_probe_internal.h - the collectd plugin's internals, shared with its
+ * cmocka tests (tests/unit_collectd). Nothing here is exported from the .so:
+ * only module_register is.
+ */
+#ifndef SMTP_PROBE_COLLECTD_INTERNAL_H
+#define SMTP_PROBE_COLLECTD_INTERNAL_H
+
+#include "collectd.h"
+
+#include "plugin.h"
+
+#include <pthread.h>
+
+#include "smtp_probe.h"
+
+#define SPC_PLUGIN "smtp_probe"  /* plugin name in every identifier */
+#define SPC_MAX_NAME 64          /* target name, with its NUL */
+#define SPC_MAX_ERR 512          /* one configuration error message */
+#define SPC_DEFAULT_TIMEOUT 10.0 /* seconds, unless the interval is shorter */
+#define SPC_MAX_STATES (SP_MAX_PORTS * SP_MAX_ADDRESSES) /* per target */
+
+/* The last state seen for one target-port (and address). */
+struct spc_state {
+  bool used;           /* the slot holds a target-port */
+  uint16_t port;       /* the port */
+  char address[64];    /* the address with AllAddresses, else "" */
+  enum sp_state state; /* last state dispatched */
+  enum sp_code code;   /* last diagnosis dispatched */
+  uint64_t seen;       /* round in which it was last seen (slot reuse) */
+};
+
+/* One <Target> block: its request, its read schedule, its last round. */
+struct spc_target {
+  char name[SPC_MAX_NAME]; /* the block's name, safe for instance names */
+  char *host;              /* Host (owned) */
+  char *sni;               /* SNI (owned) or NULL */
+  char *cafile;            /* CAFile (owned) or NULL */
+  char *ehlo;              /* EHLO (owned) or NULL */
+  char *source;            /* Source (owned) or NULL */
+  char *dns_server;        /* DNSServer (owned) or NULL */
+  struct sp_request req;   /* the request; its strings point at the above */
+  cdtime_t interval;       /* this block's read interval */
+
+  pthread_mutex_t lock;  /* guards in_flight, done and done_time */
+  bool in_flight;        /* a round is submitted and not yet done */
+  struct sp_batch *done; /* last completed round, not yet dispatched */
+  cdtime_t done_time;    /* when that round completed */
+
+  uint64_t rounds; /* rounds dispatched so far (read thread only) */
+  struct spc_state states[SPC_MAX_STATES]; /* per instance (read thread) */
+
+  struct spc_target *next; /* next configured target */
+};
+
+/* collectd's complex-config callback for <Plugin smtp_probe>. */
+int spc_config(oconfig_item_t *ci);
+
+/* Parse one <Target> block; NULL with a message naming block and key. */
+struct spc_target *spc_target_parse(const oconfig_item_t *ci,
+                                    cdtime_t default_interval, char *err,
+                                    size_t errlen);
+
+/* Free one target and anything it still holds. */
+void spc_target_free(struct spc_target *t);
+
+/* The configured targets, in configuration order (tests look at them). */
+struct spc_target *spc_targets(void);
+
+/* collectd's init callback: start the engine, register the reads. */
+int spc_init(void);
+
+/* collectd's read callback for one target. */
+int spc_read(user_data_t *ud);
+
+/* collectd's shutdown callback: stop the engine, free everything. */
+int spc_shutdown(void);
+
+/* The engine's completion callback for one target's round. */
+void spc_done(struct sp_batch *batch, void *user);
+
+/* Dispatch the values and notifications of one completed round. */
+void spc_dispatch_batch(struct spc_target *t, const struct sp_batch *batch,
+                        cdtime_t when);
+
+/* The plugin_instance for one result: "<target>-<port>[-<address>]";
+ * -1 when it does not fit. */
+int spc_instance_name(const char *target, const struct sp_result *res,
+                      char *buf, size_t buflen);
+
+#endif /* SMTP_PROBE_COLLECTD_INTERNAL_H */
