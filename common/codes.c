@@ -1,0 +1,244 @@
+/*
+ * codes.c - names of phases, codes, roles, modes and states; the hints;
+ * and the role x code -> state table every adapter uses.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_probe.h"
+
+/* Phase names, indexed by enum sp_phase. */
+static const char *const phase_names[SP_PHASE_COUNT] = {
+    "dns",           "connect",  "banner", "ehlo",      "starttls",
+    "tls_handshake", "ehlo_tls", "auth",   "mail_from", "rcpt_to",
+    "total",
+};
+
+/* One diagnosis code: its word, its hint, its state per role. */
+struct code_entry {
+  const char *name; /* the contract word */
+  const char *hint; /* what to check first */
+  enum sp_state on_submission; /* state on the submission role */
+  enum sp_state on_implicit;   /* state on the implicit-TLS role */
+  enum sp_state on_relay;      /* state on the relay role */
+};
+
+#define OK SP_STATE_OK
+#define WARN SP_STATE_WARNING
+#define CRIT SP_STATE_CRITICAL
+
+/* The table, indexed by enum sp_code (documented in README.md). */
+static const struct code_entry codes[SP_CODE_COUNT] = {
+    [SP_OK] = {"ok", "all phases passed", OK, OK, OK},
+    [SP_DNS_ERROR] = {"dns_error",
+                      "name resolution failed: check the host name and the "
+                      "resolver",
+                      CRIT, CRIT, CRIT},
+    [SP_CONNECT_REFUSED] = {"connect_refused",
+                            "nothing listens there: check the port number and "
+                            "that the mail service runs",
+                            CRIT, CRIT, CRIT},
+    [SP_CONNECT_TIMEOUT] = {"connect_timeout",
+                            "outbound network policy / firewall: check egress "
+                            "to host:port (port 25 is often blocked)",
+                            CRIT, CRIT, CRIT},
+    [SP_NETWORK_UNREACHABLE] = {"network_unreachable",
+                                "no route to the host: check routing and the "
+                                "address family (-4/-6)",
+                                CRIT, CRIT, CRIT},
+    [SP_CONNECTION_CLOSED] = {"connection_closed",
+                              "the server closed the connection: check its "
+                              "logs (limits, blocklists, crashes)",
+                              CRIT, CRIT, CRIT},
+    [SP_BANNER_TIMEOUT] = {"banner_timeout",
+                           "no greeting: the server is overloaded, a proxy "
+                           "holds the connection, or the TLS mode is wrong",
+                           CRIT, CRIT, CRIT},
+    [SP_READ_TIMEOUT] = {"read_timeout",
+                         "the server stopped answering mid-dialogue: check "
+                         "its load and any middlebox",
+                         CRIT, CRIT, CRIT},
+    [SP_REJECTED] = {"rejected",
+                     "the server refused: check sender identity, domain "
+                     "auth, recipient policy, client blocklists",
+                     CRIT, CRIT, CRIT},
+    [SP_PROTOCOL_ERROR] = {"protocol_error",
+                           "the peer does not speak SMTP correctly: check "
+                           "that this port is a mail server",
+                           CRIT, CRIT, CRIT},
+    [SP_TLS_MODE_MISMATCH] = {"tls_mode_mismatch",
+                              "port and TLS mode pairing: 465 is implicit "
+                              "TLS, 587/2525/25 use STARTTLS",
+                              CRIT, CRIT, CRIT},
+    [SP_STARTTLS_UNAVAILABLE] = {"starttls_unavailable",
+                                 "STARTTLS is not offered: enable TLS on the "
+                                 "server (certificate and key configured?)",
+                                 CRIT, CRIT, WARN},
+    [SP_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed",
+                                 "port and TLS mode pairing, then protocol "
+                                 "versions and ciphers on both sides",
+                                 CRIT, CRIT, WARN},
+    [SP_TLS_WEAK_PROTOCOL] = {"tls_weak_protocol",
+                              "the server negotiated TLS below 1.2: raise its "
+                              "minimum protocol version",
+                              WARN, WARN, WARN},
+    [SP_CERT_UNTRUSTED] = {"cert_untrusted",
+                           "the certificate chain does not verify: install "
+                           "the intermediates, or pass --cafile",
+                           CRIT, CRIT, WARN},
+    [SP_CERT_HOSTNAME_MISMATCH] = {"cert_hostname_mismatch",
+                                   "the certificate does not name this host: "
+                                   "check SANs, or --sni",
+                                   CRIT, CRIT, WARN},
+    [SP_CERT_EXPIRED] = {"cert_expired",
+                         "a certificate the server sent has expired: renew "
+                         "it and reload the server",
+                         CRIT, CRIT, CRIT},
+    [SP_CERT_EXPIRING] = {"cert_expiring",
+                          "a certificate expires soon: renew it (is "
+                          "automatic renewal running?)",
+                          WARN, WARN, WARN},
+    [SP_AUTH_BEFORE_TLS] = {"auth_before_tls",
+                            "AUTH is offered before TLS: credentials could "
+                            "travel in clear (smtpd_tls_auth_only)",
+                            CRIT, WARN, WARN},
+    [SP_AUTH_UNAVAILABLE] = {"auth_unavailable",
+                             "AUTH is not offered after TLS: enable SASL on "
+                             "the submission service",
+                             CRIT, CRIT, WARN},
+    [SP_AUTH_FAILED] = {"auth_failed",
+                        "credentials rejected: check user name, password and "
+                        "mechanism",
+                        CRIT, CRIT, CRIT},
+    [SP_STARTTLS_INJECTION] = {"starttls_injection",
+                               "the server answers commands injected before "
+                               "STARTTLS (CVE-2011-0411 class): upgrade it",
+                               CRIT, CRIT, CRIT},
+    [SP_POLICY_VIOLATION] = {"policy_violation",
+                             "the port does not match the environment's "
+                             "policy",
+                             CRIT, CRIT, CRIT},
+};
+
+#undef OK
+#undef WARN
+#undef CRIT
+
+/* The phase's name. */
+const char *sp_phase_name(enum sp_phase phase) {
+  if ((unsigned)phase >= SP_PHASE_COUNT)
+    return "unknown";
+  return phase_names[phase];
+}
+
+/* The code's word. */
+const char *sp_code_name(enum sp_code code) {
+  if ((unsigned)code >= SP_CODE_COUNT)
+    return "unknown";
+  return codes[code].name;
+}
+
+/* The code's generic hint. */
+const char *sp_code_hint(enum sp_code code) {
+  if ((unsigned)code >= SP_CODE_COUNT)
+    return "";
+  return codes[code].hint;
+}
+
+/* Parse a code word. */
+int sp_code_from_name(const char *name) {
+  for (int i = 0; name && i < SP_CODE_COUNT; i++)
+    if (strcmp(codes[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+/* Role names, indexed by enum sp_role. */
+static const char *const role_names[] = {"default", "submission", "implicit",
+                                         "relay"};
+
+/* TLS mode names, indexed by enum sp_tls_mode. */
+static const char *const mode_names[] = {"auto", "none", "starttls",
+                                         "implicit"};
+
+/* State names, indexed by enum sp_state. */
+static const char *const state_names[] = {"OK", "WARNING", "CRITICAL",
+                                          "UNKNOWN"};
+
+/* The role's name. */
+const char *sp_role_name(enum sp_role role) {
+  if ((unsigned)role > SP_ROLE_RELAY)
+    return "unknown";
+  return role_names[role];
+}
+
+/* Parse a role name (case-insensitive); "default" is not accepted. */
+int sp_role_from_name(const char *name) {
+  for (int i = SP_ROLE_SUBMISSION; name && i <= SP_ROLE_RELAY; i++)
+    if (strcasecmp(role_names[i], name) == 0)
+      return i;
+  return -1;
+}
+
+/* The TLS mode's name. */
+const char *sp_tls_mode_name(enum sp_tls_mode mode) {
+  if ((unsigned)mode > SP_TLS_IMPLICIT)
+    return "unknown";
+  return mode_names[mode];
+}
+
+/* Parse a TLS mode name (case-insensitive). */
+int sp_tls_mode_from_name(const char *name) {
+  for (int i = SP_TLS_AUTO; name && i <= SP_TLS_IMPLICIT; i++)
+    if (strcasecmp(mode_names[i], name) == 0)
+      return i;
+  return -1;
+}
+
+/* The state's name. */
+const char *sp_state_name(enum sp_state state) {
+  if ((unsigned)state > SP_STATE_UNKNOWN)
+    return "UNKNOWN";
+  return state_names[state];
+}
+
+/* The default role of a port number. */
+enum sp_role sp_role_for_port(uint16_t port) {
+  if (port == 465)
+    return SP_ROLE_IMPLICIT;
+  if (port == 25)
+    return SP_ROLE_RELAY;
+  return SP_ROLE_SUBMISSION;
+}
+
+/* Look the code up in the role x code table. */
+enum sp_state sp_code_state(enum sp_code code, enum sp_role role) {
+  if ((unsigned)code >= SP_CODE_COUNT)
+    return SP_STATE_UNKNOWN;
+  switch (role) {
+  case SP_ROLE_IMPLICIT:
+    return codes[code].on_implicit;
+  case SP_ROLE_RELAY:
+    return codes[code].on_relay;
+  case SP_ROLE_SUBMISSION:
+  case SP_ROLE_DEFAULT:
+  default:
+    return codes[code].on_submission;
+  }
+}
+
+/* Codes that mean "no answer in time or no route". */
+bool sp_code_is_timeout(enum sp_code code) {
+  return code == SP_DNS_ERROR || code == SP_CONNECT_TIMEOUT ||
+         code == SP_NETWORK_UNREACHABLE || code == SP_BANNER_TIMEOUT ||
+         code == SP_READ_TIMEOUT;
+}
+
+/* Days until not_after, rounded down (negative once past). */
+long sp_days_left(time_t not_after, time_t now) {
+  long long diff = (long long)not_after - (long long)now;
+  long long days = diff / 86400;
+  if (diff < 0 && diff % 86400 != 0)
+    days -= 1;
+  return (long)days;
+}

@@ -1,0 +1,114 @@
+/*
+ * probe_internal.h - pieces of the core shared between its own files and
+ * its unit tests; not for adapters (they include smtp_probe.h only).
+ */
+#ifndef SP_PROBE_INTERNAL_H
+#define SP_PROBE_INTERNAL_H
+
+#include <openssl/ssl.h>
+
+#include "smtp_probe.h"
+
+/* ---- buffer.c: growable buffers that always carry a cap -------------- */
+
+/* A byte buffer that grows on demand up to a hard limit. */
+struct sp_buf {
+  char *data;   /* bytes, NUL-terminated for convenience */
+  size_t len;   /* bytes used */
+  size_t alloc; /* bytes allocated */
+  size_t limit; /* never grows past this many bytes */
+};
+
+/* Start an empty buffer with a cap. */
+void sp_buf_init(struct sp_buf *b, size_t limit);
+
+/* Append n bytes; -1 (buffer unchanged) when that would pass the cap. */
+int sp_buf_append(struct sp_buf *b, const void *data, size_t n);
+
+/* Drop the first n bytes. */
+void sp_buf_consume(struct sp_buf *b, size_t n);
+
+/* Free the buffer's memory. */
+void sp_buf_free(struct sp_buf *b);
+
+/* Copy src to dst replacing bytes outside printable ASCII with '?';
+ * always NUL-terminates; returns the length written. */
+size_t sp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* Bounded copy of a C string (always NUL-terminates). */
+void sp_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Append one dialogue line ("S: ..."/"C: ...") to a transcript,
+ * sanitised; silently stops at the buffer's cap with a marker. */
+void sp_transcript_add(struct sp_buf *t, const char *prefix, const char *data,
+                       size_t len);
+
+/* ---- reply.c: SMTP replies and EHLO capabilities --------------------- */
+
+/* One (possibly multi-line) SMTP reply being assembled. */
+struct sp_reply {
+  int code;                       /* three-digit code, 0 until a line is in */
+  int nlines;                     /* lines seen so far */
+  size_t text_len;                /* bytes used in text */
+  char text[SP_MAX_REPLY_BYTES];  /* lines without code, '\n'-separated */
+  char first[SP_MAX_TEXT];        /* first line, sanitised, with its code */
+};
+
+/* What one feed of input into a reply found. */
+enum sp_reply_status {
+  SP_REPLY_MORE,  /* the reply is not complete yet */
+  SP_REPLY_DONE,  /* a whole reply is in */
+  SP_REPLY_ERROR  /* malformed input or a cap was passed */
+};
+
+/* Empty a reply for the next one. */
+void sp_reply_reset(struct sp_reply *r);
+
+/* Take complete lines from in (consuming them) into r until the reply is
+ * whole; on error write why into err. Lines go to transcript when given. */
+enum sp_reply_status sp_reply_feed(struct sp_reply *r, struct sp_buf *in,
+                                   struct sp_buf *transcript, char *err,
+                                   size_t errlen);
+
+/* Parse an EHLO reply's lines into a capability structure. */
+void sp_caps_parse(struct sp_caps *caps, const struct sp_reply *r);
+
+/* Write a capability list as text ("PIPELINING SIZE=1024 AUTH(PLAIN)"). */
+size_t sp_caps_format(const struct sp_caps *caps, char *buf, size_t buflen);
+
+/* ---- tls.c: contexts and what a session shows ------------------------ */
+
+/* Verification errors seen during one handshake (verify callback). */
+struct sp_verify_log {
+  int first_error;      /* first chain error other than expiry, 0: none */
+  int first_depth;      /* its depth */
+  bool expired_seen;    /* some certificate was reported expired */
+};
+
+/* The first bytes OpenSSL read from the server, kept to recognise a
+ * plaintext SMTP greeting where a TLS record was expected. */
+struct sp_sniff {
+  char data[128]; /* first bytes received */
+  size_t len;     /* how many */
+};
+
+/* A socket BIO for fd wrapped in a filter that copies the first bytes
+ * read into sniff (the BIO does not close fd). NULL on failure. */
+BIO *sp_tls_sniff_bio(int fd, struct sp_sniff *sniff);
+
+/* Make a client context trusting cafile (NULL: the system store). */
+SSL_CTX *sp_tls_context_new(const char *cafile, char *err, size_t errlen);
+
+/* Index of the SSL ex_data slot that holds a struct sp_verify_log *. */
+int sp_tls_verify_index(void);
+
+/* Fill the result's TLS fields (version, cipher, certificates, chain and
+ * hostname verification) from an established session. */
+void sp_tls_inspect(SSL *ssl, const struct sp_verify_log *log,
+                    const char *verify_name, bool name_is_ip, bool no_verify,
+                    struct sp_result *res);
+
+/* The latest OpenSSL error as text (clears the queue). */
+void sp_tls_error_text(char *buf, size_t buflen);
+
+#endif /* SP_PROBE_INTERNAL_H */

@@ -1,0 +1,168 @@
+/*
+ * request.c - request defaults and validation, shared by all adapters.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp_probe.h"
+
+/* Fill a request with defaults: auto TLS, 10 s, verification on. */
+void sp_request_init(struct sp_request *req) {
+  memset(req, 0, sizeof(*req));
+  req->timeout_s = 10.0;
+  req->banner_wait_s = 0.0;
+  req->cert_warn_days = -1;
+  req->cert_crit_days = -1;
+  req->family = SP_FAMILY_ANY;
+}
+
+/* Add a port; -1 when the request already holds SP_MAX_PORTS. */
+int sp_request_add_port(struct sp_request *req, uint16_t port,
+                        enum sp_tls_mode mode, enum sp_role role) {
+  if (req->nports >= SP_MAX_PORTS)
+    return -1;
+  req->ports[req->nports].port = port;
+  req->ports[req->nports].tls_mode = mode;
+  req->ports[req->nports].role = role;
+  req->nports++;
+  return 0;
+}
+
+/* True when s is a host name or IP literal of sane shape. */
+static bool host_is_valid(const char *s) {
+  size_t n = strnlen(s, SP_MAX_HOST);
+  if (n == 0 || n >= SP_MAX_HOST)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+              c == ':' || c == '%';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/* True when s is an IPv4 or IPv6 address with an optional :port. */
+static bool dns_server_is_valid(const char *s) {
+  char host[64];
+  const char *port = NULL;
+  size_t n = strnlen(s, sizeof(host));
+  if (n == 0 || n >= sizeof(host))
+    return false;
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    if (!end || (size_t)(end - s - 1) >= sizeof(host))
+      return false;
+    memcpy(host, s + 1, (size_t)(end - s - 1));
+    host[end - s - 1] = '\0';
+    if (end[1] == ':')
+      port = end + 2;
+    else if (end[1] != '\0')
+      return false;
+  } else {
+    const char *colon = strchr(s, ':');
+    if (colon && strchr(colon + 1, ':'))
+      colon = NULL; /* bare IPv6 */
+    size_t hl = colon ? (size_t)(colon - s) : n;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (colon)
+      port = colon + 1;
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+    return false;
+  if (port) {
+    char *end = NULL;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
+      return false;
+  }
+  return true;
+}
+
+/* Check a request; write a message naming the bad field. */
+int sp_request_validate(const struct sp_request *req, char *err,
+                        size_t errlen) {
+  if (!req->host || !host_is_valid(req->host)) {
+    snprintf(err, errlen, "host: missing or not a valid host name or address");
+    return -1;
+  }
+  if (req->nports < 1 || req->nports > SP_MAX_PORTS) {
+    snprintf(err, errlen, "ports: between 1 and %d ports needed",
+             SP_MAX_PORTS);
+    return -1;
+  }
+  for (int i = 0; i < req->nports; i++) {
+    const struct sp_port_spec *p = &req->ports[i];
+    if (p->port == 0) {
+      snprintf(err, errlen, "ports: 0 is not a valid port");
+      return -1;
+    }
+    if ((unsigned)p->tls_mode > SP_TLS_IMPLICIT) {
+      snprintf(err, errlen, "tls: invalid TLS mode for port %u",
+               (unsigned)p->port);
+      return -1;
+    }
+    if ((unsigned)p->role > SP_ROLE_RELAY) {
+      snprintf(err, errlen, "role: invalid role for port %u",
+               (unsigned)p->port);
+      return -1;
+    }
+    for (int j = 0; j < i; j++)
+      if (req->ports[j].port == p->port) {
+        snprintf(err, errlen, "ports: port %u given twice", (unsigned)p->port);
+        return -1;
+      }
+  }
+  if (!(req->timeout_s > 0.0) || req->timeout_s > 3600.0) {
+    snprintf(err, errlen, "timeout: must be above 0 and at most 3600 s");
+    return -1;
+  }
+  if (req->banner_wait_s > req->timeout_s) {
+    snprintf(err, errlen, "banner_wait: must not exceed the timeout");
+    return -1;
+  }
+  if (req->sni && !host_is_valid(req->sni)) {
+    snprintf(err, errlen, "sni: not a valid host name");
+    return -1;
+  }
+  if (req->ehlo_name && !host_is_valid(req->ehlo_name)) {
+    snprintf(err, errlen, "ehlo: not a valid host name");
+    return -1;
+  }
+  if (req->source) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, req->source, buf) != 1 &&
+        inet_pton(AF_INET6, req->source, buf) != 1) {
+      snprintf(err, errlen, "source: not an IP address");
+      return -1;
+    }
+  }
+  if (req->dns_server && !dns_server_is_valid(req->dns_server)) {
+    snprintf(err, errlen, "dns_server: expected ADDR[:PORT] with an IP address");
+    return -1;
+  }
+  if (req->cafile) {
+    FILE *f = fopen(req->cafile, "r");
+    if (!f) {
+      snprintf(err, errlen, "cafile: cannot open %.200s", req->cafile);
+      return -1;
+    }
+    fclose(f);
+  }
+  if (req->cert_warn_days >= 0 && req->cert_crit_days > req->cert_warn_days) {
+    snprintf(err, errlen,
+             "cert_days: the critical days must not exceed the warning days");
+    return -1;
+  }
+  if ((unsigned)req->family > SP_FAMILY_IPV6) {
+    snprintf(err, errlen, "family: invalid address family");
+    return -1;
+  }
+  return 0;
+}
