@@ -1,0 +1,526 @@
+#!/usr/bin/env bash
+# Diagnosis scenarios: start smtp_fault_server with a scripted fault, run the
+# Nagios check check_smtp_ports against it, and assert the exact exit code,
+# the state word and "PORT CODE" for every port on the first output line.
+#
+# usage: scenarios.sh --check CHECK --server SERVER --certs DIR NAME
+#        scenarios.sh --certs DIR make-certs     (fresh test certificates)
+#        scenarios.sh --list                     (scenario names)
+#
+# Every scenario is a function scenario_NAME below; CMake registers one CTest
+# test per function (fault.NAME). Exit 0 pass, 1 fail, 77 skip (the machine
+# cannot do what the scenario needs, e.g. network namespaces).
+#
+# Addresses: 127.0.20.x only (the fault server's loopback range), and in the
+# namespace scenarios 10.250.0.1/10.250.0.2 that exist only inside network
+# namespaces this script creates and deletes.
+set -uo pipefail
+
+SKIP=77
+CHECK=
+SERVER=
+CERTS=
+here=$(cd "$(dirname "$0")" && pwd)
+
+# ---- helpers -------------------------------------------------------------
+
+# Print a message and exit as failed.
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Print a message and exit as skipped (CTest SKIP_RETURN_CODE 77).
+skip() {
+  echo "SKIP: $*" >&2
+  exit "$SKIP"
+}
+
+tmp=$(mktemp -d /tmp/sp-fault.XXXXXX)
+pids=()
+netns=()
+
+# Stop everything this run started and remove its temporary directory.
+cleanup() {
+  local p n
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null
+  done
+  for n in "${netns[@]}"; do
+    ip netns del "$n" 2>/dev/null
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# Wait (up to 10 s) for a file to exist while process $2 is alive.
+wait_for_file() {
+  local file=$1 pid=$2 i
+  for ((i = 0; i < 200; i++)); do
+    [ -e "$file" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# Start the fault server with the given --listen specs; wait for its ready
+# file. Prefix with "netns NAME" to run it inside a namespace.
+start_server() {
+  local -a pre=()
+  if [ "${1:-}" = netns ]; then
+    pre=(ip netns exec "$2")
+    shift 2
+  fi
+  local -a args=()
+  local spec
+  for spec in "$@"; do
+    args+=(--listen "$spec")
+  done
+  local n=${#pids[@]}
+  local ready=$tmp/server$n.ready log=$tmp/server$n.log
+  "${pre[@]}" "$SERVER" --cert-prefix "$CERTS/server" --ready-file "$ready" \
+    --log "$log" "${args[@]}" 2>"$tmp/server$n.err" &
+  local pid=$!
+  pids+=("$pid")
+  if ! wait_for_file "$ready" "$pid"; then
+    cat "$tmp/server$n.err" >&2
+    fail "fault server did not get ready: $*"
+  fi
+  echo "fault server ($pid) ready: $*"
+}
+
+# State word for a Nagios exit code.
+state_word() {
+  case $1 in
+  0) echo OK ;;
+  1) echo WARNING ;;
+  2) echo CRITICAL ;;
+  *) echo UNKNOWN ;;
+  esac
+}
+
+# expect_check EXIT "PORT CODE"... -- CHECK-ARGS...
+# Run the check (-t 30 unless the arguments give -t) under a 60 s watchdog
+# and assert its exit code, its first line's state word and each PORT CODE.
+# Prefix with "netns NAME" to run the check inside a namespace.
+expect_check() {
+  local -a pre=()
+  if [ "$1" = netns ]; then
+    pre=(ip netns exec "$2")
+    shift 2
+  fi
+  local want=$1
+  shift
+  local -a pairs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    pairs+=("$1")
+    shift
+  done
+  [ "${1:-}" = -- ] || fail "expect_check: missing --"
+  shift
+  local -a args=("$@")
+  local has_t=0 a
+  for a in "${args[@]}"; do
+    [ "$a" = -t ] && has_t=1
+  done
+  [ $has_t = 1 ] || args+=(-t 30)
+  echo "+ check_smtp_ports ${args[*]}"
+  local out rc
+  out=$("${pre[@]}" timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
+  rc=$?
+  echo "$out" | sed 's/^/  | /'
+  sed 's/^/  stderr| /' "$tmp/check.err"
+  [ $rc -ne 124 ] || fail "check_smtp_ports did not finish within 60 s"
+  local first
+  first=$(printf '%s\n' "$out" | head -n 1)
+  local word
+  word=$(state_word "$want")
+  local ok=1
+  if [ "$rc" != "$want" ]; then
+    echo "FAIL: exit code $rc, want $want ($word)" >&2
+    ok=0
+  fi
+  if ! printf '%s\n' "$first" | grep -q "^SMTP $word - "; then
+    echo "FAIL: first line does not start with 'SMTP $word - '" >&2
+    ok=0
+  fi
+  local pair
+  for pair in "${pairs[@]}"; do
+    if ! printf '%s\n' "$first" | grep -Eq "(^|[ ;,])${pair}(\$|[ :;,])"; then
+      echo "FAIL: first line does not show '$pair'" >&2
+      ok=0
+    fi
+  done
+  [ $ok = 1 ] || fail "check output did not match"
+  echo "PASS: exit $rc, ${pairs[*]}"
+}
+
+CA() { echo "$CERTS/ca.pem"; }
+
+# ---- scenarios: a good server --------------------------------------------
+
+scenario_starttls_ok() {
+  start_server 127.0.20.1:20587=starttls
+  expect_check 0 "20587 ok" -- -H 127.0.20.1 -p 20587 --cafile "$(CA)"
+}
+
+scenario_starttls_sni_ok() {
+  start_server 127.0.20.1:20588=starttls
+  expect_check 0 "20588 ok" -- -H 127.0.20.1 -p 20588 --cafile "$(CA)" \
+    --sni mail.smtp-probe.test
+}
+
+scenario_implicit_465_ok() {
+  start_server 127.0.20.2:465=implicit
+  expect_check 0 "465 ok" -- -H 127.0.20.2 -p 465 --cafile "$(CA)"
+}
+
+scenario_ipv6_ok() {
+  start_server '[::1]:20589=starttls'
+  expect_check 0 "20589 ok" -- -H ::1 -p 20589 --cafile "$(CA)"
+}
+
+# ---- STARTTLS missing or refused -------------------------------------------
+
+scenario_plain_submission() {
+  start_server 127.0.20.1:20001=plain
+  expect_check 2 "20001 starttls_unavailable" -- -H 127.0.20.1 -p 20001 \
+    --cafile "$(CA)"
+}
+
+scenario_plain_relay() {
+  start_server 127.0.20.1:20002=plain
+  expect_check 1 "20002 starttls_unavailable" -- -H 127.0.20.1 -p 20002 \
+    --role relay --cafile "$(CA)"
+}
+
+scenario_starttls_454() {
+  start_server 127.0.20.1:20003=starttls-454
+  expect_check 2 "20003 starttls_unavailable" -- -H 127.0.20.1 -p 20003 \
+    --cafile "$(CA)"
+}
+
+scenario_ehlo_reject_helo_ok() {
+  start_server 127.0.20.1:20004=ehlo-reject-helo-ok
+  expect_check 2 "20004 starttls_unavailable" -- -H 127.0.20.1 -p 20004 \
+    --cafile "$(CA)"
+}
+
+# ---- rejections -------------------------------------------------------------
+
+scenario_greet421() {
+  start_server 127.0.20.1:20005=greet421
+  expect_check 2 "20005 rejected" -- -H 127.0.20.1 -p 20005 --cafile "$(CA)"
+}
+
+scenario_greet554() {
+  start_server 127.0.20.1:20006=greet554
+  expect_check 2 "20006 rejected" -- -H 127.0.20.1 -p 20006 --cafile "$(CA)"
+}
+
+scenario_ehlo_helo_reject() {
+  start_server 127.0.20.1:20007=ehlo-helo-reject
+  expect_check 2 "20007 rejected" -- -H 127.0.20.1 -p 20007 --cafile "$(CA)"
+}
+
+# ---- silence, closes, timeouts ----------------------------------------------
+
+scenario_silent_banner_timeout() {
+  start_server 127.0.20.1:20008=silent
+  expect_check 2 "20008 banner_timeout" -- -H 127.0.20.1 -p 20008 \
+    --cafile "$(CA)" --banner-wait 1 -t 5
+}
+
+scenario_close() {
+  start_server 127.0.20.1:20009=close
+  expect_check 2 "20009 connection_closed" -- -H 127.0.20.1 -p 20009 \
+    --cafile "$(CA)"
+}
+
+scenario_close_after_ehlo() {
+  start_server 127.0.20.1:20010=close-after-ehlo
+  expect_check 2 "20010 connection_closed" -- -H 127.0.20.1 -p 20010 \
+    --cafile "$(CA)"
+}
+
+scenario_starttls_stall() {
+  start_server 127.0.20.1:20011=starttls-stall
+  expect_check 2 "20011 read_timeout" -- -H 127.0.20.1 -p 20011 \
+    --cafile "$(CA)" -t 3
+}
+
+scenario_connect_refused() {
+  # Nothing listens on 127.0.20.3:20099 (no fault server is started on .3).
+  expect_check 2 "20099 connect_refused" -- -H 127.0.20.3 -p 20099 \
+    --cafile "$(CA)"
+}
+
+# ---- protocol errors --------------------------------------------------------
+
+scenario_garbage() {
+  start_server 127.0.20.1:20012=garbage
+  expect_check 2 "20012 protocol_error" -- -H 127.0.20.1 -p 20012 \
+    --cafile "$(CA)"
+}
+
+scenario_endless_line() {
+  start_server 127.0.20.1:20013=endless-line
+  expect_check 2 "20013 protocol_error" -- -H 127.0.20.1 -p 20013 \
+    --cafile "$(CA)"
+}
+
+scenario_endless_multiline() {
+  start_server 127.0.20.1:20014=endless-multiline
+  expect_check 2 "20014 protocol_error" -- -H 127.0.20.1 -p 20014 \
+    --cafile "$(CA)"
+}
+
+scenario_huge_reply() {
+  start_server 127.0.20.1:20015=huge-reply
+  expect_check 2 "20015 protocol_error" -- -H 127.0.20.1 -p 20015 \
+    --cafile "$(CA)"
+}
+
+# ---- TLS mode and handshake -------------------------------------------------
+
+scenario_implicit_probed_starttls() {
+  start_server 127.0.20.1:20016=implicit
+  expect_check 2 "20016 tls_mode_mismatch" -- -H 127.0.20.1 -p 20016 \
+    --tls starttls --cafile "$(CA)" --banner-wait 1
+}
+
+scenario_starttls_probed_implicit() {
+  start_server 127.0.20.1:20017=starttls
+  expect_check 2 "20017 tls_mode_mismatch" -- -H 127.0.20.1 -p 20017 \
+    --tls implicit --cafile "$(CA)"
+}
+
+scenario_starttls_garbage() {
+  start_server 127.0.20.1:20018=starttls-garbage
+  expect_check 2 "20018 tls_handshake_failed" -- -H 127.0.20.1 -p 20018 \
+    --cafile "$(CA)"
+}
+
+# ---- certificates -----------------------------------------------------------
+
+scenario_cert_expired() {
+  start_server 127.0.20.1:20019=starttls,cert=expired
+  expect_check 2 "20019 cert_expired" -- -H 127.0.20.1 -p 20019 \
+    --cafile "$(CA)"
+}
+
+# The expiring leaf has 2-3 days left (made fresh by the certs fixture):
+# thresholds are chosen well clear of that boundary.
+scenario_cert_expiring_warning() {
+  start_server 127.0.20.1:20020=starttls,cert=expiring
+  expect_check 1 "20020 cert_expiring" -- -H 127.0.20.1 -p 20020 \
+    --cafile "$(CA)" -D 30,1
+}
+
+scenario_cert_expiring_critical() {
+  start_server 127.0.20.1:20021=starttls,cert=expiring
+  expect_check 2 "20021 cert_expiring" -- -H 127.0.20.1 -p 20021 \
+    --cafile "$(CA)" -D 30,7
+}
+
+scenario_cert_expiring_below_threshold_ok() {
+  start_server 127.0.20.1:20022=starttls,cert=expiring
+  expect_check 0 "20022 ok" -- -H 127.0.20.1 -p 20022 --cafile "$(CA)" \
+    -D 2,1
+}
+
+scenario_cert_wrongname() {
+  start_server 127.0.20.1:20023=starttls,cert=wrongname
+  expect_check 2 "20023 cert_hostname_mismatch" -- -H 127.0.20.1 -p 20023 \
+    --cafile "$(CA)" --sni mail.smtp-probe.test
+}
+
+scenario_cert_wrongname_relay() {
+  start_server 127.0.20.1:20024=starttls,cert=wrongname
+  expect_check 1 "20024 cert_hostname_mismatch" -- -H 127.0.20.1 -p 20024 \
+    --cafile "$(CA)" --sni mail.smtp-probe.test --role relay
+}
+
+scenario_cert_selfsigned() {
+  start_server 127.0.20.1:20025=starttls,cert=selfsigned
+  expect_check 2 "20025 cert_untrusted" -- -H 127.0.20.1 -p 20025 \
+    --cafile "$(CA)"
+}
+
+scenario_cert_untrusted_no_cafile() {
+  # The system store does not know the test CA.
+  start_server 127.0.20.1:20026=starttls
+  expect_check 2 "20026 cert_untrusted" -- -H 127.0.20.1 -p 20026
+}
+
+# ---- AUTH -------------------------------------------------------------------
+
+scenario_auth_before_tls() {
+  start_server 127.0.20.1:20027=auth-before-tls
+  expect_check 2 "20027 auth_before_tls" -- -H 127.0.20.1 -p 20027 \
+    --cafile "$(CA)"
+}
+
+# ---- response time ----------------------------------------------------------
+
+scenario_slow_warning() {
+  start_server 127.0.20.1:20028=slow,delay=1500
+  expect_check 1 "20028 ok" -- -H 127.0.20.1 -p 20028 --cafile "$(CA)" \
+    -w 1 -c 20
+}
+
+scenario_slow_critical() {
+  start_server 127.0.20.1:20029=slow,delay=1500
+  expect_check 2 "20029 ok" -- -H 127.0.20.1 -p 20029 --cafile "$(CA)" \
+    -w 0.5 -c 1
+}
+
+# ---- several ports at once --------------------------------------------------
+
+scenario_mixed_ports() {
+  start_server 127.0.20.9:25=plain 127.0.20.9:465=implicit \
+    127.0.20.9:587=starttls 127.0.20.9:2525=greet554
+  expect_check 2 "25 starttls_unavailable" "465 ok" "587 ok" "2525 rejected" \
+    -- -H 127.0.20.9 -p 25,465,587,2525 --cafile "$(CA)"
+}
+
+scenario_mixed_ports_warning() {
+  # Relay port without STARTTLS is only a WARNING; the others are fine.
+  start_server 127.0.20.8:25=plain 127.0.20.8:465=implicit \
+    127.0.20.8:587=starttls
+  expect_check 1 "25 starttls_unavailable" "465 ok" "587 ok" \
+    -- -H 127.0.20.8 -p 25,465,587 --cafile "$(CA)"
+}
+
+# ---- DNS (a private dnsmasq on 127.0.20.53) ---------------------------------
+
+# Start dnsmasq on 127.0.20.53:PORT knowing only the smtp-probe.test names.
+start_dnsmasq() {
+  local port=$1
+  command -v dnsmasq >/dev/null || skip "dnsmasq is not installed"
+  dnsmasq --no-daemon --no-resolv --no-hosts --conf-file=/dev/null \
+    --listen-address=127.0.20.53 --port="$port" --bind-interfaces \
+    --user=root --pid-file= --log-facility="$tmp/dnsmasq.log" --log-queries \
+    --address=/fault.smtp-probe.test/127.0.20.4 \
+    --address=/mail.smtp-probe.test/127.0.20.4 &
+  local pid=$! i
+  pids+=("$pid")
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || fail "dnsmasq exited"
+    ss -Hlun "sport = :$port" | grep -q 127.0.20.53 && return 0
+    sleep 0.05
+  done
+  fail "dnsmasq did not listen on 127.0.20.53:$port"
+}
+
+scenario_dns_error() {
+  start_dnsmasq 5300
+  expect_check 2 "20701 dns_error" -- -H nosuch.invalid -p 20701 \
+    --dns-server 127.0.20.53:5300 --cafile "$(CA)"
+}
+
+scenario_dns_ok() {
+  start_dnsmasq 5301
+  start_server 127.0.20.4:20700=starttls
+  expect_check 0 "20700 ok" -- -H fault.smtp-probe.test -p 20700 \
+    --dns-server 127.0.20.53:5301 --cafile "$(CA)" --sni mail.smtp-probe.test
+}
+
+# ---- network namespaces -----------------------------------------------------
+
+# Make namespaces $1 (client, 10.250.0.1) and $2 (server, 10.250.0.2) joined
+# by a veth pair; neither has any route but the link's own /24. Skips when
+# the machine does not allow it.
+make_netns_pair() {
+  local a=$1 b=$2
+  command -v ip >/dev/null || skip "iproute2 is not installed"
+  ip netns add "$a" 2>"$tmp/netns.err" ||
+    skip "cannot create network namespaces: $(cat "$tmp/netns.err")"
+  netns+=("$a")
+  ip netns add "$b" || skip "cannot create a second network namespace"
+  netns+=("$b")
+  local va=spva$$ vb=spvb$$
+  ip link add "$va" netns "$a" type veth peer name "$vb" netns "$b" ||
+    skip "cannot create a veth pair"
+  ip -n "$a" addr add 10.250.0.1/24 dev "$va"
+  ip -n "$b" addr add 10.250.0.2/24 dev "$vb"
+  ip -n "$a" link set lo up
+  ip -n "$b" link set lo up
+  ip -n "$a" link set "$va" up
+  ip -n "$b" link set "$vb" up
+  ip -n "$a" route | sed 's/^/  route in client ns: /'
+}
+
+scenario_connect_timeout() {
+  local a=spfa$$ b=spfb$$
+  make_netns_pair "$a" "$b"
+  command -v nft >/dev/null || skip "nftables is not installed"
+  # Drop SYNs to 20590 inside the server namespace; 20591 is not dropped and
+  # nobody listens there, so it is refused: proof the link itself works.
+  ip netns exec "$b" nft -f - <<'NFT' || skip "cannot load an nftables rule"
+table inet spfault {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport 20590 tcp flags & (syn | ack) == syn drop
+  }
+}
+NFT
+  expect_check netns "$a" 2 "20590 connect_timeout" "20591 connect_refused" \
+    -- -H 10.250.0.2 -p 20590,20591 --cafile "$(CA)" -t 3
+}
+
+scenario_netns_ok() {
+  local a=spfa$$ b=spfb$$
+  make_netns_pair "$a" "$b"
+  # A good server at 10.250.0.2 (not in the cert: --sni names the cert).
+  start_server netns "$b" 10.250.0.2:20592=starttls
+  expect_check netns "$a" 0 "20592 ok" -- -H 10.250.0.2 -p 20592 \
+    --cafile "$(CA)" --sni mail.smtp-probe.test
+}
+
+scenario_network_unreachable() {
+  local a=spfa$$ b=spfb$$
+  make_netns_pair "$a" "$b"
+  # The client namespace has a route to 10.250.0.0/24 only.
+  expect_check netns "$a" 2 "20593 network_unreachable" -- -H 10.250.9.9 \
+    -p 20593 --cafile "$(CA)" -t 3
+}
+
+# ---- main -------------------------------------------------------------------
+
+# Names of all scenarios, one a line.
+list_scenarios() {
+  declare -F | sed -n 's/^declare -f scenario_//p'
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+  --check) CHECK=$2; shift 2 ;;
+  --server) SERVER=$2; shift 2 ;;
+  --certs) CERTS=$2; shift 2 ;;
+  --list) list_scenarios; exit 0 ;;
+  -*) fail "unknown option $1" ;;
+  *) break ;;
+  esac
+done
+name=${1:?usage: scenarios.sh --check CHECK --server SERVER --certs DIR NAME}
+
+if [ "$name" = make-certs ]; then
+  [ -n "$CERTS" ] || fail "--certs DIR is needed"
+  # Fresh every run: the expiring leaf must have 2-3 days left.
+  rm -rf "$CERTS"
+  bash "$here/../env/make-certs.sh" "$CERTS" || fail "make-certs.sh failed"
+  exit 0
+fi
+
+declare -F "scenario_$name" >/dev/null || fail "no scenario '$name'"
+[ -x "$SERVER" ] || fail "fault server '$SERVER' is not built"
+[ -e "$CERTS/ca.pem" ] || fail "no certificates in '$CERTS' (run make-certs)"
+[ -x "$CHECK" ] || skip "check_smtp_ports '$CHECK' is not built yet"
+echo "scenario $name"
+"scenario_$name"
