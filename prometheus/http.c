@@ -1,0 +1,464 @@
+/*
+ * http.c - the exporter's HTTP handlers on libmicrohttpd (see http.h).
+ *
+ * Each connection has its own thread (MHD thread-per-connection), so a
+ * /probe handler simply blocks: it waits for a probe slot until its
+ * deadline, then in sp_probe_wait until the engine's thread finishes the
+ * batch.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "debug.h"
+#include "exposition.h"
+#include "metrics.h"
+#include "strbuf.h"
+#include "target.h"
+
+/* Largest request body read (POST /-/reload takes none); beyond: 413. */
+#define MAX_BODY 65536
+/* Largest debug page. */
+#define MAX_DEBUG_PAGE (1024 * 1024)
+/* Below this many seconds left after waiting for a slot, answer 503. */
+#define MIN_PROBE_S 0.05
+
+/* Per-connection state between the handler's calls. */
+struct conn_state {
+  size_t body; /* request body bytes seen (and dropped) */
+};
+
+/* Queue a response with a malloc'd body (taken over) and a type. */
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
+                               const char *type, char *body, size_t len) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  if (r == NULL) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  enum MHD_Result rc = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return rc;
+}
+
+/* Queue a plain-text response built with printf. */
+static enum MHD_Result respond_text(struct MHD_Connection *conn,
+                                    unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result respond_text(struct MHD_Connection *conn,
+                                    unsigned status, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    n = 0;
+  if ((size_t)n >= sizeof(msg))
+    n = sizeof(msg) - 1;
+  char *body = malloc((size_t)n + 1);
+  if (body == NULL)
+    return MHD_NO;
+  memcpy(body, msg, (size_t)n + 1);
+  return respond(conn, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+/* Queue a 405 naming the allowed methods. */
+static enum MHD_Result respond_405(struct MHD_Connection *conn,
+                                   const char *allow) {
+  static const char msg[] = "Method Not Allowed\n";
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+  if (r == NULL)
+    return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "text/plain; charset=utf-8");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+  MHD_destroy_response(r);
+  return rc;
+}
+
+/* Render a set and queue it as a 200 exposition (500 when it failed). */
+static enum MHD_Result respond_set(struct MHD_Connection *conn,
+                                   struct expo_set *set) {
+  const char *why = expo_error(set);
+  size_t len = 0;
+  char *text = why ? NULL : expo_render(set, &len);
+  if (text == NULL) {
+    exporter_log(XLOG_ERROR, "cannot write metrics: %s",
+                 why ? why : "out of memory");
+    return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                        "cannot write metrics: %s\n",
+                        why ? why : "out of memory");
+  }
+  return respond(conn, MHD_HTTP_OK, EXPO_CONTENT_TYPE, text, len);
+}
+
+/* Count a /probe answer by status. */
+static void count_status(struct exporter *ex, unsigned status) {
+  pthread_mutex_lock(&ex->stats.lock);
+  if (status == MHD_HTTP_OK)
+    ex->stats.requests_200++;
+  else if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    ex->stats.requests_503++;
+  else if (status == MHD_HTTP_BAD_REQUEST)
+    ex->stats.requests_400++;
+  pthread_mutex_unlock(&ex->stats.lock);
+}
+
+/* Answer a bad /probe request with 400 and a message. */
+static enum MHD_Result
+bad_request(struct exporter *ex, struct MHD_Connection *conn, const char *msg) {
+  exporter_log(XLOG_DEBUG, "bad /probe request: %s", msg);
+  count_status(ex, MHD_HTTP_BAD_REQUEST);
+  return respond_text(conn, MHD_HTTP_BAD_REQUEST, "%s\n", msg);
+}
+
+/* A GET argument, or NULL when absent or empty. */
+static const char *arg(struct MHD_Connection *conn, const char *name) {
+  const char *v =
+      MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+  return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+/* Write a one-line summary of a module into the trail. */
+static void trail_module(struct strbuf *trail, const struct module *mod) {
+  char dur[32];
+  modules_format_duration(mod->timeout_ms, dur, sizeof(dur));
+  sb_printf(trail, "module %s: tls %s, role %s, timeout %s, ports", mod->name,
+            sp_tls_mode_name(mod->tls_mode), sp_role_name(mod->role), dur);
+  for (int i = 0; i < mod->nports; i++)
+    sb_printf(trail, " %u", (unsigned)mod->ports[i]);
+  sb_add(trail, mod->nports ? "\n" : " (none)\n");
+}
+
+/* Run the probe of a checked request and answer it (200, 503 or 500). */
+static enum MHD_Result
+run_probe(struct exporter *ex, struct MHD_Connection *conn,
+          const struct module *mod, struct sp_request *req, double start,
+          double budget, bool debug, struct strbuf *trail) {
+  double deadline = start + budget;
+  if (!exporter_slot_acquire(ex, deadline - MIN_PROBE_S)) {
+    count_status(ex, MHD_HTTP_SERVICE_UNAVAILABLE);
+    exporter_log(XLOG_WARN,
+                 "no probe slot free within %.3fs (limit %d): 503 for %s",
+                 budget, ex->stats.max_concurrent, req->host);
+    return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "no probe slot became free within the scrape "
+                        "deadline (%.3fs; --probe.max-concurrent=%d)\n",
+                        budget, ex->stats.max_concurrent);
+  }
+  double waited = exporter_now() - start;
+  req->timeout_s = deadline - exporter_now();
+  sb_printf(trail, "slot taken after %.3fs; probe timeout %.3fs\n", waited,
+            req->timeout_s);
+  char err[256];
+  struct sp_batch *batch = sp_probe_wait(ex->engine, req, err, sizeof(err));
+  exporter_slot_release(ex);
+  if (batch == NULL) {
+    count_status(ex, MHD_HTTP_INTERNAL_SERVER_ERROR);
+    exporter_log(XLOG_ERROR, "probe of %s did not run: %s", req->host, err);
+    return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                        "probe did not run: %s\n", err);
+  }
+  struct expo_set *set = expo_new();
+  if (set == NULL) {
+    sp_batch_free(batch);
+    return MHD_NO;
+  }
+  metrics_probe(set, batch);
+  for (int i = 0; i < batch->nresults; i++) {
+    const struct sp_result *res = &batch->results[i];
+    stats_count_probe(&ex->stats, mod->name, res->code);
+    sb_printf(trail, "port %u%s%s: %s, state %s, success %d (%.3fs)\n",
+              (unsigned)res->port, res->address[0] ? " via " : "", res->address,
+              sp_code_name(res->code), sp_state_name(res->state),
+              metrics_result_success(res) ? 1 : 0,
+              res->phase_s[SP_PHASE_TOTAL]);
+    exporter_log(XLOG_DEBUG, "probe %s port %u module %s: %s", res->host,
+                 (unsigned)res->port, mod->name, sp_code_name(res->code));
+  }
+  count_status(ex, MHD_HTTP_OK);
+  enum MHD_Result rc;
+  if (debug) {
+    size_t len = 0;
+    char *metrics = expo_render(set, &len);
+    struct strbuf page;
+    sb_init(&page, MAX_DEBUG_PAGE);
+    debug_page(&page, sb_str(trail), batch, metrics);
+    free(metrics);
+    if (page.failed)
+      sb_add(&page, "\n[debug page truncated]\n");
+    char *body = sb_take(&page, &len);
+    rc = respond(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
+  } else {
+    rc = respond_set(conn, set);
+  }
+  expo_free(set);
+  sp_batch_free(batch);
+  return rc;
+}
+
+/* GET /probe?target=...&module=...[&debug=true]. */
+static enum MHD_Result handle_probe(struct exporter *ex,
+                                    struct MHD_Connection *conn) {
+  double start = exporter_now();
+  const char *target_arg = arg(conn, "target");
+  const char *module_arg = arg(conn, "module");
+  const char *debug_arg = arg(conn, "debug");
+  bool debug = false;
+  if (debug_arg != NULL) {
+    if (strcmp(debug_arg, "true") == 0 || strcmp(debug_arg, "1") == 0)
+      debug = true;
+    else if (strcmp(debug_arg, "false") != 0 && strcmp(debug_arg, "0") != 0)
+      return bad_request(ex, conn, "debug must be true or false");
+  }
+  if (target_arg == NULL)
+    return bad_request(ex, conn, "target parameter is missing");
+  if (module_arg == NULL)
+    return bad_request(ex, conn, "module parameter is missing");
+  char err[512];
+  struct target target;
+  if (target_parse(target_arg, &target, err, sizeof(err)) < 0)
+    return bad_request(ex, conn, err);
+
+  struct module_set *modules = exporter_modules_get(ex);
+  const struct module *mod = modules ? modules_find(modules, module_arg) : NULL;
+  if (mod == NULL) {
+    exporter_modules_put(ex, modules);
+    char msg[160];
+    snprintf(msg, sizeof(msg), "unknown module \"%.64s\"", module_arg);
+    return bad_request(ex, conn, msg);
+  }
+  struct strbuf trail;
+  sb_init(&trail, 64 * 1024);
+  sb_printf(&trail, "target %s: host %s, port %s\n", target_arg, target.host,
+            target.port ? "given" : "from the module");
+  trail_module(&trail, mod);
+  char why[256];
+  const char *header = MHD_lookup_connection_value(
+      conn, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
+  double budget = target_budget((double)mod->timeout_ms / 1000.0, header,
+                                ex->timeout_offset_s, why, sizeof(why));
+  sb_printf(&trail, "%s\n", why);
+
+  struct sp_request req;
+  enum MHD_Result rc;
+  if (target_request(mod, &target, budget, debug, &req, err, sizeof(err)) < 0)
+    rc = bad_request(ex, conn, err);
+  else
+    rc = run_probe(ex, conn, mod, &req, start, budget, debug, &trail);
+  sb_free(&trail);
+  exporter_modules_put(ex, modules);
+  return rc;
+}
+
+/* GET /metrics: the exporter's own metrics. */
+static enum MHD_Result handle_metrics(struct exporter *ex,
+                                      struct MHD_Connection *conn) {
+  struct expo_set *set = expo_new();
+  if (set == NULL)
+    return MHD_NO;
+  struct build_versions v = {SP_VERSION, MHD_get_version(),
+                             yaml_get_version_string()};
+  metrics_self(set, &ex->stats, &v, sp_engine_inflight(ex->engine));
+  metrics_process(set);
+  enum MHD_Result rc = respond_set(conn, set);
+  expo_free(set);
+  return rc;
+}
+
+/* Append text with &, <, >, " escaped for HTML. */
+static void html_escape(struct strbuf *sb, const char *s) {
+  for (; *s; s++) {
+    switch (*s) {
+    case '&':
+      sb_add(sb, "&amp;");
+      break;
+    case '<':
+      sb_add(sb, "&lt;");
+      break;
+    case '>':
+      sb_add(sb, "&gt;");
+      break;
+    case '"':
+      sb_add(sb, "&quot;");
+      break;
+    default:
+      sb_addn(sb, s, 1);
+    }
+  }
+}
+
+/* GET /: a small landing page with links and the loaded modules. */
+static enum MHD_Result handle_landing(struct exporter *ex,
+                                      struct MHD_Connection *conn) {
+  struct strbuf sb;
+  sb_init(&sb, 256 * 1024);
+  sb_add(&sb, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+              "<title>SMTP Exporter</title></head><body>\n"
+              "<h1>SMTP Exporter</h1>\n<p>smtp-probe " SP_VERSION
+              ": probes mail ports (25, 465, 587, 2525) and answers with a "
+              "diagnosis code and per-phase timings.</p>\n<ul>\n"
+              "<li><a href=\"metrics\">Metrics</a> (the exporter's own)</li>\n"
+              "<li><a href=\"-/healthy\">Health</a></li>\n");
+  struct module_set *modules = exporter_modules_get(ex);
+  if (modules != NULL && modules->nmodules > 0) {
+    sb_add(&sb, "<li><a href=\"probe?target=127.0.0.1&amp;module=");
+    html_escape(&sb, modules->modules[0].name);
+    sb_add(&sb, "&amp;debug=true\">Debug probe of 127.0.0.1 with module ");
+    html_escape(&sb, modules->modules[0].name);
+    sb_add(&sb, "</a></li>\n");
+  }
+  sb_add(&sb, "</ul>\n<h2>Modules</h2>\n<p>From ");
+  html_escape(&sb, ex->config_file);
+  sb_add(&sb, "</p>\n<table border=\"1\"><tr><th>module</th><th>ports</th>"
+              "<th>tls</th><th>role</th><th>timeout</th></tr>\n");
+  for (int i = 0; modules != NULL && i < modules->nmodules; i++) {
+    const struct module *m = &modules->modules[i];
+    char dur[32];
+    modules_format_duration(m->timeout_ms, dur, sizeof(dur));
+    sb_add(&sb, "<tr><td>");
+    html_escape(&sb, m->name);
+    sb_add(&sb, "</td><td>");
+    for (int p = 0; p < m->nports; p++)
+      sb_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p]);
+    sb_printf(&sb, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+              sp_tls_mode_name(m->tls_mode), sp_role_name(m->role), dur);
+  }
+  exporter_modules_put(ex, modules);
+  sb_add(&sb, "</table>\n<p>Probe with <code>/probe?target=HOST[:PORT]&amp;"
+              "module=NAME</code>; add <code>&amp;debug=true</code> for the "
+              "dialogue.</p>\n</body></html>\n");
+  size_t len;
+  char *body = sb_take(&sb, &len);
+  return respond(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, len);
+}
+
+/* POST /-/reload: reload the configuration, keeping the old on error. */
+static enum MHD_Result handle_reload(struct exporter *ex,
+                                     struct MHD_Connection *conn) {
+  char err[1024];
+  if (exporter_reload(ex, err, sizeof(err)) < 0)
+    return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                        "failed to reload config: %s\n", err);
+  return respond_text(conn, MHD_HTTP_OK, "OK\n");
+}
+
+/* True for GET and HEAD. */
+static bool is_get(const char *method) {
+  return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+         strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* The request handler: routes by path and method. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
+                               const char *url, const char *method,
+                               const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls) {
+  struct exporter *ex = cls;
+  (void)version;
+  (void)upload_data;
+  if (*con_cls == NULL) { /* first call: headers only */
+    struct conn_state *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL)
+      return MHD_NO;
+    *con_cls = cs;
+    return MHD_YES;
+  }
+  struct conn_state *cs = *con_cls;
+  if (*upload_data_size != 0) { /* a body: drop it, up to a cap */
+    cs->body += *upload_data_size;
+    *upload_data_size = 0;
+    if (cs->body > MAX_BODY)
+      return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "request body too large\n");
+    return MHD_YES;
+  }
+  exporter_log(XLOG_DEBUG, "%s %s", method, url);
+  if (strcmp(url, "/-/reload") == 0) {
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 ||
+        strcmp(method, MHD_HTTP_METHOD_PUT) == 0)
+      return handle_reload(ex, conn);
+    return respond_405(conn, "POST, PUT");
+  }
+  bool known = strcmp(url, "/probe") == 0 || strcmp(url, "/metrics") == 0 ||
+               strcmp(url, "/") == 0 || strcmp(url, "/-/healthy") == 0 ||
+               strcmp(url, "/-/ready") == 0;
+  if (!known)
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "404 page not found\n");
+  if (!is_get(method))
+    return respond_405(conn, "GET, HEAD");
+  if (strcmp(url, "/probe") == 0)
+    return handle_probe(ex, conn);
+  if (strcmp(url, "/metrics") == 0)
+    return handle_metrics(ex, conn);
+  if (strcmp(url, "/-/healthy") == 0)
+    return respond_text(conn, MHD_HTTP_OK, "Healthy\n");
+  if (strcmp(url, "/-/ready") == 0)
+    return respond_text(conn, MHD_HTTP_OK, "Ready\n");
+  return handle_landing(ex, conn);
+}
+
+/* Free the per-connection state when a request ends. */
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  free(*con_cls);
+  *con_cls = NULL;
+}
+
+/* Route libmicrohttpd's own error messages into our log. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  exporter_log(XLOG_WARN, "libmicrohttpd: %s", msg);
+}
+
+/* Start serving (see http.h). */
+struct MHD_Daemon *http_start(struct exporter *ex,
+                              const struct http_options *opts, char *err,
+                              size_t errlen) {
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
+                   MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  uint16_t port;
+  if (opts->addr->sa_family == AF_INET6) {
+    flags |= MHD_USE_IPv6;
+    port = ntohs(((const struct sockaddr_in6 *)opts->addr)->sin6_port);
+  } else {
+    port = ntohs(((const struct sockaddr_in *)opts->addr)->sin_port);
+  }
+  struct MHD_Daemon *d = MHD_start_daemon(
+      flags, port, NULL, NULL, handler, ex, MHD_OPTION_EXTERNAL_LOGGER,
+      mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
+      MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s,
+      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+  if (d == NULL)
+    snprintf(err, errlen, "cannot listen (address in use or not local?)");
+  return d;
+}
+
+/* Stop serving; waits for requests in progress. */
+void http_stop(struct MHD_Daemon *daemon) {
+  if (daemon != NULL)
+    MHD_stop_daemon(daemon);
+}
+
+/* The libmicrohttpd version string. */
+const char *http_library_version(void) {
+  return MHD_get_version();
+}
