@@ -89,7 +89,8 @@ void sp_transcript_add(struct sp_buf *t, const char *prefix, const char *data,
   if (plen > 8)
     plen = 8;
   memcpy(line, prefix, plen);
-  size_t n = plen + sp_sanitize(line + plen, sizeof(line) - plen - 1, data, len);
+  size_t n =
+      plen + sp_sanitize(line + plen, sizeof(line) - plen - 1, data, len);
   line[n++] = '\n';
   if (t->len + n + sizeof(marker) > t->limit) {
     if (t->len + sizeof(marker) - 1 <= t->limit &&

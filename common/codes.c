@@ -9,15 +9,14 @@
 
 /* Phase names, indexed by enum sp_phase. */
 static const char *const phase_names[SP_PHASE_COUNT] = {
-    "dns",           "connect",  "banner", "ehlo",      "starttls",
-    "tls_handshake", "ehlo_tls", "auth",   "mail_from", "rcpt_to",
-    "total",
+    "dns",      "connect", "banner",    "ehlo",    "starttls", "tls_handshake",
+    "ehlo_tls", "auth",    "mail_from", "rcpt_to", "total",
 };
 
 /* One diagnosis code: its word, its hint, its state per role. */
 struct code_entry {
-  const char *name; /* the contract word */
-  const char *hint; /* what to check first */
+  const char *name;            /* the contract word */
+  const char *hint;            /* what to check first */
   enum sp_state on_submission; /* state on the submission role */
   enum sp_state on_implicit;   /* state on the implicit-TLS role */
   enum sp_state on_relay;      /* state on the relay role */

@@ -11,9 +11,9 @@
 
 /* A bounded text writer. */
 struct out {
-  char *buf;     /* destination */
-  size_t len;    /* bytes written */
-  size_t cap;    /* buffer size */
+  char *buf;  /* destination */
+  size_t len; /* bytes written */
+  size_t cap; /* buffer size */
 };
 
 /* Append formatted text, truncating at the buffer's end. */
@@ -34,7 +34,8 @@ static void put(struct out *o, const char *fmt, ...) {
 /* Format a UTC time as YYYY-MM-DD. */
 static void date_text(time_t t, char *buf, size_t buflen) {
   struct tm tm;
-  if (t == 0 || !gmtime_r(&t, &tm) || strftime(buf, buflen, "%Y-%m-%d", &tm) == 0)
+  if (t == 0 || !gmtime_r(&t, &tm) ||
+      strftime(buf, buflen, "%Y-%m-%d", &tm) == 0)
     snprintf(buf, buflen, "unknown");
 }
 
@@ -110,8 +111,9 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
     for (int i = 0; i < res->ncerts; i++) {
       char d[16];
       date_text(res->certs[i].not_after, d, sizeof(d));
-      put(&o, "  cert[%d]: subject %s\n           issuer %s\n           "
-              "not after %s, SANs %s\n",
+      put(&o,
+          "  cert[%d]: subject %s\n           issuer %s\n           "
+          "not after %s, SANs %s\n",
           i, res->certs[i].subject, res->certs[i].issuer, d,
           res->certs[i].sans[0] ? res->certs[i].sans : "-");
     }

@@ -67,38 +67,38 @@ enum conn_state {
 
 /* State names for the decision trail. */
 static const char *const conn_state_names[CS_COUNT] = {
-    "wait_dns", "connect", "tls_implicit", "banner", "ehlo", "helo",
-    "starttls", "tls_starttls", "ehlo_tls", "quit", "done",
+    "wait_dns", "connect",      "tls_implicit", "banner", "ehlo", "helo",
+    "starttls", "tls_starttls", "ehlo_tls",     "quit",   "done",
 };
 
 struct batch;
 
 /* One probe: one port (and with all_addresses one address). */
 struct probe {
-  struct ev_tag tag;        /* EV_PROBE */
-  struct batch *batch;      /* the request it belongs to */
-  struct sp_result *res;    /* where it writes what it finds */
-  enum conn_state state;    /* where it is */
-  enum sp_tls_mode mode;    /* effective TLS mode (auto resolved) */
-  int fd;                   /* the connection, -1 when none */
-  SSL *ssl;                 /* TLS session, NULL before TLS */
+  struct ev_tag tag;         /* EV_PROBE */
+  struct batch *batch;       /* the request it belongs to */
+  struct sp_result *res;     /* where it writes what it finds */
+  enum conn_state state;     /* where it is */
+  enum sp_tls_mode mode;     /* effective TLS mode (auto resolved) */
+  int fd;                    /* the connection, -1 when none */
+  SSL *ssl;                  /* TLS session, NULL before TLS */
   struct sp_verify_log vlog; /* chain errors seen in the handshake */
-  struct sp_sniff sniff;    /* first bytes read under TLS */
-  uint32_t events;          /* epoll events registered, 0: none */
-  enum sp_phase phase;      /* phase being timed */
-  double t_phase;           /* when that phase began */
-  double attempt_deadline;  /* connect deadline for this address */
-  double banner_deadline;   /* when to test implicit TLS, 0: never */
-  int addr_cur;             /* address index being tried */
-  int addr_last;            /* last address index this probe may try */
-  int last_errno;           /* last connect error */
-  bool mismatch_retry;      /* a fresh connection testing implicit TLS */
-  bool decided;             /* res->code is final */
-  bool connect_timed;       /* the connect phase was recorded */
-  struct sp_buf in;         /* bytes received, not yet parsed */
-  struct sp_buf out;        /* bytes waiting to be sent */
-  struct sp_buf transcript; /* dialogue and decision trail (trace) */
-  struct sp_reply reply;    /* reply being assembled */
+  struct sp_sniff sniff;     /* first bytes read under TLS */
+  uint32_t events;           /* epoll events registered, 0: none */
+  enum sp_phase phase;       /* phase being timed */
+  double t_phase;            /* when that phase began */
+  double attempt_deadline;   /* connect deadline for this address */
+  double banner_deadline;    /* when to test implicit TLS, 0: never */
+  int addr_cur;              /* address index being tried */
+  int addr_last;             /* last address index this probe may try */
+  int last_errno;            /* last connect error */
+  bool mismatch_retry;       /* a fresh connection testing implicit TLS */
+  bool decided;              /* res->code is final */
+  bool connect_timed;        /* the connect phase was recorded */
+  struct sp_buf in;          /* bytes received, not yet parsed */
+  struct sp_buf out;         /* bytes waiting to be sent */
+  struct sp_buf transcript;  /* dialogue and decision trail (trace) */
+  struct sp_reply reply;     /* reply being assembled */
 };
 
 /* A c-ares socket being watched. */
@@ -111,27 +111,27 @@ struct dns_sock {
 
 /* One submitted request and its probes. */
 struct batch {
-  struct sp_engine *eng;     /* owner */
-  struct sp_request req;     /* copy; strings point at owned copies */
-  char *strings[6];          /* owned copies of the request's strings */
-  SSL_CTX *ctx;              /* shared context for req.cafile */
-  double t_submit;           /* monotonic submit time */
-  double deadline;           /* t_submit + timeout */
-  bool host_is_ip;           /* host is an IP literal (no DNS) */
-  struct sp_dns *dns;        /* resolver channel while resolving */
+  struct sp_engine *eng;      /* owner */
+  struct sp_request req;      /* copy; strings point at owned copies */
+  char *strings[6];           /* owned copies of the request's strings */
+  SSL_CTX *ctx;               /* shared context for req.cafile */
+  double t_submit;            /* monotonic submit time */
+  double deadline;            /* t_submit + timeout */
+  bool host_is_ip;            /* host is an IP literal (no DNS) */
+  struct sp_dns *dns;         /* resolver channel while resolving */
   struct dns_sock *dns_socks; /* its sockets */
-  bool resolved;             /* resolution finished (or not needed) */
-  char dns_why[128];         /* why resolution failed */
+  bool resolved;              /* resolution finished (or not needed) */
+  char dns_why[128];          /* why resolution failed */
   struct sockaddr_storage addrs[SP_MAX_ADDRESSES]; /* resolved addresses */
-  int naddrs;                /* how many */
-  struct probe *probes;      /* nprobes probes */
-  int nprobes;               /* how many */
-  int ndone;                 /* how many finished */
-  struct sp_batch *out;      /* results handed to done */
-  sp_done_fn done;           /* completion callback */
-  void *user;                /* its argument */
-  int weight;                /* what it adds to the in-flight gauge */
-  struct batch *next;        /* list link */
+  int naddrs;                                      /* how many */
+  struct probe *probes;                            /* nprobes probes */
+  int nprobes;                                     /* how many */
+  int ndone;                                       /* how many finished */
+  struct sp_batch *out;                            /* results handed to done */
+  sp_done_fn done;                                 /* completion callback */
+  void *user;                                      /* its argument */
+  int weight;         /* what it adds to the in-flight gauge */
+  struct batch *next; /* list link */
 };
 
 /* One cached client context per trust-anchor file. */
@@ -143,18 +143,18 @@ struct ctx_entry {
 
 /* The engine. */
 struct sp_engine {
-  int epfd;                 /* epoll instance */
-  int wakefd;               /* eventfd to wake the loop */
-  struct ev_tag wake_tag;   /* EV_WAKE */
-  pthread_mutex_t lock;     /* guards queued and ctxs */
-  struct batch *queued;     /* submitted, not started */
-  struct batch *active;     /* running (loop thread only) */
-  struct ctx_entry *ctxs;   /* cached contexts */
-  atomic_int inflight;      /* ports being probed */
-  atomic_bool stopping;     /* ask the thread to end */
-  bool thread_running;      /* sp_engine_start was called */
-  pthread_t thread;         /* the loop thread */
-  char fqdn[SP_MAX_HOST];   /* default EHLO name */
+  int epfd;               /* epoll instance */
+  int wakefd;             /* eventfd to wake the loop */
+  struct ev_tag wake_tag; /* EV_WAKE */
+  pthread_mutex_t lock;   /* guards queued and ctxs */
+  struct batch *queued;   /* submitted, not started */
+  struct batch *active;   /* running (loop thread only) */
+  struct ctx_entry *ctxs; /* cached contexts */
+  atomic_int inflight;    /* ports being probed */
+  atomic_bool stopping;   /* ask the thread to end */
+  bool thread_running;    /* sp_engine_start was called */
+  pthread_t thread;       /* the loop thread */
+  char fqdn[SP_MAX_HOST]; /* default EHLO name */
 };
 
 /* ---- Small helpers --------------------------------------------------- */
@@ -288,10 +288,10 @@ static void decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
     res->phase_done[SP_PHASE_TOTAL] = true;
     trail(p, "diagnosis %s: %s", sp_code_name(code), res->detail);
   }
-  bool can_quit = p->fd >= 0 && p->out.len == 0 &&
-                  (p->state == CS_BANNER || p->state == CS_EHLO ||
-                   p->state == CS_HELO || p->state == CS_STARTTLS ||
-                   p->state == CS_EHLO_TLS);
+  bool can_quit =
+      p->fd >= 0 && p->out.len == 0 &&
+      (p->state == CS_BANNER || p->state == CS_EHLO || p->state == CS_HELO ||
+       p->state == CS_STARTTLS || p->state == CS_EHLO_TLS);
   if (can_quit && now_s() < p->batch->deadline) {
     set_state(p, CS_QUIT);
     send_command(p, "QUIT");
@@ -320,9 +320,10 @@ static enum sp_code connect_code(int err) {
 /* Numeric text of a socket address. */
 static void addr_text(const struct sockaddr_storage *ss, char *buf,
                       size_t buflen) {
-  const void *a = ss->ss_family == AF_INET6
-                      ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-                      : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+  const void *a =
+      ss->ss_family == AF_INET6
+          ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+          : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
   if (!inet_ntop(ss->ss_family, a, buf, (socklen_t)buflen))
     sp_strlcpy(buf, "?", buflen);
 }
@@ -490,8 +491,7 @@ static void on_connected(struct probe *p) {
     phase_end(p);
     p->connect_timed = true;
   }
-  trail(p, "connected to %s port %u", p->res->address,
-        (unsigned)p->res->port);
+  trail(p, "connected to %s port %u", p->res->address, (unsigned)p->res->port);
   if (p->mode == SP_TLS_IMPLICIT || p->mismatch_retry) {
     start_tls(p, CS_TLS_IMPLICIT);
     return;
@@ -529,7 +529,8 @@ static void start_tls(struct probe *p, enum conn_state st) {
   SSL_set_bio(p->ssl, bio, bio);
   memset(&p->vlog, 0, sizeof(p->vlog));
   SSL_set_ex_data(p->ssl, sp_tls_verify_index(), &p->vlog);
-  const char *sni = b->req.sni ? b->req.sni : (b->host_is_ip ? NULL : b->req.host);
+  const char *sni =
+      b->req.sni ? b->req.sni : (b->host_is_ip ? NULL : b->req.host);
   if (sni)
     SSL_set_tlsext_host_name(p->ssl, sni);
   SSL_set_connect_state(p->ssl);
@@ -548,8 +549,8 @@ static bool plaintext_answer(struct probe *p) {
     return false;
   /* OpenSSL read only a record header's worth: fetch the rest of the
    * line for the message (non-blocking, bounded by the sniff buffer). */
-  ssize_t more = recv(p->fd, p->sniff.data + n, sizeof(p->sniff.data) - n,
-                      MSG_DONTWAIT);
+  ssize_t more =
+      recv(p->fd, p->sniff.data + n, sizeof(p->sniff.data) - n, MSG_DONTWAIT);
   if (more > 0)
     p->sniff.len = n = n + (size_t)more;
   size_t line = 0;
@@ -617,8 +618,7 @@ static void handle_tls(struct probe *p, uint32_t events) {
   }
   int e = SSL_get_error(p->ssl, r);
   /* An SMTP greeting where a TLS record belongs: the port is plaintext. */
-  if (p->state == CS_TLS_IMPLICIT && !p->mismatch_retry &&
-      plaintext_answer(p))
+  if (p->state == CS_TLS_IMPLICIT && !p->mismatch_retry && plaintext_answer(p))
     return;
   if (e == SSL_ERROR_WANT_READ) {
     want(p, EPOLLIN);
@@ -707,7 +707,7 @@ static void send_hello(struct probe *p, const char *verb) {
 
 /* One posture finding: a code that would be the verdict if it is worst. */
 struct finding {
-  enum sp_code code;  /* what */
+  enum sp_code code;        /* what */
   char detail[SP_MAX_TEXT]; /* why */
 };
 
@@ -734,8 +734,8 @@ static void judge(struct probe *p) {
     if (res->hostname_check == 0) {
       f[nf].code = SP_CERT_HOSTNAME_MISMATCH;
       snprintf(f[nf++].detail, SP_MAX_TEXT,
-               "the certificate does not match %s (SANs: %s)",
-               res->verify_name, res->ncerts ? res->certs[0].sans : "");
+               "the certificate does not match %s (SANs: %s)", res->verify_name,
+               res->ncerts ? res->certs[0].sans : "");
     }
   }
   if (res->tls && b->req.cert_warn_days >= 0 && res->chain_not_after &&
@@ -748,8 +748,8 @@ static void judge(struct probe *p) {
   if ((res->caps_plain.flags & SP_CAP_STARTTLS) &&
       (res->caps_plain.flags & SP_CAP_AUTH)) {
     f[nf].code = SP_AUTH_BEFORE_TLS;
-    snprintf(f[nf++].detail, SP_MAX_TEXT,
-             "AUTH %s is offered before STARTTLS", res->caps_plain.auth_mechs);
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "AUTH %s is offered before STARTTLS",
+             res->caps_plain.auth_mechs);
   }
   int worst = -1;
   enum sp_state worst_state = SP_STATE_OK;
@@ -884,15 +884,14 @@ static void handle_dialogue(struct probe *p, uint32_t events) {
     while (p->in.len && reply_handlers[p->state]) {
       char why[SP_MAX_TEXT];
       struct sp_buf *t = p->batch->req.trace ? &p->transcript : NULL;
-      enum sp_reply_status st = sp_reply_feed(&p->reply, &p->in, t, why,
-                                              sizeof(why));
+      enum sp_reply_status st =
+          sp_reply_feed(&p->reply, &p->in, t, why, sizeof(why));
       if (st == SP_REPLY_ERROR) {
         if (p->state == CS_QUIT) {
           finish(p);
           return;
         }
-        decide(p, SP_PROTOCOL_ERROR, "%s: %s", conn_state_names[p->state],
-               why);
+        decide(p, SP_PROTOCOL_ERROR, "%s: %s", conn_state_names[p->state], why);
         finish(p);
         return;
       }
@@ -950,8 +949,10 @@ static void handle_timeout(struct probe *p, double now) {
       p->banner_deadline = 0; /* something arrived: keep waiting */
       return;
     }
-    trail(p, "no greeting after %.1fs: testing implicit TLS on a fresh "
-             "connection", now - p->t_phase);
+    trail(p,
+          "no greeting after %.1fs: testing implicit TLS on a fresh "
+          "connection",
+          now - p->t_phase);
     close_conn(p);
     p->mismatch_retry = true;
     p->banner_deadline = now; /* remembered for the message */
@@ -971,8 +972,7 @@ static void handle_timeout(struct probe *p, double now) {
       connect_failed(p, ETIMEDOUT);
     break;
   case CS_BANNER:
-    decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs",
-           now - b->t_submit);
+    decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs", now - b->t_submit);
     break;
   case CS_TLS_IMPLICIT:
   case CS_TLS_STARTTLS:
@@ -997,8 +997,7 @@ static double probe_next_timer(const struct probe *p) {
   double t = p->batch->deadline;
   if (p->state == CS_CONNECT && p->attempt_deadline < t)
     t = p->attempt_deadline;
-  if (p->state == CS_BANNER && p->banner_deadline > 0 &&
-      p->banner_deadline < t)
+  if (p->state == CS_BANNER && p->banner_deadline > 0 && p->banner_deadline < t)
     t = p->banner_deadline;
   return t;
 }
@@ -1042,8 +1041,8 @@ static void batch_spawn(struct batch *b) {
     res->hostname_check = -1;
     p->mode = spec->tls_mode;
     if (p->mode == SP_TLS_AUTO)
-      p->mode = res->role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT
-                                              : SP_TLS_STARTTLS;
+      p->mode =
+          res->role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT : SP_TLS_STARTTLS;
     if (b->out->dns_s >= 0 && !b->host_is_ip) {
       res->phase_s[SP_PHASE_DNS] = b->out->dns_s;
       res->phase_done[SP_PHASE_DNS] = true;
@@ -1290,8 +1289,8 @@ static void loop_once(struct sp_engine *eng, int max_ms) {
       struct dns_sock *s = (struct dns_sock *)tag;
       struct batch *b = s->batch;
       if (b->dns)
-        sp_dns_process(b->dns, s->fd, evs[i].events & (EPOLLIN | EPOLLERR |
-                                                       EPOLLHUP),
+        sp_dns_process(b->dns, s->fd,
+                       evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
                        evs[i].events & EPOLLOUT);
       /* s may be freed now: don't touch it again. */
     } else {
@@ -1543,8 +1542,8 @@ void sp_engine_free(struct sp_engine *eng) {
 
 /* A caller waiting in sp_probe_wait. */
 struct waiter {
-  pthread_mutex_t lock; /* guards batch */
-  pthread_cond_t cond;  /* signalled when batch is set */
+  pthread_mutex_t lock;   /* guards batch */
+  pthread_cond_t cond;    /* signalled when batch is set */
   struct sp_batch *batch; /* the answer */
 };
 

@@ -47,18 +47,18 @@ void sp_transcript_add(struct sp_buf *t, const char *prefix, const char *data,
 
 /* One (possibly multi-line) SMTP reply being assembled. */
 struct sp_reply {
-  int code;                       /* three-digit code, 0 until a line is in */
-  int nlines;                     /* lines seen so far */
-  size_t text_len;                /* bytes used in text */
-  char text[SP_MAX_REPLY_BYTES];  /* lines without code, '\n'-separated */
-  char first[SP_MAX_TEXT];        /* first line, sanitised, with its code */
+  int code;                      /* three-digit code, 0 until a line is in */
+  int nlines;                    /* lines seen so far */
+  size_t text_len;               /* bytes used in text */
+  char text[SP_MAX_REPLY_BYTES]; /* lines without code, '\n'-separated */
+  char first[SP_MAX_TEXT];       /* first line, sanitised, with its code */
 };
 
 /* What one feed of input into a reply found. */
 enum sp_reply_status {
-  SP_REPLY_MORE,  /* the reply is not complete yet */
-  SP_REPLY_DONE,  /* a whole reply is in */
-  SP_REPLY_ERROR  /* malformed input or a cap was passed */
+  SP_REPLY_MORE, /* the reply is not complete yet */
+  SP_REPLY_DONE, /* a whole reply is in */
+  SP_REPLY_ERROR /* malformed input or a cap was passed */
 };
 
 /* Empty a reply for the next one. */
@@ -80,9 +80,9 @@ size_t sp_caps_format(const struct sp_caps *caps, char *buf, size_t buflen);
 
 /* Verification errors seen during one handshake (verify callback). */
 struct sp_verify_log {
-  int first_error;      /* first chain error other than expiry, 0: none */
-  int first_depth;      /* its depth */
-  bool expired_seen;    /* some certificate was reported expired */
+  int first_error;   /* first chain error other than expiry, 0: none */
+  int first_depth;   /* its depth */
+  bool expired_seen; /* some certificate was reported expired */
 };
 
 /* The first bytes OpenSSL read from the server, kept to recognise a

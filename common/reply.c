@@ -46,7 +46,8 @@ enum sp_reply_status sp_reply_feed(struct sp_reply *r, struct sp_buf *in,
       /* No whole line yet: judge what we have so garbage fails early. */
       if (!line_prefix_ok(in->data, in->len < 4 ? in->len : 4, false)) {
         char shown[48];
-        sp_sanitize(shown, sizeof(shown), in->data, in->len < 40 ? in->len : 40);
+        sp_sanitize(shown, sizeof(shown), in->data,
+                    in->len < 40 ? in->len : 40);
         snprintf(err, errlen, "not an SMTP reply: \"%s\"", shown);
         return SP_REPLY_ERROR;
       }
@@ -193,7 +194,8 @@ void sp_caps_parse(struct sp_caps *caps, const struct sp_reply *r) {
         caps->flags |= cap_names[i].flag;
         if (cap_names[i].flag == SP_CAP_SIZE && kl < n) {
           char num[24];
-          size_t nl2 = n - kl - 1 < sizeof(num) - 1 ? n - kl - 1 : sizeof(num) - 1;
+          size_t nl2 =
+              n - kl - 1 < sizeof(num) - 1 ? n - kl - 1 : sizeof(num) - 1;
           memcpy(num, p + kl + 1, nl2);
           num[nl2] = '\0';
           char *e = NULL;

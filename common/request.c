@@ -93,8 +93,7 @@ int sp_request_validate(const struct sp_request *req, char *err,
     return -1;
   }
   if (req->nports < 1 || req->nports > SP_MAX_PORTS) {
-    snprintf(err, errlen, "ports: between 1 and %d ports needed",
-             SP_MAX_PORTS);
+    snprintf(err, errlen, "ports: between 1 and %d ports needed", SP_MAX_PORTS);
     return -1;
   }
   for (int i = 0; i < req->nports; i++) {
@@ -144,7 +143,8 @@ int sp_request_validate(const struct sp_request *req, char *err,
     }
   }
   if (req->dns_server && !dns_server_is_valid(req->dns_server)) {
-    snprintf(err, errlen, "dns_server: expected ADDR[:PORT] with an IP address");
+    snprintf(err, errlen,
+             "dns_server: expected ADDR[:PORT] with an IP address");
     return -1;
   }
   if (req->cafile) {

@@ -12,8 +12,7 @@
 struct sp_dns;
 
 /* Called when c-ares wants a socket watched (or forgotten: both false). */
-typedef void (*sp_dns_sock_fn)(void *arg, int fd, bool readable,
-                               bool writable);
+typedef void (*sp_dns_sock_fn)(void *arg, int fd, bool readable, bool writable);
 
 /* Called once with up to SP_MAX_ADDRESSES addresses, or none and why. */
 typedef void (*sp_dns_done_fn)(void *arg, int naddrs,

@@ -24,16 +24,16 @@ extern "C" {
 
 /* ---- Caps: every read and every buffer has one ---------------------- */
 
-#define SP_MAX_LINE 1024         /* bytes in one reply line (RFC 5321: 512) */
-#define SP_MAX_REPLY_LINES 128   /* lines in one multi-line reply */
-#define SP_MAX_REPLY_BYTES 16384 /* bytes in one whole reply */
+#define SP_MAX_LINE 1024          /* bytes in one reply line (RFC 5321: 512) */
+#define SP_MAX_REPLY_LINES 128    /* lines in one multi-line reply */
+#define SP_MAX_REPLY_BYTES 16384  /* bytes in one whole reply */
 #define SP_MAX_PROBE_BUFFER 32768 /* bytes buffered per probe, all in */
 #define SP_MAX_TRANSCRIPT 16384   /* bytes of dialogue kept per probe */
-#define SP_MAX_PORTS 16          /* ports in one request */
-#define SP_MAX_ADDRESSES 8       /* resolved addresses kept per host */
-#define SP_MAX_CERTS 8           /* certificates recorded per chain */
-#define SP_MAX_HOST 256          /* host name, with its NUL */
-#define SP_MAX_TEXT 256          /* sanitised detail / reply text */
+#define SP_MAX_PORTS 16           /* ports in one request */
+#define SP_MAX_ADDRESSES 8        /* resolved addresses kept per host */
+#define SP_MAX_CERTS 8            /* certificates recorded per chain */
+#define SP_MAX_HOST 256           /* host name, with its NUL */
+#define SP_MAX_TEXT 256           /* sanitised detail / reply text */
 
 /* ---- Phases ---------------------------------------------------------- */
 
@@ -121,11 +121,11 @@ enum sp_state {
   SP_STATE_UNKNOWN = 3
 };
 
-const char *sp_role_name(enum sp_role role);   /* "submission", ... */
-int sp_role_from_name(const char *name);       /* -1 if unknown */
+const char *sp_role_name(enum sp_role role);         /* "submission", ... */
+int sp_role_from_name(const char *name);             /* -1 if unknown */
 const char *sp_tls_mode_name(enum sp_tls_mode mode); /* "auto", ... */
-int sp_tls_mode_from_name(const char *name);   /* -1 if unknown */
-const char *sp_state_name(enum sp_state state); /* "OK", "WARNING", ... */
+int sp_tls_mode_from_name(const char *name);         /* -1 if unknown */
+const char *sp_state_name(enum sp_state state);      /* "OK", "WARNING", ... */
 
 /* The role a port number has when none is given: 465 implicit, 25 relay,
  * everything else submission. */
@@ -158,23 +158,23 @@ struct sp_port_spec {
 /* What to probe: one host, one or more ports, shared options. The engine
  * copies everything it needs at submit time; strings may be freed after. */
 struct sp_request {
-  const char *host;          /* name or IP literal */
+  const char *host;                        /* name or IP literal */
   struct sp_port_spec ports[SP_MAX_PORTS]; /* ports to probe in parallel */
-  int nports;                /* how many of ports[] are used */
-  const char *sni;           /* SNI and verify name; NULL: host unless IP */
-  const char *cafile;        /* trust anchors; NULL: the system store */
-  bool no_verify;            /* skip chain and hostname verification */
-  const char *ehlo_name;     /* EHLO argument; NULL: the local FQDN */
-  enum sp_family family;     /* -4 / -6 */
-  bool all_addresses;        /* one result per resolved address */
-  const char *source;        /* local address to bind, NULL: any */
-  double timeout_s;          /* whole-probe deadline, seconds (> 0) */
-  double banner_wait_s;      /* greeting wait before trying implicit TLS;
-                                <= 0: min(2 s, timeout/3) */
-  const char *dns_server;    /* resolver ADDR[:PORT]; NULL: system's */
-  int cert_warn_days;        /* cert_expiring below this; < 0: off */
-  int cert_crit_days;        /* cert_expiring is CRITICAL below this */
-  bool trace;                /* keep the (sanitised) dialogue */
+  int nports;                              /* how many of ports[] are used */
+  const char *sni;        /* SNI and verify name; NULL: host unless IP */
+  const char *cafile;     /* trust anchors; NULL: the system store */
+  bool no_verify;         /* skip chain and hostname verification */
+  const char *ehlo_name;  /* EHLO argument; NULL: the local FQDN */
+  enum sp_family family;  /* -4 / -6 */
+  bool all_addresses;     /* one result per resolved address */
+  const char *source;     /* local address to bind, NULL: any */
+  double timeout_s;       /* whole-probe deadline, seconds (> 0) */
+  double banner_wait_s;   /* greeting wait before trying implicit TLS;
+                             <= 0: min(2 s, timeout/3) */
+  const char *dns_server; /* resolver ADDR[:PORT]; NULL: system's */
+  int cert_warn_days;     /* cert_expiring below this; < 0: off */
+  int cert_crit_days;     /* cert_expiring is CRITICAL below this */
+  bool trace;             /* keep the (sanitised) dialogue */
 };
 
 /* Fill a request with defaults: auto TLS, 10 s, verification on. */
@@ -205,10 +205,10 @@ enum sp_cap_flag {
 
 /* Capability list parsed from one EHLO reply. */
 struct sp_caps {
-  bool seen;                /* an EHLO reply was parsed */
-  unsigned flags;           /* enum sp_cap_flag bits */
-  uint64_t size_limit;      /* SIZE value; 0 when absent or unlimited */
-  char auth_mechs[128];     /* AUTH mechanisms, space separated */
+  bool seen;                     /* an EHLO reply was parsed */
+  unsigned flags;                /* enum sp_cap_flag bits */
+  uint64_t size_limit;           /* SIZE value; 0 when absent or unlimited */
+  char auth_mechs[128];          /* AUTH mechanisms, space separated */
   char ehlo_domain[SP_MAX_TEXT]; /* the server's name in the first line */
 };
 
@@ -229,33 +229,33 @@ struct sp_result {
   char address[64];          /* numeric address connected to, or "" */
   bool per_address;          /* part of an all_addresses request */
 
-  enum sp_code code;         /* the diagnosis */
-  enum sp_state state;       /* sp_code_state + cert thresholds */
-  char detail[SP_MAX_TEXT];  /* specific detail: server reply, error text */
-  unsigned findings;         /* bit (1 << code) for every code observed */
+  enum sp_code code;        /* the diagnosis */
+  enum sp_state state;      /* sp_code_state + cert thresholds */
+  char detail[SP_MAX_TEXT]; /* specific detail: server reply, error text */
+  unsigned findings;        /* bit (1 << code) for every code observed */
 
-  double phase_s[SP_PHASE_COUNT];   /* seconds per phase */
-  bool phase_done[SP_PHASE_COUNT];  /* the phase happened */
-  int reply_code[SP_PHASE_COUNT];   /* last reply code per phase, 0: none */
+  double phase_s[SP_PHASE_COUNT];  /* seconds per phase */
+  bool phase_done[SP_PHASE_COUNT]; /* the phase happened */
+  int reply_code[SP_PHASE_COUNT];  /* last reply code per phase, 0: none */
 
-  bool tls;                  /* a TLS session was established */
-  bool implicit_tls;         /* it was implicit TLS */
-  char tls_version[16];      /* "TLSv1.3" */
-  char tls_cipher[64];       /* "TLS_AES_256_GCM_SHA384" */
-  bool verified;             /* chain verification ran and passed */
+  bool tls;                       /* a TLS session was established */
+  bool implicit_tls;              /* it was implicit TLS */
+  char tls_version[16];           /* "TLSv1.3" */
+  char tls_cipher[64];            /* "TLS_AES_256_GCM_SHA384" */
+  bool verified;                  /* chain verification ran and passed */
   char verify_error[SP_MAX_TEXT]; /* first chain error text, or "" */
-  int hostname_check;        /* 1 ok, 0 mismatch, -1 not verified */
-  char verify_name[SP_MAX_HOST]; /* name (or IP) the cert was checked for */
+  int hostname_check;             /* 1 ok, 0 mismatch, -1 not verified */
+  char verify_name[SP_MAX_HOST];  /* name (or IP) the cert was checked for */
   struct sp_cert certs[SP_MAX_CERTS]; /* certificates the server sent */
-  int ncerts;                /* how many of certs[] are used */
-  time_t leaf_not_after;     /* 0 when no certificate */
-  time_t chain_not_after;    /* earliest not-after the server sent */
+  int ncerts;                         /* how many of certs[] are used */
+  time_t leaf_not_after;              /* 0 when no certificate */
+  time_t chain_not_after;             /* earliest not-after the server sent */
 
   struct sp_caps caps_plain; /* EHLO before TLS (not for implicit TLS) */
   struct sp_caps caps_tls;   /* EHLO inside TLS */
 
-  char *transcript;          /* sanitised dialogue when req->trace, or NULL */
-  size_t transcript_len;     /* bytes in transcript */
+  char *transcript;      /* sanitised dialogue when req->trace, or NULL */
+  size_t transcript_len; /* bytes in transcript */
 };
 
 /* Days until a time (negative once past), rounded down. */

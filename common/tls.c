@@ -33,8 +33,8 @@ int sp_tls_verify_index(void) {
 static int verify_cb(int preverify_ok, X509_STORE_CTX *store) {
   if (preverify_ok)
     return 1;
-  SSL *ssl = X509_STORE_CTX_get_ex_data(store,
-                                        SSL_get_ex_data_X509_STORE_CTX_idx());
+  SSL *ssl =
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
   struct sp_verify_log *log =
       ssl ? SSL_get_ex_data(ssl, sp_tls_verify_index()) : NULL;
   int e = X509_STORE_CTX_get_error(store);
@@ -85,8 +85,8 @@ static BIO_METHOD *sniff_method;
 
 /* Build the sniff filter's method table. */
 static void sniff_method_init(void) {
-  sniff_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
-                              "smtp-probe sniff");
+  sniff_method =
+      BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "smtp-probe sniff");
   if (!sniff_method)
     return;
   BIO_meth_set_read_ex(sniff_method, sniff_read);
@@ -162,8 +162,8 @@ static void name_text(X509_NAME *name, char *buf, size_t buflen) {
 static void sans_text(X509 *cert, char *buf, size_t buflen, bool *has_ip) {
   buf[0] = '\0';
   *has_ip = false;
-  GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
-                                          NULL);
+  GENERAL_NAMES *names =
+      X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
   if (!names)
     return;
   size_t o = 0;
@@ -245,16 +245,15 @@ void sp_tls_inspect(SSL *ssl, const struct sp_verify_log *log,
   if (no_verify || !leaf) {
     res->verified = false;
     res->hostname_check = -1;
-    sp_strlcpy(res->verify_error, no_verify ? "verification disabled"
-                                            : "no certificate",
+    sp_strlcpy(res->verify_error,
+               no_verify ? "verification disabled" : "no certificate",
                sizeof(res->verify_error));
     return;
   }
   if (log->first_error) {
     res->verified = false;
-    snprintf(res->verify_error, sizeof(res->verify_error),
-             "depth %d: %s", log->first_depth,
-             X509_verify_cert_error_string(log->first_error));
+    snprintf(res->verify_error, sizeof(res->verify_error), "depth %d: %s",
+             log->first_depth, X509_verify_cert_error_string(log->first_error));
   } else {
     res->verified = true;
     res->verify_error[0] = '\0';
