@@ -1,9 +1,10 @@
 /* Unit tests: capped buffers, sanitising, transcripts. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 #include <string.h>
 
 #include "probe_internal.h"

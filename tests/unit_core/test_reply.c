@@ -1,10 +1,11 @@
 /* Unit tests: SMTP reply assembly (multi-line, caps, garbage) and EHLO
  * capability parsing. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,9 +1,10 @@
 /* Unit tests: request defaults and validation messages. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 #include <string.h>
 
 #include "smtp_probe.h"
