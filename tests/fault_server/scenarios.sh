@@ -476,8 +476,12 @@ scenario_dns_ok() {
 # by a veth pair; neither has any route but the link's own /24. Skips when
 # the machine does not allow it.
 make_netns_pair() {
-  local a=$1 b=$2
+  local a=$1 b=$2 old
   command -v ip >/dev/null || skip "iproute2 is not installed"
+  # Namespaces left by an earlier run that was killed (its pid is gone).
+  for old in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^spf[ab][0-9]+$'); do
+    kill -0 "${old#spf?}" 2>/dev/null || ip netns del "$old"
+  done
   ip netns add "$a" 2>"$tmp/netns.err" ||
     skip "cannot create network namespaces: $(cat "$tmp/netns.err")"
   netns+=("$a")

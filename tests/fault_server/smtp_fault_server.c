@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -230,6 +231,7 @@ struct server {
   unsigned next_id;            /* next connection number */
   int nconns;                  /* open connections */
   bool timers;                 /* some connection may have a deadline */
+  int reserve_fd;              /* spare descriptor for shed_one() */
   bool running;                /* false after SIGTERM/SIGINT */
 };
 
@@ -406,6 +408,7 @@ static enum io_result conn_read(struct conn *c, char *buf, size_t len,
     int r = SSL_read(c->ssl, buf, (int)len);
     if (r <= 0)
       return ssl_result(c, r, "SSL_read");
+    c->ssl_want = 0;
     *got = (size_t)r;
   } else {
     ssize_t r = recv(c->fd, buf, len, 0);
@@ -436,6 +439,7 @@ static enum io_result conn_flush(struct conn *c) {
                         n > INT_MAX ? INT_MAX : (int)n);
       if (r <= 0)
         return ssl_result(c, r, "SSL_write");
+      c->ssl_want = 0;
       c->out_off += (size_t)r;
     } else {
       ssize_t r = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL);
@@ -1177,10 +1181,26 @@ static void conn_run(struct conn *c) {
   }
 }
 
+/* Out of descriptors: accept one pending connection with the reserve
+ * descriptor and close it at once, so the listener does not spin. */
+static void shed_one(struct listener *l) {
+  logf_("accept on %s: out of file descriptors, shedding one", l->addr);
+  if (g.reserve_fd >= 0)
+    close(g.reserve_fd);
+  int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0)
+    close(fd);
+  g.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 /* Accept every pending connection on a listener. */
 static void accept_all(struct listener *l) {
   for (int i = 0; i < 64; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+      shed_one(l);
+      return;
+    }
     if (fd < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         logf_("accept on %s: %s", l->addr, strerror(errno));
@@ -1580,6 +1600,7 @@ int main(int argc, char **argv) {
     die("epoll_create1: %s", strerror(errno));
   parse_args(argc, argv);
   raise_fd_limit();
+  g.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   setup_signals();
   for (int i = 0; i < g.nlisteners; i++) {
     make_ctx(&g.listeners[i]);
