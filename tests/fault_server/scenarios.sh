@@ -199,7 +199,14 @@ scenario_implicit_465_ok() {
   expect_check 0 "465 ok" -- -H 127.0.20.2 -p 465 --cafile "$(CA)"
 }
 
+# Skip unless the machine has the IPv6 loopback address.
+need_ipv6_loopback() {
+  ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/' ||
+    skip "no IPv6 loopback (::1) on this machine"
+}
+
 scenario_ipv6_ok() {
+  need_ipv6_loopback
   start_server '[::1]:20589=starttls'
   expect_check 0 "20589 ok" -- -H ::1 -p 20589 --cafile "$(CA)"
 }
@@ -537,8 +544,13 @@ scenario_network_unreachable() {
 # ---- the fault server's own behaviour (reference clients, no check) ------
 
 scenario_server_dialogue() {
-  start_server 127.0.20.6:20901=starttls '[::1]:20901=starttls'
+  start_server 127.0.20.6:20901=starttls
   client dialogue 127.0.20.6 20901
+}
+
+scenario_server_dialogue_ipv6() {
+  need_ipv6_loopback
+  start_server '[::1]:20901=starttls'
   client dialogue ::1 20901
 }
 
