@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SB_HARD_MAX (4u * 1024u * 1024u) /* no output buffer grows past this   \
-                                          */
-#define DESCRIBE_MAX 16384               /* bytes of one result's block */
-#define HINT_MAX 512                     /* bytes of one result's hint */
+#define SB_HARD_MAX (4u << 20) /* no output buffer grows past this */
+#define DESCRIBE_MAX 16384     /* bytes of one result's block */
+#define HINT_MAX 512           /* bytes of one result's hint */
 
 /* A growable, NUL-terminated string with a hard size limit. */
 struct sbuf {

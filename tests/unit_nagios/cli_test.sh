@@ -72,8 +72,8 @@ LISTENER_PID=$!
 for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 if [ -s "$TMP/port" ]; then
   SP=$(cat "$TMP/port")
-  check "silent server, default CRITICAL" 2 "^SMTP CRITICAL - $SP [a-z_]*timeout" -- -H 127.0.0.1 -p "$SP" -t 2
-  check "silent server, -t 2:WARNING" 1 "^SMTP WARNING - $SP [a-z_]*timeout" -- -H 127.0.0.1 -p "$SP" -t 2:WARNING
+  check "silent server, default CRITICAL" 2 "^SMTP CRITICAL - $SP banner_timeout" -- -H 127.0.0.1 -p "$SP" -t 2
+  check "silent server, -t 2:WARNING" 1 "^SMTP WARNING - $SP banner_timeout" -- -H 127.0.0.1 -p "$SP" -t 2:WARNING
 else
   fails=$((fails + 1))
   echo "FAIL: silent listener did not start"

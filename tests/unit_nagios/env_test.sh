@@ -60,8 +60,8 @@ check "default ports 587,465" 0 "^SMTP OK - 587 ok [0-9.]+s; 465 ok [0-9.]+s \| 
 check "system trust store does not know the test CA" 2 "^SMTP CRITICAL - 465 cert_untrusted" -- -H "$A" -p 465 -t 20
 check "--no-verify" 0 "^SMTP OK - 465 ok" -- -H "$A" -p 465 --no-verify -t 20
 check "SNI name not in the certificate" 2 "^SMTP CRITICAL - 587 cert_hostname_mismatch" -- -H "$A" -p 587 --sni other.example "${COMMON[@]}"
-check "STARTTLS asked on the implicit port" 2 "^SMTP CRITICAL - 465 [a-z_]+" -- -H "$H" -p 465 --tls starttls "${COMMON[@]}"
-check "implicit TLS asked on the submission port" 2 "^SMTP CRITICAL - 587 [a-z_]+" -- -H "$H" -p 587 --tls implicit "${COMMON[@]}"
+check "STARTTLS asked on the implicit port" 2 "^SMTP CRITICAL - 465 tls_mode_mismatch: " -- -H "$H" -p 465 --tls starttls "${COMMON[@]}"
+check "implicit TLS asked on the submission port" 2 "^SMTP CRITICAL - 587 tls_mode_mismatch: " -- -H "$H" -p 587 --tls implicit "${COMMON[@]}"
 
 check "cert days warning" 1 "^SMTP WARNING - 587 cert_expiring" -- -H "$H" -p 587 -D 36500,0 "${COMMON[@]}"
 expect "cert days thresholds echoed" ";36500:;0:"
