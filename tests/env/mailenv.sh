@@ -36,7 +36,6 @@ DNS_PORT=5300
 MAIL_NAME=mail.smtp-probe.test
 REALM=smtp-probe.test
 SASL_USER=probe
-OWNER_FILE=/run/smtp-probe-mailenv.owner
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Print a message on stderr, prefixed with the script name.
@@ -241,9 +240,18 @@ do_stop() {
     wait_pid_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$dir/dnsmasq.pid"
-  if [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE" 2>/dev/null)" = "$dir" ]; then
-    rm -f "$OWNER_FILE"
+}
+
+# Name the environment that holds 127.0.10.1:25: the listener's MAIL_CONFIG
+# (its Postfix config directory, DIR/postfix), or "unknown".
+port_owner() {
+  local pid conf
+  pid=$(ss -Hltnp "src $ADDR:25" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+  conf=
+  if [ -n "$pid" ]; then
+    conf=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | sed -n 's/^MAIL_CONFIG=//p' | head -n 1)
   fi
+  echo "${conf:-unknown}"
 }
 
 # Kill processes whose environment says they belong to this Postfix config
@@ -259,16 +267,19 @@ pkill_instance() {
 
 # Wait for another environment to release our addresses, or fail.
 wait_for_free_ports() {
-  local dir=$1 wait_s=${SP_ENV_WAIT:-120} deadline owner
+  local dir=$1 wait_s=${SP_ENV_WAIT:-120} deadline owner next_note=0
   deadline=$((SECONDS + wait_s))
   while any_port_busy; do
-    owner=$(cat "$OWNER_FILE" 2>/dev/null || echo unknown)
+    owner=$(port_owner)
     if [ "$SECONDS" -ge "$deadline" ]; then
       say "127.0.10.1/127.0.10.53 still in use after ${wait_s}s (owner: $owner)"
-      say "stop it with: $HERE/mailenv.sh stop $owner"
+      say "stop it with: $HERE/mailenv.sh stop ${owner%/postfix}"
       return 1
     fi
-    say "addresses in use by another environment ($owner); waiting"
+    if [ "$SECONDS" -ge "$next_note" ]; then
+      say "addresses in use by another environment ($owner); waiting up to ${wait_s}s"
+      next_note=$((SECONDS + 30))
+    fi
     sleep 1
   done
 }
@@ -278,7 +289,6 @@ do_start() {
   local dir=$1 deadline out
   do_stop "$dir"
   wait_for_free_ports "$dir"
-  echo "$dir" >"$OWNER_FILE"
 
   "$HERE/make-certs.sh" "$dir/certs"
   write_postfix_config "$dir"

@@ -56,7 +56,8 @@ done
 
 out=$(timeout 20 openssl s_client -connect "$SP_POSTFIX_ADDR:465" \
   -servername "$SP_MAIL_NAME" -verify_hostname "$SP_MAIL_NAME" \
-  -CAfile "$SP_CA_FILE" -verify_return_error -ign_eof </dev/null 2>&1 || true)
+  -CAfile "$SP_CA_FILE" -verify_return_error -ign_eof -crlf \
+  <<<QUIT 2>&1 || true)
 check "465: verified implicit TLS handshake (openssl s_client)" \
   grep -q 'Verify return code: 0 (ok)' <<<"$out"
 check "465: 220 banner inside TLS" grep -q "^220 $SP_MAIL_NAME ESMTP" <<<"$out"
