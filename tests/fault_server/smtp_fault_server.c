@@ -908,7 +908,7 @@ static void on_tls_accept(struct conn *c) {
     set_state(c, CS_DONE);
 }
 
-/* CS_COMMAND and CS_AUTH_RESPONSE: read lines, answer them, send. */
+/* CS_COMMAND: read command lines, answer them, send the replies. */
 static void on_command(struct conn *c) {
   enum conn_state entry = c->state;
   for (int i = 0; i < READ_ROUNDS; i++) {
@@ -932,6 +932,12 @@ static void on_command(struct conn *c) {
   enum io_result w = conn_flush(c);
   if (w == IO_ERROR || w == IO_EOF)
     set_state(c, CS_DONE);
+}
+
+/* CS_AUTH_RESPONSE: the same line reading; process_lines() hands each
+ * line to auth_line() while in this state. */
+static void on_auth_response(struct conn *c) {
+  on_command(c);
 }
 
 /* CS_STARTTLS_FLUSH: send the 220, then TLS (or the mode's fault). */
@@ -1095,7 +1101,7 @@ static void on_done(struct conn *c) {
 static void (*const handlers[CS_COUNT])(struct conn *) = {
     [CS_TLS_ACCEPT] = on_tls_accept,
     [CS_COMMAND] = on_command,
-    [CS_AUTH_RESPONSE] = on_command,
+    [CS_AUTH_RESPONSE] = on_auth_response,
     [CS_STARTTLS_FLUSH] = on_starttls_flush,
     [CS_TLS_HANDSHAKE] = on_tls_handshake,
     [CS_SILENT] = on_silent,
