@@ -187,15 +187,18 @@ has_perf() { grep -qE "(^| )'?$2'?=" <<<"$1"; }
 since=$(date +%s)
 force_check mail "SMTP ports"
 force_check mail "SMTP submission by name"
+force_check mail "SMTP certificate days"
 force_check nothing-here "SMTP submission"
 
-for svc in "mail|SMTP ports" "mail|SMTP submission by name" "nothing-here|SMTP submission"; do
+for svc in "mail|SMTP ports" "mail|SMTP submission by name" \
+  "mail|SMTP certificate days" "nothing-here|SMTP submission"; do
   host=${svc%%|*}
   name=${svc#*|}
   wait_checked "$host" "$name" "$since" || exit 1
   echo "--- $host/$name: state $(svc_field "$host" "$name" current_state)"
   echo "    output:   $(svc_field "$host" "$name" plugin_output)"
   echo "    perfdata: $(svc_field "$host" "$name" performance_data)"
+  echo "    long:     $(svc_field "$host" "$name" long_plugin_output | cut -c1-300)"
 done
 
 state=$(svc_field mail "SMTP ports" current_state)
@@ -213,6 +216,15 @@ perf=$(svc_field mail "SMTP submission by name" performance_data)
 check "by name: state 0 (OK)" test "$state" = 0
 check "by name: perfdata has 587_total" has_perf "$perf" 587_total
 check "by name: perfdata has 465_tls_handshake" has_perf "$perf" 465_tls_handshake
+
+state=$(svc_field mail "SMTP certificate days" current_state)
+out=$(svc_field mail "SMTP certificate days" plugin_output)
+long=$(svc_field mail "SMTP certificate days" long_plugin_output)
+perf=$(svc_field mail "SMTP certificate days" performance_data)
+check "cert days: state 1 (WARNING)" test "$state" = 1
+check "cert days: output says cert_expiring" grep -q 'cert_expiring' <<<"$out"
+check "cert days: threshold echoed in perfdata" grep -qE "587_cert_days'?=[0-9]+;3650:;7:" <<<"$perf"
+check "cert days: long output reached Nagios" test -n "$long"
 
 state=$(svc_field nothing-here "SMTP submission" current_state)
 out=$(svc_field nothing-here "SMTP submission" plugin_output)
