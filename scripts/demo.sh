@@ -56,7 +56,7 @@ show "$check" -H "$SP_MAIL_NAME" -p 587,465 --cafile "$SP_CA_FILE" --dns-server 
 section "check_smtp_ports: wrong TLS mode (STARTTLS asked on the implicit-TLS port 465)"
 show "$check" -H "$SP_POSTFIX_ADDR" -p 465 --tls starttls --cafile "$SP_CA_FILE" --sni "$SP_MAIL_NAME"
 
-section "check_smtp_ports: certificate checked for the bare address's wrong name"
+section "check_smtp_ports: certificate checked for a name it does not carry (--sni other.example)"
 show "$check" -H "$SP_POSTFIX_ADDR" -p 587 --cafile "$SP_CA_FILE" --sni other.example
 
 section "check_smtp_ports: a port where nothing listens"
