@@ -152,7 +152,7 @@ expect_check() {
   local out rc
   out=$("${pre[@]}" timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
   rc=$?
-  echo "$out" | sed 's/^/  | /'
+  printf '%s\n' "$out" | while IFS= read -r l; do echo "  | $l"; done
   sed 's/^/  stderr| /' "$tmp/check.err"
   [ $rc -ne 124 ] || fail "check_smtp_ports did not finish within 60 s"
   local first
@@ -282,6 +282,13 @@ scenario_starttls_stall() {
     --cafile "$(CA)" -t 3
 }
 
+scenario_starttls_stall_timeout_state() {
+  # -t SECONDS:STATE re-maps the timeout codes' state.
+  start_server 127.0.20.1:20032=starttls-stall
+  expect_check 3 "20032 read_timeout" -- -H 127.0.20.1 -p 20032 \
+    --cafile "$(CA)" -t 3:UNKNOWN
+}
+
 scenario_connect_refused() {
   # Nothing listens on 127.0.20.3:20099 (no fault server is started on .3).
   expect_check 2 "20099 connect_refused" -- -H 127.0.20.3 -p 20099 \
@@ -378,6 +385,11 @@ scenario_cert_selfsigned() {
   start_server 127.0.20.1:20025=starttls,cert=selfsigned
   expect_check 2 "20025 cert_untrusted" -- -H 127.0.20.1 -p 20025 \
     --cafile "$(CA)"
+}
+
+scenario_cert_selfsigned_no_verify() {
+  start_server 127.0.20.1:20033=starttls,cert=selfsigned
+  expect_check 0 "20033 ok" -- -H 127.0.20.1 -p 20033 --no-verify
 }
 
 scenario_cert_untrusted_no_cafile() {
