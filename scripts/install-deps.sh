@@ -18,7 +18,7 @@ PKGS=(
   postfix sasl2-bin libsasl2-modules dnsmasq-base
   collectd-core collectd-utils nagios4-core prometheus
   # test tooling
-  openssl iproute2 nftables procps curl ca-certificates python3 bind9-dnsutils
+  openssl iproute2 nftables procps curl ca-certificates python3 bind9-dnsutils valgrind
   # packaging checks (tests/packaging) and packaging/build-deb.sh
   icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot
 )
