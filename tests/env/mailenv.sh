@@ -21,6 +21,10 @@
 #     NXDOMAIN for other names under smtp-probe.test, REFUSED for the rest
 #     (no upstream servers: it never forwards).
 #
+# Postfix's files (postfix/ spool/ data/ postfix.log) live in DIR; when the
+# postfix user cannot reach DIR (a clone under /root, say), they move to a
+# private /tmp/smtp-probe-mailenv.* directory that DIR/postfix-home links to.
+#
 # DIR/env.sh exports SP_TESTENV, SP_CERT_DIR, SP_CA_FILE, SP_MAIL_NAME,
 # SP_POSTFIX_ADDR, SP_DNS_SERVER, SP_SASL_USER, SP_SASL_PASSWORD_FILE.
 #
@@ -68,27 +72,27 @@ read_pid() {
   awk 'NR==1 {print $1}' "$1"
 }
 
-# Write DIR/postfix/main.cf and master.cf.
+# Write HOME/postfix/main.cf and master.cf (DIR holds the certificates).
 write_postfix_config() {
-  local dir=$1 pf=$1/postfix
+  local dir=$1 home=$2 pf=$2/postfix
   # The queue and data directories sit beside the config directory: Postfix
   # wants everything under config_directory owned by root.
-  mkdir -p "$pf" "$dir/spool" "$dir/data"
-  chown root:root "$dir/spool"
-  chown postfix:postfix "$dir/data"
-  chmod 755 "$dir/spool"
-  chmod 700 "$dir/data"
+  mkdir -p "$pf" "$home/spool" "$home/data"
+  chown root:root "$home/spool"
+  chown postfix:postfix "$home/data"
+  chmod 755 "$home/spool"
+  chmod 700 "$home/data"
   cat >"$pf/main.cf" <<EOF
 # Private Postfix instance of the smtp-probe test environment.
 compatibility_level = 3.6
-queue_directory = $dir/spool
-data_directory = $dir/data
+queue_directory = $home/spool
+data_directory = $home/data
 # The listeners in master.cf name 127.0.10.1 themselves; this only keeps the
 # master's own checks happy (127.0.10.1 is not an interface address).
 inet_interfaces = loopback-only
 inet_protocols = ipv4
-maillog_file = $dir/postfix.log
-maillog_file_prefixes = $dir
+maillog_file = $home/postfix.log
+maillog_file_prefixes = $home
 myhostname = $MAIL_NAME
 mydomain = $REALM
 myorigin = \$myhostname
@@ -157,7 +161,7 @@ EOF
 
 # Write the Cyrus SASL config and sasldb with a fresh random password.
 write_sasl() {
-  local dir=$1 sasl=$1/postfix/sasl
+  local dir=$1 sasl=$2/postfix/sasl
   mkdir -p "$sasl"
   cat >"$sasl/smtpd.conf" <<EOF
 pwcheck_method: auxprop
@@ -188,6 +192,8 @@ export SP_POSTFIX_ADDR='$ADDR'
 export SP_DNS_SERVER='$DNS_ADDR:$DNS_PORT'
 export SP_SASL_USER='$SASL_USER@$REALM'
 export SP_SASL_PASSWORD_FILE='$dir/sasl-password'
+# The Postfix instance's config directory (for postconf/posttls-finger -c).
+export SP_POSTFIX_CONFIG='$(pf_home "$dir")/postfix'
 EOF
 }
 
@@ -211,28 +217,61 @@ any_port_busy() {
 
 # Print what Postfix says about its configuration and its log, for failures.
 postfix_diagnostics() {
-  local dir=$1
-  say "--- postfix -c $dir/postfix check ---"
-  postfix -c "$dir/postfix" check >&2 2>&1 || true
-  say "--- $dir/postfix.log (last 40 lines) ---"
-  tail -n 40 "$dir/postfix.log" >&2 2>/dev/null || true
+  local home
+  home=$(pf_home "$1")
+  say "--- postfix -c $home/postfix check ---"
+  postfix -c "$home/postfix" check >&2 2>&1 || true
+  say "--- $home/postfix.log (last 40 lines) ---"
+  tail -n 40 "$home/postfix.log" >&2 2>/dev/null || true
+}
+
+# Where Postfix's own files (config, queue, data, log, sasldb) live: DIR
+# itself, or the private directory DIR/postfix-home links to.
+pf_home() {
+  if [ -L "$1/postfix-home" ]; then
+    readlink "$1/postfix-home"
+  else
+    echo "$1"
+  fi
+}
+
+# Choose Postfix's home for a new start. Postfix's daemons run as the postfix
+# user and must reach their files; when DIR sits below a directory they cannot
+# enter (e.g. a clone in /root), use a fresh root-owned directory in /tmp
+# linked from DIR/postfix-home.
+new_pf_home() {
+  local dir=$1 old home
+  old=$(pf_home "$dir")
+  if [ "$old" != "$dir" ]; then
+    case "$old" in /tmp/smtp-probe-mailenv.*) rm -rf "$old" ;; esac
+    rm -f "$dir/postfix-home"
+  fi
+  if runuser -u postfix -- test -x "$dir"; then
+    echo "$dir"
+    return
+  fi
+  home=$(mktemp -d /tmp/smtp-probe-mailenv.XXXXXX)
+  chmod 755 "$home"
+  ln -s "$home" "$dir/postfix-home"
+  echo "$home"
 }
 
 # Stop Postfix and dnsmasq of DIR; leaves no process behind.
 do_stop() {
-  local dir=$1 pid
-  if [ -f "$dir/postfix/main.cf" ]; then
-    pid=$(read_pid "$dir/spool/pid/master.pid")
+  local dir=$1 pid home
+  home=$(pf_home "$dir")
+  if [ -f "$home/postfix/main.cf" ]; then
+    pid=$(read_pid "$home/spool/pid/master.pid")
     if pid_alive "$pid"; then
-      postfix -c "$dir/postfix" stop >/dev/null 2>&1 || true
+      postfix -c "$home/postfix" stop >/dev/null 2>&1 || true
       if ! wait_pid_gone "$pid" 100; then
-        postfix -c "$dir/postfix" abort >/dev/null 2>&1 || true
+        postfix -c "$home/postfix" abort >/dev/null 2>&1 || true
         wait_pid_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
       fi
     fi
     # Children of a killed master exit when it does; reap any stragglers
     # that still run with this instance's config directory.
-    pkill_instance "$dir/postfix"
+    pkill_instance "$home/postfix"
   fi
   pid=$(read_pid "$dir/dnsmasq.pid")
   if pid_alive "$pid"; then
@@ -286,17 +325,18 @@ wait_for_free_ports() {
 
 # Start (or restart) everything for DIR.
 do_start() {
-  local dir=$1 deadline out
+  local dir=$1 deadline out home
   do_stop "$dir"
   wait_for_free_ports "$dir"
 
+  home=$(new_pf_home "$dir")
   "$HERE/make-certs.sh" "$dir/certs"
-  write_postfix_config "$dir"
-  write_sasl "$dir"
+  write_postfix_config "$dir" "$home"
+  write_sasl "$dir" "$home"
   write_env "$dir"
-  : >"$dir/postfix.log"
+  : >"$home/postfix.log"
 
-  if ! out=$(postfix -c "$dir/postfix" start 2>&1); then
+  if ! out=$(postfix -c "$home/postfix" start 2>&1); then
     say "postfix start failed: $out"
     postfix_diagnostics "$dir"
     do_stop "$dir"

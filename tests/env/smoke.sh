@@ -29,7 +29,7 @@ check() {
 
 # Run posttls-finger (with our instance's main.cf) against one port.
 finger() {
-  MAIL_CONFIG="$SP_TESTENV/postfix" timeout 20 posttls-finger -l secure \
+  MAIL_CONFIG="$SP_POSTFIX_CONFIG" timeout 20 posttls-finger -l secure \
     -F "$SP_CA_FILE" "[$SP_POSTFIX_ADDR]:$1" "$SP_MAIL_NAME" 2>&1
 }
 
