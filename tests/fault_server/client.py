@@ -107,6 +107,12 @@ def test_dialogue(host, port, cafile, _arg):
     command(t, "RCPT TO:<a@b.test>", 503)
     command(t, "MAIL FROM:<a@b.test>", 250)
     command(t, "RCPT TO:<c@d.test>", 250)
+    command(t, "DATA", 354)
+    t.sendall(b"Subject: test\r\n\r\n..dot-stuffed line\r\nbody\r\n")
+    command(t, ".", 250)
+    command(t, "DATA", 503)
+    command(t, "MAIL FROM:<a@b.test>", 250)
+    command(t, "DATA", 554)
     command(t, "RSET", 250)
     command(t, "QUIT", 221)
     if t.recv(100) != b"":
@@ -145,7 +151,7 @@ def auth_session(host, port, cafile):
     """A TLS session after STARTTLS with the EHLO done."""
     t = starttls(connect(host, port), cafile)
     caps = [l[4:] for l in command(t, "EHLO client.test", 250)[1:]]
-    if "AUTH PLAIN LOGIN CRAM-MD5" not in caps:
+    if "AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2" not in caps:
         fail("auth mode EHLO in TLS: %r" % caps)
     return t
 
@@ -172,10 +178,19 @@ def test_auth(host, port, cafile, pwfile):
         challenge = base64.b64decode(lines[0][4:])
         digest = hmac.new(pw, challenge, hashlib.md5).hexdigest().encode()
         command(t, base64.b64encode(user + b" " + digest).decode(), want)
+        t = auth_session(host, port, cafile)
+        blob = b"user=" + user + b"\x01auth=Bearer " + pw + b"\x01\x01"
+        command(t, "AUTH XOAUTH2 " + base64.b64encode(blob).decode(), want)
+        if want == 235:
+            command(t, "MAIL FROM:<" + user.decode() + ">", 250)
+            command(t, "RCPT TO:<x@y.test>", 250)
+        else:
+            command(t, "MAIL FROM:<" + user.decode() + ">", 530)
     t = auth_session(host, port, cafile)
     command(t, "AUTH PLAIN", 334)
     command(t, "*", 501)
-    print("ok: PLAIN, LOGIN, CRAM-MD5 accept the password and reject others")
+    print("ok: PLAIN, LOGIN, CRAM-MD5, XOAUTH2 accept the password and "
+          "reject others; MAIL needs AUTH")
 
 
 def test_rejects(host, port, cafile, arg):

@@ -583,8 +583,8 @@ scenario_server_auth() {
   if grep -qF "$(cat "$pw")" "$tmp"/server*.log; then
     fail "the password appears in the server log"
   fi
-  expect_server_log 'AUTH succeeded' 3
-  expect_server_log 'AUTH failed' 3
+  expect_server_log 'AUTH succeeded' 4
+  expect_server_log 'AUTH failed' 4
 }
 
 scenario_server_rejects() {

@@ -122,6 +122,7 @@ enum conn_state {
   CS_TLS_ACCEPT,       /* implicit TLS: handshake before the greeting */
   CS_COMMAND,          /* read command lines, queue replies */
   CS_AUTH_RESPONSE,    /* read one AUTH continuation line */
+  CS_DATA,             /* read message lines until "." */
   CS_STARTTLS_FLUSH,   /* send the 220 to STARTTLS, then switch */
   CS_TLS_HANDSHAKE,    /* STARTTLS handshake */
   CS_SILENT,           /* read and discard, never answer */
@@ -138,6 +139,7 @@ static const char *const state_names[CS_COUNT] = {
     [CS_TLS_ACCEPT] = "tls_accept",
     [CS_COMMAND] = "command",
     [CS_AUTH_RESPONSE] = "auth_response",
+    [CS_DATA] = "data",
     [CS_STARTTLS_FLUSH] = "starttls_flush",
     [CS_TLS_HANDSHAKE] = "tls_handshake",
     [CS_SILENT] = "silent",
@@ -157,10 +159,11 @@ enum stream_kind {
 
 /* The AUTH mechanism a CS_AUTH_RESPONSE connection is in. */
 enum auth_step {
-  AUTH_PLAIN_RESPONSE, /* waiting for the PLAIN blob */
-  AUTH_LOGIN_USER,     /* waiting for the LOGIN user name */
-  AUTH_LOGIN_PASSWORD, /* waiting for the LOGIN password */
-  AUTH_CRAM_RESPONSE   /* waiting for the CRAM-MD5 answer */
+  AUTH_PLAIN_RESPONSE,  /* waiting for the PLAIN blob */
+  AUTH_LOGIN_USER,      /* waiting for the LOGIN user name */
+  AUTH_LOGIN_PASSWORD,  /* waiting for the LOGIN password */
+  AUTH_CRAM_RESPONSE,   /* waiting for the CRAM-MD5 answer */
+  AUTH_XOAUTH2_RESPONSE /* waiting for the XOAUTH2 blob */
 };
 
 /* Result of one read or write. */
@@ -203,6 +206,9 @@ struct conn {
   unsigned long long stream_sent;  /* bytes generated so far */
   unsigned long long stream_limit; /* bytes to generate */
   bool have_mail;                  /* MAIL FROM accepted */
+  int nrcpt;                       /* RCPT TO accepted since MAIL */
+  size_t data_bytes;               /* CS_DATA: message bytes so far */
+  unsigned messages;               /* messages accepted on this connection */
   bool authed;                     /* AUTH succeeded */
   enum auth_step auth_step;        /* CS_AUTH_RESPONSE: what is expected */
   char login_user[128];            /* AUTH LOGIN: the user name given */
@@ -557,7 +563,7 @@ static void conn_begin(struct conn *c) {
 static const char *auth_mechs(const struct conn *c) {
   enum mode m = c->lst->mode;
   if (c->tls)
-    return m == M_AUTH ? "PLAIN LOGIN CRAM-MD5" : "PLAIN LOGIN";
+    return m == M_AUTH ? "PLAIN LOGIN CRAM-MD5 XOAUTH2" : "PLAIN LOGIN";
   if (m == M_AUTH_BEFORE_TLS)
     return "PLAIN LOGIN";
   return NULL;
@@ -647,7 +653,12 @@ static void cmd_mail(struct conn *c) {
     reply(c, "553 5.7.1 Sender address rejected: not owned by user");
     return;
   }
+  if (c->lst->mode == M_AUTH && !c->authed) {
+    reply(c, "530 5.7.0 Authentication required");
+    return;
+  }
   c->have_mail = true;
+  c->nrcpt = 0;
   reply(c, "250 2.1.0 Ok");
 }
 
@@ -661,7 +672,41 @@ static void cmd_rcpt(struct conn *c) {
     reply(c, "550 5.1.1 Recipient address rejected: User unknown");
     return;
   }
+  c->nrcpt++;
   reply(c, "250 2.1.5 Ok");
+}
+
+/* Answer DATA: 354 when MAIL and a RCPT were accepted. */
+static void cmd_data(struct conn *c) {
+  if (!c->have_mail) {
+    reply(c, "503 5.5.1 Error: need MAIL command");
+    return;
+  }
+  if (c->nrcpt == 0) {
+    reply(c, "554 5.5.1 Error: no valid recipients");
+    return;
+  }
+  c->data_bytes = 0;
+  reply(c, "354 End data with <CR><LF>.<CR><LF>");
+  set_state(c, CS_DATA);
+}
+
+/* Take one message line in CS_DATA (never logged); "." ends it. */
+static void data_line(struct conn *c, const char *line) {
+  if (strcmp(line, ".") != 0) {
+    c->data_bytes += strlen(line) + 2;
+    return;
+  }
+  if (c->data_bytes > 10240000) {
+    reply(c, "552 5.3.4 Message size exceeds fixed limit");
+  } else {
+    c->messages++;
+    reply(c, "250 2.0.0 Ok: queued as FAULT%uX%u", c->id, c->messages);
+  }
+  logf_("conn %u: message of %zu bytes ended", c->id, c->data_bytes);
+  c->have_mail = false;
+  c->nrcpt = 0;
+  set_state(c, CS_COMMAND);
 }
 
 /* Decode base64 text into out (NUL-terminated); -1 when invalid. */
@@ -743,6 +788,25 @@ static void auth_cram(struct conn *c, const char *b64) {
   auth_finish(c, ok);
 }
 
+/* Check an XOAUTH2 blob: "user=U^Aauth=Bearer TOKEN^A^A". */
+static void auth_xoauth2(struct conn *c, const char *b64) {
+  char buf[512];
+  bool ok = false;
+  int n = b64_decode(b64, buf, sizeof buf);
+  static const char bearer[] = "\001auth=Bearer ";
+  char *tok =
+      n > 5 && strncmp(buf, "user=", 5) == 0 ? strstr(buf, bearer) : NULL;
+  if (tok) {
+    *tok = '\0';
+    tok += sizeof bearer - 1;
+    char *end = strstr(tok, "\001\001");
+    if (end)
+      ok = credentials_ok(buf + 5, tok, (size_t)(end - tok));
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  auth_finish(c, ok);
+}
+
 /* Start AUTH MECH [initial-response]. */
 static void cmd_auth(struct conn *c, char *arg) {
   const char *mechs = auth_mechs(c);
@@ -763,6 +827,13 @@ static void cmd_auth(struct conn *c, char *arg) {
       return;
     }
     c->auth_step = AUTH_PLAIN_RESPONSE;
+    reply(c, "334 ");
+  } else if (strcasecmp(arg, "XOAUTH2") == 0 && strstr(mechs, "XOAUTH2")) {
+    if (initial && *initial) {
+      auth_xoauth2(c, initial);
+      return;
+    }
+    c->auth_step = AUTH_XOAUTH2_RESPONSE;
     reply(c, "334 ");
   } else if (strcasecmp(arg, "LOGIN") == 0) {
     c->auth_step = AUTH_LOGIN_USER;
@@ -816,6 +887,9 @@ static void auth_line(struct conn *c, char *line) {
   case AUTH_CRAM_RESPONSE:
     auth_cram(c, line);
     break;
+  case AUTH_XOAUTH2_RESPONSE:
+    auth_xoauth2(c, line);
+    break;
   }
 }
 
@@ -851,19 +925,21 @@ static void smtp_command(struct conn *c, char *line) {
     reply(c, "250 2.0.0 Ok");
   else if (strcasecmp(verb, "RSET") == 0) {
     c->have_mail = false;
+    c->nrcpt = 0;
     reply(c, "250 2.0.0 Ok");
   } else if (strcasecmp(verb, "QUIT") == 0) {
     reply(c, "221 2.0.0 Bye");
     set_state(c, CS_CLOSING);
   } else if (strcasecmp(verb, "DATA") == 0)
-    reply(c, "554 5.5.1 Error: this test server takes no mail");
+    cmd_data(c);
   else
     reply(c, "502 5.5.2 Error: command not recognized");
 }
 
 /* Process the complete lines in in[] while the state reads lines. */
 static void process_lines(struct conn *c) {
-  while (c->state == CS_COMMAND || c->state == CS_AUTH_RESPONSE) {
+  while (c->state == CS_COMMAND || c->state == CS_AUTH_RESPONSE ||
+         c->state == CS_DATA) {
     char *lf = memchr(c->in, '\n', c->in_len);
     if (!lf) {
       if (c->in_len == IN_CAP) {
@@ -884,6 +960,8 @@ static void process_lines(struct conn *c) {
     c->in_len -= used;
     if (c->state == CS_AUTH_RESPONSE)
       auth_line(c, line);
+    else if (c->state == CS_DATA)
+      data_line(c, line);
     else
       smtp_command(c, line);
     OPENSSL_cleanse(line, n);
@@ -937,6 +1015,12 @@ static void on_command(struct conn *c) {
 /* CS_AUTH_RESPONSE: the same line reading; process_lines() hands each
  * line to auth_line() while in this state. */
 static void on_auth_response(struct conn *c) {
+  on_command(c);
+}
+
+/* CS_DATA: the same line reading; process_lines() hands each line to
+ * data_line() while in this state. */
+static void on_data(struct conn *c) {
   on_command(c);
 }
 
@@ -1102,6 +1186,7 @@ static void (*const handlers[CS_COUNT])(struct conn *) = {
     [CS_TLS_ACCEPT] = on_tls_accept,
     [CS_COMMAND] = on_command,
     [CS_AUTH_RESPONSE] = on_auth_response,
+    [CS_DATA] = on_data,
     [CS_STARTTLS_FLUSH] = on_starttls_flush,
     [CS_TLS_HANDSHAKE] = on_tls_handshake,
     [CS_SILENT] = on_silent,
@@ -1128,6 +1213,7 @@ static uint32_t wanted_events(const struct conn *c) {
     break;
   case CS_COMMAND:
   case CS_AUTH_RESPONSE:
+  case CS_DATA:
     if (out_pending(c) <= OUT_HIGH)
       ev |= EPOLLIN;
     break;
