@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,6 +37,8 @@
 #include "resolve.h"
 
 /* ---- Types ----------------------------------------------------------- */
+
+#define SP_MAX_OUTPUT 4096 /* bytes queued for sending per probe */
 
 /* What an epoll event's data.ptr points at. */
 enum ev_kind {
@@ -60,6 +63,13 @@ enum conn_state {
   CS_STARTTLS,     /* STARTTLS sent */
   CS_TLS_STARTTLS, /* TLS handshake after STARTTLS */
   CS_EHLO_TLS,     /* EHLO sent inside TLS */
+  CS_AUTH,         /* AUTH exchange in progress */
+  CS_MAIL,         /* MAIL FROM sent */
+  CS_RCPT,         /* RCPT TO sent */
+  CS_DATA,         /* DATA sent */
+  CS_BODY,         /* test message sent */
+  CS_RSET,         /* RSET sent after the trial */
+  CS_INJECT_WAIT,  /* injection test: listening for injected replies */
   CS_QUIT,         /* verdict known, QUIT sent */
   CS_DONE,         /* finished */
   CS_COUNT
@@ -67,38 +77,47 @@ enum conn_state {
 
 /* State names for the decision trail. */
 static const char *const conn_state_names[CS_COUNT] = {
-    "wait_dns", "connect",      "tls_implicit", "banner", "ehlo", "helo",
-    "starttls", "tls_starttls", "ehlo_tls",     "quit",   "done",
+    "wait_dns", "connect",      "tls_implicit", "banner",      "ehlo", "helo",
+    "starttls", "tls_starttls", "ehlo_tls",     "auth",        "mail", "rcpt",
+    "data",     "body",         "rset",         "inject_wait", "quit", "done",
 };
 
 struct batch;
+struct ctx_entry;
 
 /* One probe: one port (and with all_addresses one address). */
 struct probe {
-  struct ev_tag tag;         /* EV_PROBE */
-  struct batch *batch;       /* the request it belongs to */
-  struct sp_result *res;     /* where it writes what it finds */
-  enum conn_state state;     /* where it is */
-  enum sp_tls_mode mode;     /* effective TLS mode (auto resolved) */
-  int fd;                    /* the connection, -1 when none */
-  SSL *ssl;                  /* TLS session, NULL before TLS */
-  struct sp_verify_log vlog; /* chain errors seen in the handshake */
-  struct sp_sniff sniff;     /* first bytes read under TLS */
-  uint32_t events;           /* epoll events registered, 0: none */
-  enum sp_phase phase;       /* phase being timed */
-  double t_phase;            /* when that phase began */
-  double attempt_deadline;   /* connect deadline for this address */
-  double banner_deadline;    /* when to test implicit TLS, 0: never */
-  int addr_cur;              /* address index being tried */
-  int addr_last;             /* last address index this probe may try */
-  int last_errno;            /* last connect error */
-  bool mismatch_retry;       /* a fresh connection testing implicit TLS */
-  bool decided;              /* res->code is final */
-  bool connect_timed;        /* the connect phase was recorded */
-  struct sp_buf in;          /* bytes received, not yet parsed */
-  struct sp_buf out;         /* bytes waiting to be sent */
-  struct sp_buf transcript;  /* dialogue and decision trail (trace) */
-  struct sp_reply reply;     /* reply being assembled */
+  struct ev_tag tag;          /* EV_PROBE */
+  struct batch *batch;        /* the request it belongs to */
+  struct sp_result *res;      /* where it writes what it finds */
+  enum conn_state state;      /* where it is */
+  enum sp_tls_mode mode;      /* effective TLS mode (auto resolved) */
+  int fd;                     /* the connection, -1 when none */
+  SSL *ssl;                   /* TLS session, NULL before TLS */
+  struct sp_verify_log vlog;  /* chain errors seen in the handshake */
+  struct sp_sniff sniff;      /* first bytes read under TLS */
+  uint32_t events;            /* epoll events registered, 0: none */
+  enum sp_phase phase;        /* phase being timed */
+  double t_phase;             /* when that phase began */
+  double attempt_deadline;    /* connect deadline for this address */
+  double banner_deadline;     /* when to test implicit TLS, 0: never */
+  int addr_cur;               /* address index being tried */
+  int addr_last;              /* last address index this probe may try */
+  int last_errno;             /* last connect error */
+  bool mismatch_retry;        /* a fresh connection testing implicit TLS */
+  bool decided;               /* res->code is final */
+  bool connect_timed;         /* the connect phase was recorded */
+  bool legacy_tls;            /* retrying with TLS 1.0/1.1 allowed */
+  bool injection;             /* this probe is a STARTTLS injection test */
+  struct sp_result *main_res; /* for an injection test: the result it
+                                 reports into */
+  const char *auth_mech;      /* mechanism being used */
+  int auth_step;              /* continuation replies answered */
+  double inject_deadline;     /* end of listening for injected replies */
+  struct sp_buf in;           /* bytes received, not yet parsed */
+  struct sp_buf out;          /* bytes waiting to be sent */
+  struct sp_buf transcript;   /* dialogue and decision trail (trace) */
+  struct sp_reply reply;      /* reply being assembled */
 };
 
 /* A c-ares socket being watched. */
@@ -113,7 +132,10 @@ struct dns_sock {
 struct batch {
   struct sp_engine *eng;      /* owner */
   struct sp_request req;      /* copy; strings point at owned copies */
-  char *strings[6];           /* owned copies of the request's strings */
+  char *strings[11];          /* owned copies of the request's strings */
+  struct ctx_entry *ctxe;     /* the cached contexts for req.cafile */
+  struct sp_result *scratch;  /* results of injection tests */
+  int nscratch;               /* how many */
   SSL_CTX *ctx;               /* shared context for req.cafile */
   double t_submit;            /* monotonic submit time */
   double deadline;            /* t_submit + timeout */
@@ -138,6 +160,7 @@ struct batch {
 struct ctx_entry {
   char *cafile;           /* NULL for the system store */
   SSL_CTX *ctx;           /* the context */
+  SSL_CTX *legacy;        /* TLS 1.0+ variant, made when first needed */
   struct ctx_entry *next; /* list link */
 };
 
@@ -271,6 +294,7 @@ static void finish(struct probe *p) {
 }
 
 static void send_command(struct probe *p, const char *cmd);
+static void send_line(struct probe *p, const char *cmd, const char *shown);
 
 /* Settle the diagnosis; say goodbye politely when the dialogue allows,
  * otherwise close at once. */
@@ -291,7 +315,9 @@ static void decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
   bool can_quit =
       p->fd >= 0 && p->out.len == 0 &&
       (p->state == CS_BANNER || p->state == CS_EHLO || p->state == CS_HELO ||
-       p->state == CS_STARTTLS || p->state == CS_EHLO_TLS);
+       p->state == CS_STARTTLS || p->state == CS_EHLO_TLS ||
+       p->state == CS_AUTH || p->state == CS_MAIL || p->state == CS_RCPT ||
+       p->state == CS_DATA || p->state == CS_BODY || p->state == CS_RSET);
   if (can_quit && now_s() < p->batch->deadline) {
     set_state(p, CS_QUIT);
     send_command(p, "QUIT");
@@ -368,11 +394,14 @@ static void flush_out(struct probe *p) {
   want(p, EPOLLIN);
 }
 
-/* Queue one command line (logged, credentials never pass here) and send. */
-static void send_command(struct probe *p, const char *cmd) {
+/* Queue one line and send it; the transcript shows `shown` instead when
+ * the line carries a credential. */
+static void send_line(struct probe *p, const char *cmd, const char *shown) {
   size_t n = strnlen(cmd, SP_MAX_LINE);
-  if (p->batch->req.trace)
-    sp_transcript_add(&p->transcript, "C: ", cmd, n);
+  if (p->batch->req.trace) {
+    const char *t = shown ? shown : cmd;
+    sp_transcript_add(&p->transcript, "C: ", t, strnlen(t, SP_MAX_LINE));
+  }
   if (sp_buf_append(&p->out, cmd, n) != 0 ||
       sp_buf_append(&p->out, "\r\n", 2) != 0) {
     decide(p, SP_PROTOCOL_ERROR, "output buffer full");
@@ -382,9 +411,15 @@ static void send_command(struct probe *p, const char *cmd) {
   flush_out(p);
 }
 
+/* Queue one command line (no credentials in it) and send. */
+static void send_command(struct probe *p, const char *cmd) {
+  send_line(p, cmd, NULL);
+}
+
 /* ---- Connecting -------------------------------------------------------- */
 
 static void start_tls(struct probe *p, enum conn_state st);
+static SSL_CTX *legacy_context(struct batch *b);
 static void handle_tls(struct probe *p, uint32_t events);
 static void start_connect(struct probe *p);
 static void on_connected(struct probe *p);
@@ -504,13 +539,15 @@ static void on_connected(struct probe *p) {
   double total = p->batch->req.timeout_s;
   if (wait <= 0)
     wait = total / 3 < 2.0 ? total / 3 : 2.0;
-  p->banner_deadline = p->res->role == SP_ROLE_RELAY ? 0 : now_s() + wait;
+  p->banner_deadline =
+      p->res->role == SP_ROLE_RELAY || p->injection ? 0 : now_s() + wait;
   want(p, EPOLLIN);
 }
 
 /* ---- TLS --------------------------------------------------------------- */
 
 static void handle_dialogue(struct probe *p, uint32_t events);
+static void handle_inject_wait(struct probe *p, uint32_t events);
 static void send_hello(struct probe *p, const char *verb);
 
 /* Make the TLS session and start the handshake. */
@@ -518,7 +555,8 @@ static void start_tls(struct probe *p, enum conn_state st) {
   struct batch *b = p->batch;
   set_state(p, st);
   phase_begin(p, SP_PHASE_TLS_HANDSHAKE);
-  p->ssl = SSL_new(b->ctx);
+  SSL_CTX *ctx = p->legacy_tls ? legacy_context(b) : b->ctx;
+  p->ssl = ctx ? SSL_new(ctx) : NULL;
   p->sniff.len = 0;
   BIO *bio = p->ssl ? sp_tls_sniff_bio(p->fd, &p->sniff) : NULL;
   if (!bio) {
@@ -579,6 +617,8 @@ static void on_tls_up(struct probe *p) {
   const char *name = b->req.sni ? b->req.sni : b->req.host;
   bool name_is_ip = !b->req.sni && b->host_is_ip;
   sp_tls_inspect(p->ssl, &p->vlog, name, name_is_ip, b->req.no_verify, res);
+  if (p->legacy_tls && !b->req.no_verify) /* judge at the normal level */
+    sp_tls_reverify(p->ssl, b->ctx, res);
   trail(p, "TLS up: %s %s, chain %s, hostname %s", res->tls_version,
         res->tls_cipher, res->verified ? "verified" : res->verify_error,
         res->hostname_check == 1   ? "verified"
@@ -590,6 +630,15 @@ static void on_tls_up(struct probe *p) {
            "implicit TLS (use --tls implicit)",
            res->tls_version);
     finish(p);
+    return;
+  }
+  if (p->injection) {
+    p->main_res->injection_tested = true;
+    double wait = 1.0, left = b->deadline - now_s();
+    p->inject_deadline = now_s() + (left / 2 < wait ? left / 2 : wait);
+    set_state(p, CS_INJECT_WAIT);
+    want(p, EPOLLIN);
+    handle_inject_wait(p, EPOLLIN); /* a reply may already be decrypted */
     return;
   }
   if (p->state == CS_TLS_IMPLICIT) {
@@ -604,6 +653,15 @@ static void on_tls_up(struct probe *p) {
   phase_begin(p, SP_PHASE_EHLO_TLS);
   sp_reply_reset(&p->reply);
   send_hello(p, "EHLO");
+}
+
+/* True when a handshake error says the peer wants another TLS version. */
+static bool version_refused_reason(unsigned long e) {
+  int r = ERR_GET_REASON(e);
+  return r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_NO_PROTOCOLS_AVAILABLE ||
+         r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+         r == SSL_R_WRONG_SSL_VERSION || r == SSL_R_UNSUPPORTED_SSL_VERSION ||
+         r == SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED;
 }
 
 /* CS_TLS_IMPLICIT / CS_TLS_STARTTLS: drive the handshake. */
@@ -629,11 +687,23 @@ static void handle_tls(struct probe *p, uint32_t events) {
     return;
   }
   char why[SP_MAX_TEXT];
-  if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+  unsigned long tls_error = ERR_peek_error();
+  if (e == SSL_ERROR_SYSCALL && tls_error == 0)
     snprintf(why, sizeof(why), "connection closed during the handshake");
   else
     sp_tls_error_text(why, sizeof(why));
   trail(p, "TLS handshake failed: %s", why);
+  if (!p->legacy_tls && !p->mismatch_retry &&
+      version_refused_reason(tls_error)) {
+    /* Identify an old-protocol server instead of failing: reconnect
+     * with TLS 1.0/1.1 allowed (used for nothing but this). */
+    trail(p, "retrying with TLS 1.0/1.1 allowed, to identify the protocol");
+    close_conn(p);
+    p->legacy_tls = true;
+    p->addr_last = p->addr_cur;
+    start_connect(p);
+    return;
+  }
   if (p->mismatch_retry) {
     decide(p, SP_BANNER_TIMEOUT,
            "no greeting within the banner wait (implicit TLS failed too)");
@@ -711,33 +781,46 @@ struct finding {
   char detail[SP_MAX_TEXT]; /* why */
 };
 
-/* After the last EHLO: weigh certificate and capability findings and
- * settle on the worst one (or ok). */
+/* Collect the certificate findings (only with verification on). */
+static int cert_findings(struct probe *p, struct finding *f) {
+  struct batch *b = p->batch;
+  struct sp_result *res = p->res;
+  int nf = 0;
+  time_t now = time(NULL);
+  if (!res->tls || b->req.no_verify)
+    return 0;
+  if (!res->verified) {
+    f[nf].code = SP_CERT_UNTRUSTED;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "certificate chain: %s",
+             res->verify_error);
+  }
+  if (res->chain_not_after && res->chain_not_after <= now) {
+    f[nf].code = SP_CERT_EXPIRED;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "a certificate expired %ld days ago",
+             -sp_days_left(res->chain_not_after, now));
+  }
+  if (res->hostname_check == 0) {
+    f[nf].code = SP_CERT_HOSTNAME_MISMATCH;
+    snprintf(f[nf++].detail, SP_MAX_TEXT,
+             "the certificate does not match %s (SANs: %s)", res->verify_name,
+             res->ncerts ? res->certs[0].sans : "");
+  }
+  return nf;
+}
+
+/* The TLS version number of the session (0 without TLS). */
+static int session_version(const struct probe *p) {
+  return p->ssl ? SSL_version(p->ssl) : 0;
+}
+
+/* After the last step: weigh certificate, protocol and capability
+ * findings and settle on the worst one (or ok). */
 static void judge(struct probe *p) {
   struct batch *b = p->batch;
   struct sp_result *res = p->res;
-  struct finding f[6];
-  int nf = 0;
+  struct finding f[8];
+  int nf = cert_findings(p, f);
   time_t now = time(NULL);
-  if (res->tls && !b->req.no_verify) {
-    if (!res->verified) {
-      f[nf].code = SP_CERT_UNTRUSTED;
-      snprintf(f[nf++].detail, SP_MAX_TEXT, "certificate chain: %s",
-               res->verify_error);
-    }
-    if (res->chain_not_after && res->chain_not_after <= now) {
-      f[nf].code = SP_CERT_EXPIRED;
-      snprintf(f[nf++].detail, SP_MAX_TEXT,
-               "a certificate expired %ld days ago",
-               -sp_days_left(res->chain_not_after, now));
-    }
-    if (res->hostname_check == 0) {
-      f[nf].code = SP_CERT_HOSTNAME_MISMATCH;
-      snprintf(f[nf++].detail, SP_MAX_TEXT,
-               "the certificate does not match %s (SANs: %s)", res->verify_name,
-               res->ncerts ? res->certs[0].sans : "");
-    }
-  }
   if (res->tls && b->req.cert_warn_days >= 0 && res->chain_not_after &&
       res->chain_not_after > now &&
       sp_days_left(res->chain_not_after, now) < b->req.cert_warn_days) {
@@ -745,11 +828,24 @@ static void judge(struct probe *p) {
     snprintf(f[nf++].detail, SP_MAX_TEXT, "a certificate expires in %ld days",
              sp_days_left(res->chain_not_after, now));
   }
+  int min = b->req.min_tls_version ? b->req.min_tls_version : TLS1_2_VERSION;
+  if (res->tls && session_version(p) < min) {
+    f[nf].code = SP_TLS_WEAK_PROTOCOL;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "the server negotiated %s",
+             res->tls_version);
+  }
   if ((res->caps_plain.flags & SP_CAP_STARTTLS) &&
       (res->caps_plain.flags & SP_CAP_AUTH)) {
     f[nf].code = SP_AUTH_BEFORE_TLS;
     snprintf(f[nf++].detail, SP_MAX_TEXT, "AUTH %s is offered before STARTTLS",
              res->caps_plain.auth_mechs);
+  }
+  if (res->tls && res->role != SP_ROLE_RELAY && res->caps_tls.seen &&
+      !(res->caps_tls.flags & SP_CAP_AUTH)) {
+    f[nf].code = SP_AUTH_UNAVAILABLE;
+    snprintf(f[nf++].detail, SP_MAX_TEXT,
+             "AUTH is not offered after TLS on a %s port",
+             sp_role_name(res->role));
   }
   int worst = -1;
   enum sp_state worst_state = SP_STATE_OK;
@@ -789,6 +885,8 @@ static void on_banner(struct probe *p) {
   send_hello(p, "EHLO");
 }
 
+static void after_ehlo(struct probe *p);
+
 /* CS_EHLO / CS_HELO: the hello reply before TLS (or without TLS). */
 static void on_hello(struct probe *p) {
   struct sp_result *res = p->res;
@@ -809,7 +907,7 @@ static void on_hello(struct probe *p) {
   if (p->state == CS_EHLO)
     sp_caps_parse(&res->caps_plain, &p->reply);
   if (p->mode == SP_TLS_NONE) {
-    judge(p);
+    after_ehlo(p);
     return;
   }
   if (!(res->caps_plain.flags & SP_CAP_STARTTLS)) {
@@ -821,7 +919,11 @@ static void on_hello(struct probe *p) {
   }
   set_state(p, CS_STARTTLS);
   phase_begin(p, SP_PHASE_STARTTLS);
-  send_command(p, "STARTTLS");
+  if (p->injection) /* a harmless command pipelined behind STARTTLS */
+    send_line(p, "STARTTLS\r\nNOOP",
+              "STARTTLS + NOOP pipelined in one write (injection test)");
+  else
+    send_command(p, "STARTTLS");
 }
 
 /* CS_STARTTLS: the reply to STARTTLS. */
@@ -851,6 +953,219 @@ static void on_ehlo_tls(struct probe *p) {
     return;
   }
   sp_caps_parse(&res->caps_tls, &p->reply);
+  after_ehlo(p);
+}
+
+/* Start the MAIL FROM / RCPT TO trial, or judge when none is asked. */
+static void start_trial(struct probe *p) {
+  const char *from = p->batch->req.mail_from;
+  if (!from) {
+    judge(p);
+    return;
+  }
+  char cmd[SP_MAX_LINE];
+  snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>", from);
+  set_state(p, CS_MAIL);
+  phase_begin(p, SP_PHASE_MAIL_FROM);
+  send_command(p, cmd);
+}
+
+/* Send the AUTH step for the mechanism (step 0: the command itself). */
+static void send_auth(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  const char *m = p->auth_mech;
+  char cmd[SP_MAX_LINE];
+  char b64[SP_MAX_LINE];
+  char shown[64];
+  int n = 0;
+  if (strcmp(m, "PLAIN") == 0) {
+    n = sp_sasl_plain(req->auth_user, req->auth_secret, b64, sizeof(b64));
+    snprintf(cmd, sizeof(cmd), "AUTH PLAIN %s", b64);
+    snprintf(shown, sizeof(shown), "AUTH PLAIN ********");
+  } else if (strcmp(m, "XOAUTH2") == 0) {
+    n = sp_sasl_xoauth2(req->auth_user, req->auth_secret, b64, sizeof(b64));
+    snprintf(cmd, sizeof(cmd), "AUTH XOAUTH2 %s", b64);
+    snprintf(shown, sizeof(shown), "AUTH XOAUTH2 ********");
+  } else {
+    snprintf(cmd, sizeof(cmd), "AUTH %s", m);
+    snprintf(shown, sizeof(shown), "AUTH %s", m);
+  }
+  OPENSSL_cleanse(b64, sizeof(b64));
+  if (n < 0) {
+    OPENSSL_cleanse(cmd, sizeof(cmd));
+    decide(p, SP_AUTH_FAILED, "credentials too long for %s", m);
+    return;
+  }
+  send_line(p, cmd, shown);
+  OPENSSL_cleanse(cmd, sizeof(cmd));
+}
+
+/* After the last EHLO: AUTH when asked (only inside TLS, only to a
+ * server whose certificate passed), then the trial, then the verdict. */
+static void after_ehlo(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  if (p->injection) {
+    finish(p); /* no STARTTLS to test */
+    return;
+  }
+  if (!req->auth_user) {
+    start_trial(p);
+    return;
+  }
+  struct finding f[4];
+  if (!res->tls) {
+    decide(p, SP_AUTH_UNAVAILABLE, "refusing to send credentials without TLS");
+    return;
+  }
+  if (cert_findings(p, f) > 0) {
+    trail(p, "credentials not sent: the certificate did not pass");
+    judge(p);
+    return;
+  }
+  if (!(res->caps_tls.flags & SP_CAP_AUTH)) {
+    decide(p, SP_AUTH_UNAVAILABLE, "AUTH is not offered after TLS");
+    return;
+  }
+  p->auth_mech = sp_sasl_pick(res->caps_tls.auth_mechs, req->auth_mech);
+  if (!p->auth_mech) {
+    decide(p, SP_AUTH_UNAVAILABLE, "mechanism %s is not offered (offered: %s)",
+           req->auth_mech ? req->auth_mech : "PLAIN/LOGIN/CRAM-MD5",
+           res->caps_tls.auth_mechs);
+    return;
+  }
+  set_state(p, CS_AUTH);
+  phase_begin(p, SP_PHASE_AUTH);
+  p->auth_step = 0;
+  send_auth(p);
+}
+
+/* CS_AUTH: 235 done, 334 continue, anything else failed. */
+static void on_auth(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  res->reply_code[SP_PHASE_AUTH] = p->reply.code;
+  if (p->reply.code == 235) {
+    phase_end(p);
+    sp_strlcpy(res->auth_mech, p->auth_mech, sizeof(res->auth_mech));
+    trail(p, "authenticated with %s", p->auth_mech);
+    start_trial(p);
+    return;
+  }
+  if (p->reply.code != 334) {
+    phase_end(p);
+    decide(p, SP_AUTH_FAILED, "AUTH %s: %s", p->auth_mech, p->reply.first);
+    return;
+  }
+  if (++p->auth_step > 3) {
+    phase_end(p);
+    decide(p, SP_PROTOCOL_ERROR, "AUTH %s: too many challenges", p->auth_mech);
+    return;
+  }
+  char line[SP_MAX_LINE];
+  int n = -1;
+  const char *m = p->auth_mech;
+  const char *value = NULL;
+  if (strcmp(m, "LOGIN") == 0)
+    value = p->auth_step == 1 ? req->auth_user : req->auth_secret;
+  if (value)
+    n = sp_b64_encode(value, strlen(value), line, sizeof(line));
+  else if (strcmp(m, "CRAM-MD5") == 0 && p->auth_step == 1)
+    n = sp_sasl_cram_md5(req->auth_user, req->auth_secret, p->reply.text, line,
+                         sizeof(line));
+  else if (strcmp(m, "XOAUTH2") == 0) /* 334 carries an error: end it */
+    n = snprintf(line, sizeof(line), "%s", "");
+  if (n < 0) {
+    phase_end(p);
+    decide(p, SP_PROTOCOL_ERROR, "AUTH %s: unexpected challenge \"%s\"", m,
+           p->reply.first);
+    return;
+  }
+  send_line(p, line, "********");
+  OPENSSL_cleanse(line, sizeof(line));
+}
+
+/* CS_MAIL: the reply to MAIL FROM. */
+static void on_mail(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  p->res->reply_code[SP_PHASE_MAIL_FROM] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 250) {
+    decide(p, SP_REJECTED, "MAIL FROM: %s", p->reply.first);
+    return;
+  }
+  if (!req->rcpt_to) {
+    set_state(p, CS_RSET);
+    send_command(p, "RSET");
+    return;
+  }
+  char cmd[SP_MAX_LINE];
+  snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", req->rcpt_to);
+  set_state(p, CS_RCPT);
+  phase_begin(p, SP_PHASE_RCPT_TO);
+  send_command(p, cmd);
+}
+
+/* CS_RCPT: the reply to RCPT TO. */
+static void on_rcpt(struct probe *p) {
+  p->res->reply_code[SP_PHASE_RCPT_TO] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 250 && p->reply.code != 251) {
+    decide(p, SP_REJECTED, "RCPT TO: %s", p->reply.first);
+    return;
+  }
+  if (p->batch->req.send_message) {
+    set_state(p, CS_DATA);
+    send_command(p, "DATA");
+  } else {
+    set_state(p, CS_RSET);
+    send_command(p, "RSET");
+  }
+}
+
+/* CS_DATA: 354, then the test message with a unique Message-ID. */
+static void on_data(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  if (p->reply.code != 354) {
+    decide(p, SP_REJECTED, "DATA: %s", p->reply.first);
+    return;
+  }
+  unsigned char rnd[8];
+  if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+    memset(rnd, 0, sizeof(rnd));
+  char date[64];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  snprintf(res->message_id, sizeof(res->message_id),
+           "%lld.%02x%02x%02x%02x%02x%02x%02x%02x@smtp-probe.invalid",
+           (long long)now, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
+           rnd[6], rnd[7]);
+  char msg[SP_MAX_OUTPUT - 2];
+  snprintf(msg, sizeof(msg),
+           "From: <%s>\r\nTo: <%s>\r\nSubject: smtp-probe test message\r\n"
+           "Date: %s\r\nMessage-ID: <%s>\r\n"
+           "X-Smtp-Probe: smtp-probe " SP_VERSION " delivery check\r\n\r\n"
+           "This message was sent by smtp-probe to check mail delivery.\r\n.",
+           req->mail_from, req->rcpt_to, date, res->message_id);
+  set_state(p, CS_BODY);
+  send_line(p, msg, "[test message headers and body, then '.']");
+}
+
+/* CS_BODY: the server's answer to the whole message. */
+static void on_body(struct probe *p) {
+  if (p->reply.code != 250) {
+    decide(p, SP_REJECTED, "message: %s", p->reply.first);
+    return;
+  }
+  trail(p, "test message accepted: %s", p->reply.first);
+  judge(p);
+}
+
+/* CS_RSET: the trial is over, whatever RSET says. */
+static void on_rset(struct probe *p) {
   judge(p);
 }
 
@@ -863,7 +1178,10 @@ static void on_quit(struct probe *p) {
 static void (*const reply_handlers[CS_COUNT])(struct probe *) = {
     [CS_BANNER] = on_banner,     [CS_EHLO] = on_hello,
     [CS_HELO] = on_hello,        [CS_STARTTLS] = on_starttls,
-    [CS_EHLO_TLS] = on_ehlo_tls, [CS_QUIT] = on_quit,
+    [CS_EHLO_TLS] = on_ehlo_tls, [CS_AUTH] = on_auth,
+    [CS_MAIL] = on_mail,         [CS_RCPT] = on_rcpt,
+    [CS_DATA] = on_data,         [CS_BODY] = on_body,
+    [CS_RSET] = on_rset,         [CS_QUIT] = on_quit,
 };
 
 /* Dialogue states: flush, read, and hand each whole reply to its state. */
@@ -897,9 +1215,8 @@ static void handle_dialogue(struct probe *p, uint32_t events) {
       }
       if (st == SP_REPLY_MORE)
         break;
-      enum conn_state before = p->state;
       reply_handlers[p->state](p);
-      if (p->state == CS_DONE || p->state == before)
+      if (p->state == CS_DONE)
         return;
       sp_reply_reset(&p->reply);
       if (!reply_handlers[p->state])
@@ -908,6 +1225,25 @@ static void handle_dialogue(struct probe *p, uint32_t events) {
     if (r == 0)
       return;
   }
+}
+
+/* CS_INJECT_WAIT: any reply now answers the command we pipelined behind
+ * STARTTLS in plaintext: the server is vulnerable. */
+static void handle_inject_wait(struct probe *p, uint32_t events) {
+  (void)events;
+  int r = read_some(p);
+  if (r < 0) {
+    trail(p, "the server closed the connection: not vulnerable");
+    return; /* read_some finished the probe */
+  }
+  if (p->in.len == 0)
+    return;
+  char shown[80];
+  sp_sanitize(shown, sizeof(shown), p->in.data,
+              p->in.len < 60 ? p->in.len : 60);
+  p->main_res->injection_vulnerable = true;
+  trail(p, "reply inside TLS to a command sent before STARTTLS: \"%s\"", shown);
+  finish(p);
 }
 
 /* Run the handler of the probe's state. */
@@ -925,8 +1261,17 @@ static void step(struct probe *p, uint32_t events) {
   case CS_HELO:
   case CS_STARTTLS:
   case CS_EHLO_TLS:
+  case CS_AUTH:
+  case CS_MAIL:
+  case CS_RCPT:
+  case CS_DATA:
+  case CS_BODY:
+  case CS_RSET:
   case CS_QUIT:
     handle_dialogue(p, events);
+    break;
+  case CS_INJECT_WAIT:
+    handle_inject_wait(p, events);
     break;
   case CS_WAIT_DNS:
   case CS_DONE:
@@ -957,6 +1302,11 @@ static void handle_timeout(struct probe *p, double now) {
     p->mismatch_retry = true;
     p->banner_deadline = now; /* remembered for the message */
     start_connect(p);
+    return;
+  }
+  if (p->state == CS_INJECT_WAIT && now >= p->inject_deadline) {
+    trail(p, "no reply to the injected command: not vulnerable");
+    finish(p);
     return;
   }
   if (now < b->deadline)
@@ -999,37 +1349,65 @@ static double probe_next_timer(const struct probe *p) {
     t = p->attempt_deadline;
   if (p->state == CS_BANNER && p->banner_deadline > 0 && p->banner_deadline < t)
     t = p->banner_deadline;
+  if (p->state == CS_INJECT_WAIT && p->inject_deadline < t)
+    t = p->inject_deadline;
   return t;
 }
 
 /* ---- Batches ----------------------------------------------------------- */
+
+/* The TLS mode a port spec means: auto resolved by role. */
+static enum sp_tls_mode effective_mode(const struct sp_port_spec *spec) {
+  if (spec->tls_mode != SP_TLS_AUTO)
+    return spec->tls_mode;
+  enum sp_role role =
+      spec->role == SP_ROLE_DEFAULT ? sp_role_for_port(spec->port) : spec->role;
+  return role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT : SP_TLS_STARTTLS;
+}
 
 /* Make the probes of a batch once its addresses are known. */
 static void batch_spawn(struct batch *b) {
   struct sp_request *req = &b->req;
   bool per_addr = req->all_addresses && b->naddrs > 1;
   int per_port = per_addr ? b->naddrs : 1;
-  b->nprobes = req->nports * per_port;
+  int nmain = req->nports * per_port;
+  int ninj = 0;
+  for (int i = 0; req->check_injection && b->naddrs > 0 && i < nmain; i++)
+    if (effective_mode(&req->ports[i / per_port]) == SP_TLS_STARTTLS)
+      ninj++;
+  b->nprobes = nmain + ninj;
   b->probes = calloc((size_t)b->nprobes, sizeof(*b->probes));
-  b->out->results = calloc((size_t)b->nprobes, sizeof(struct sp_result));
-  if (!b->probes || !b->out->results) {
+  b->out->results = calloc((size_t)nmain, sizeof(struct sp_result));
+  b->scratch = ninj ? calloc((size_t)ninj, sizeof(struct sp_result)) : NULL;
+  if (!b->probes || !b->out->results || (ninj && !b->scratch)) {
     free(b->probes);
     b->probes = NULL;
     b->nprobes = 0;
     return;
   }
-  b->out->nresults = b->nprobes;
+  b->nscratch = ninj;
+  b->out->nresults = nmain;
+  int j = 0;
   for (int i = 0; i < b->nprobes; i++) {
     struct probe *p = &b->probes[i];
-    const struct sp_port_spec *spec = &req->ports[i / per_port];
-    struct sp_result *res = &b->out->results[i];
+    int m = i < nmain ? i : -1; /* main probe index */
+    if (m < 0) {                /* injection tests follow the main probes */
+      while (effective_mode(&req->ports[j / per_port]) != SP_TLS_STARTTLS)
+        j++;
+      m = j++;
+      p->injection = true;
+      p->main_res = &b->out->results[m];
+    }
+    const struct sp_port_spec *spec = &req->ports[m / per_port];
+    struct sp_result *res =
+        p->injection ? &b->scratch[i - nmain] : &b->out->results[m];
     p->tag.kind = EV_PROBE;
     p->batch = b;
     p->res = res;
     p->fd = -1;
     p->state = CS_WAIT_DNS;
     sp_buf_init(&p->in, SP_MAX_PROBE_BUFFER);
-    sp_buf_init(&p->out, SP_MAX_LINE + 2);
+    sp_buf_init(&p->out, SP_MAX_OUTPUT);
     sp_buf_init(&p->transcript, req->trace ? SP_MAX_TRANSCRIPT : 0);
     sp_reply_reset(&p->reply);
     sp_strlcpy(res->host, req->host, sizeof(res->host));
@@ -1039,10 +1417,7 @@ static void batch_spawn(struct batch *b) {
     res->tls_mode = spec->tls_mode;
     res->per_address = per_addr;
     res->hostname_check = -1;
-    p->mode = spec->tls_mode;
-    if (p->mode == SP_TLS_AUTO)
-      p->mode =
-          res->role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT : SP_TLS_STARTTLS;
+    p->mode = effective_mode(spec);
     if (b->out->dns_s >= 0 && !b->host_is_ip) {
       res->phase_s[SP_PHASE_DNS] = b->out->dns_s;
       res->phase_done[SP_PHASE_DNS] = true;
@@ -1051,12 +1426,50 @@ static void batch_spawn(struct batch *b) {
       decide(p, SP_DNS_ERROR, "%s: %s", req->host, b->dns_why);
       continue;
     }
-    p->addr_cur = per_addr ? i % per_port : 0;
+    p->addr_cur = per_addr ? m % per_port : 0;
     p->addr_last = per_addr ? p->addr_cur : b->naddrs - 1;
-    trail(p, "probe %s port %u, role %s, TLS %s", req->host,
+    trail(p, "%s %s port %u, role %s, TLS %s",
+          p->injection ? "STARTTLS injection test of" : "probe", req->host,
           (unsigned)spec->port, sp_role_name(res->role),
           sp_tls_mode_name(p->mode));
     start_connect(p);
+  }
+}
+
+/* Fold the injection tests into their main results (batch complete). */
+static void batch_merge(struct batch *b) {
+  for (int i = 0; i < b->nprobes; i++) {
+    struct probe *p = &b->probes[i];
+    if (!p->injection)
+      continue;
+    struct sp_result *main = p->main_res;
+    struct sp_result *inj = p->res;
+    if (main->injection_vulnerable) {
+      main->findings |= 1u << SP_STARTTLS_INJECTION;
+      enum sp_state st = result_state(main, SP_STARTTLS_INJECTION, &b->req);
+      if (st > main->state) {
+        main->code = SP_STARTTLS_INJECTION;
+        main->state = st;
+        snprintf(main->detail, sizeof(main->detail),
+                 "the server answered a command sent before STARTTLS inside "
+                 "TLS (CVE-2011-0411 class)");
+      }
+    }
+    if (inj->transcript && main->transcript) {
+      static const char sep[] = "--- STARTTLS injection test connection ---\n";
+      size_t n = main->transcript_len + sizeof(sep) - 1 + inj->transcript_len;
+      char *t = realloc(main->transcript, n + 1);
+      if (t) {
+        memcpy(t + main->transcript_len, sep, sizeof(sep) - 1);
+        memcpy(t + main->transcript_len + sizeof(sep) - 1, inj->transcript,
+               inj->transcript_len);
+        t[n] = '\0';
+        main->transcript = t;
+        main->transcript_len = n;
+      }
+    }
+    free(inj->transcript);
+    inj->transcript = NULL;
   }
 }
 
@@ -1178,6 +1591,11 @@ static void batch_free(struct batch *b) {
     sp_buf_free(&b->probes[i].transcript);
   }
   free(b->probes);
+  for (int i = 0; i < b->nscratch; i++)
+    free(b->scratch[i].transcript);
+  free(b->scratch);
+  if (b->strings[7]) /* the secret */
+    OPENSSL_cleanse(b->strings[7], strlen(b->strings[7]));
   for (size_t i = 0; i < sizeof(b->strings) / sizeof(b->strings[0]); i++)
     free(b->strings[i]);
   if (b->out)
@@ -1237,6 +1655,7 @@ static void reap(struct sp_engine *eng) {
       continue;
     }
     *pp = b->next;
+    batch_merge(b);
     struct sp_batch *out = b->out;
     b->out = NULL;
     atomic_fetch_sub(&eng->inflight, b->weight);
@@ -1379,18 +1798,18 @@ struct sp_engine *sp_engine_new(char *err, size_t errlen) {
 }
 
 /* Find or make the context for cafile (engine lock held). */
-static SSL_CTX *context_for(struct sp_engine *eng, const char *cafile,
-                            char *err, size_t errlen) {
+static struct ctx_entry *context_for(struct sp_engine *eng, const char *cafile,
+                                     char *err, size_t errlen) {
   for (struct ctx_entry *c = eng->ctxs; c; c = c->next)
     if ((!c->cafile && !cafile) ||
         (c->cafile && cafile && strcmp(c->cafile, cafile) == 0))
-      return c->ctx;
+      return c;
   struct ctx_entry *c = calloc(1, sizeof(*c));
   if (!c) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  c->ctx = sp_tls_context_new(cafile, err, errlen);
+  c->ctx = sp_tls_context_new(cafile, false, err, errlen);
   c->cafile = cafile ? strdup(cafile) : NULL;
   if (!c->ctx || (cafile && !c->cafile)) {
     SSL_CTX_free(c->ctx);
@@ -1400,7 +1819,21 @@ static SSL_CTX *context_for(struct sp_engine *eng, const char *cafile,
   }
   c->next = eng->ctxs;
   eng->ctxs = c;
-  return c->ctx;
+  return c;
+}
+
+/* The legacy (TLS 1.0+) context for a batch, made on first use. */
+static SSL_CTX *legacy_context(struct batch *b) {
+  struct sp_engine *eng = b->eng;
+  pthread_mutex_lock(&eng->lock);
+  if (!b->ctxe->legacy) {
+    char err[SP_MAX_TEXT];
+    b->ctxe->legacy =
+        sp_tls_context_new(b->ctxe->cafile, true, err, sizeof(err));
+  }
+  SSL_CTX *ctx = b->ctxe->legacy;
+  pthread_mutex_unlock(&eng->lock);
+  return ctx;
 }
 
 /* Keep an owned copy of one request string. */
@@ -1437,11 +1870,17 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
   b->req.ehlo_name = own(b, 3, req->ehlo_name);
   b->req.source = own(b, 4, req->source);
   b->req.dns_server = own(b, 5, req->dns_server);
+  b->req.auth_user = own(b, 6, req->auth_user);
+  b->req.auth_secret = own(b, 7, req->auth_secret);
+  b->req.auth_mech = own(b, 8, req->auth_mech);
+  b->req.mail_from = own(b, 9, req->mail_from);
+  b->req.rcpt_to = own(b, 10, req->rcpt_to);
   b->done = done;
   b->user = user;
   b->weight = req->nports;
   pthread_mutex_lock(&eng->lock);
-  b->ctx = context_for(eng, req->cafile, err, errlen);
+  b->ctxe = context_for(eng, req->cafile, err, errlen);
+  b->ctx = b->ctxe ? b->ctxe->ctx : NULL;
   if (!b->ctx) {
     pthread_mutex_unlock(&eng->lock);
     batch_free(b);
@@ -1529,6 +1968,7 @@ void sp_engine_free(struct sp_engine *eng) {
     struct ctx_entry *c = eng->ctxs;
     eng->ctxs = c->next;
     SSL_CTX_free(c->ctx);
+    SSL_CTX_free(c->legacy);
     free(c->cafile);
     free(c);
   }

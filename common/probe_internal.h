@@ -76,6 +76,31 @@ void sp_caps_parse(struct sp_caps *caps, const struct sp_reply *r);
 /* Write a capability list as text ("PIPELINING SIZE=1024 AUTH(PLAIN)"). */
 size_t sp_caps_format(const struct sp_caps *caps, char *buf, size_t buflen);
 
+/* ---- sasl.c: SASL client mechanisms -------------------------------- */
+
+#define SP_MAX_SECRET 512 /* bytes in a password or bearer token */
+
+/* Base64-encode n bytes (no newlines); length, or -1 if out is small. */
+int sp_b64_encode(const void *in, size_t n, char *out, size_t outlen);
+
+/* Base64-decode a NUL-terminated string; length, or -1. */
+int sp_b64_decode(const char *in, unsigned char *out, size_t outlen);
+
+/* PLAIN initial response: base64("\0user\0secret"). */
+int sp_sasl_plain(const char *user, const char *secret, char *out,
+                  size_t outlen);
+
+/* CRAM-MD5 response to a base64 challenge (RFC 2195). */
+int sp_sasl_cram_md5(const char *user, const char *secret,
+                     const char *challenge_b64, char *out, size_t outlen);
+
+/* XOAUTH2 initial response for a bearer token. */
+int sp_sasl_xoauth2(const char *user, const char *token, char *out,
+                    size_t outlen);
+
+/* The mechanism to use from what the server offers; NULL when none. */
+const char *sp_sasl_pick(const char *offered, const char *wanted);
+
 /* ---- tls.c: contexts and what a session shows ------------------------ */
 
 /* Verification errors seen during one handshake (verify callback). */
@@ -96,8 +121,14 @@ struct sp_sniff {
  * read into sniff (the BIO does not close fd). NULL on failure. */
 BIO *sp_tls_sniff_bio(int fd, struct sp_sniff *sniff);
 
-/* Make a client context trusting cafile (NULL: the system store). */
-SSL_CTX *sp_tls_context_new(const char *cafile, char *err, size_t errlen);
+/* Make a client context trusting cafile (NULL: the system store);
+ * legacy also allows TLS 1.0/1.1 at security level 0 (only to identify
+ * weak servers). */
+SSL_CTX *sp_tls_context_new(const char *cafile, bool legacy, char *err,
+                            size_t errlen);
+
+/* Verify the server's chain again at the strict context's level. */
+void sp_tls_reverify(SSL *ssl, SSL_CTX *strict, struct sp_result *res);
 
 /* Index of the SSL ex_data slot that holds a struct sp_verify_log *. */
 int sp_tls_verify_index(void);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp_probe.h"
 
@@ -83,6 +84,80 @@ static bool dns_server_is_valid(const char *s) {
       return false;
   }
   return true;
+}
+
+/* True when s is a usable envelope address: printable, no spaces, no
+ * angle brackets, not too long (it goes inside <...> on one line). */
+static bool address_is_valid(const char *s) {
+  size_t n = strnlen(s, SP_MAX_HOST);
+  if (n == 0 || n >= SP_MAX_HOST)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>')
+      return false;
+  }
+  return true;
+}
+
+/* Check the authentication and trial fields. */
+static int validate_auth(const struct sp_request *req, char *err,
+                         size_t errlen) {
+  if (req->auth_user) {
+    if (!address_is_valid(req->auth_user)) {
+      snprintf(err, errlen, "auth_user: empty, too long or not printable");
+      return -1;
+    }
+    if (!req->auth_secret || !*req->auth_secret ||
+        strnlen(req->auth_secret, 512) >= 512) {
+      snprintf(err, errlen,
+               "auth_secret: a password or token (from a file or the "
+               "environment) is needed with auth_user");
+      return -1;
+    }
+    for (int i = 0; i < req->nports; i++)
+      if (req->ports[i].tls_mode == SP_TLS_NONE) {
+        snprintf(err, errlen,
+                 "auth: credentials are never sent without TLS, and port %u "
+                 "has TLS mode none",
+                 (unsigned)req->ports[i].port);
+        return -1;
+      }
+  }
+  if (req->auth_mech) {
+    static const char *const known[] = {"PLAIN", "LOGIN", "CRAM-MD5",
+                                        "XOAUTH2"};
+    bool ok = false;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+      ok = ok || strcasecmp(req->auth_mech, known[i]) == 0;
+    if (!ok) {
+      snprintf(err, errlen,
+               "auth_mech: expected PLAIN, LOGIN, CRAM-MD5 or XOAUTH2");
+      return -1;
+    }
+    if (!req->auth_user) {
+      snprintf(err, errlen, "auth_mech: needs auth_user");
+      return -1;
+    }
+  }
+  if (req->mail_from && !address_is_valid(req->mail_from)) {
+    snprintf(err, errlen, "mail_from: not a usable address");
+    return -1;
+  }
+  if (req->rcpt_to && (!address_is_valid(req->rcpt_to) || !req->mail_from)) {
+    snprintf(err, errlen, "rcpt_to: not a usable address, or no mail_from");
+    return -1;
+  }
+  if (req->send_message && (!req->mail_from || !req->rcpt_to)) {
+    snprintf(err, errlen, "send: needs both mail_from and rcpt_to");
+    return -1;
+  }
+  if (req->min_tls_version != 0 &&
+      (req->min_tls_version < 0x0301 || req->min_tls_version > 0x0304)) {
+    snprintf(err, errlen, "min_tls_version: expected TLS 1.0 to 1.3");
+    return -1;
+  }
+  return 0;
 }
 
 /* Check a request; write a message naming the bad field. */
@@ -164,5 +239,5 @@ int sp_request_validate(const struct sp_request *req, char *err,
     snprintf(err, errlen, "family: invalid address family");
     return -1;
   }
-  return 0;
+  return validate_auth(req, err, errlen);
 }

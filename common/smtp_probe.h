@@ -175,6 +175,20 @@ struct sp_request {
   int cert_warn_days;     /* cert_expiring below this; < 0: off */
   int cert_crit_days;     /* cert_expiring is CRITICAL below this */
   bool trace;             /* keep the (sanitised) dialogue */
+
+  /* Authentication, submission trial and posture checks. */
+  const char *auth_user;   /* AUTH identity; NULL: no AUTH attempted */
+  const char *auth_secret; /* password or bearer token: never logged,
+                              never sent without TLS (sp_secret_load) */
+  const char *auth_mech;   /* PLAIN, LOGIN, CRAM-MD5 or XOAUTH2;
+                              NULL: the strongest both sides support */
+  const char *mail_from;   /* MAIL FROM trial address; NULL: none */
+  const char *rcpt_to;     /* RCPT TO trial address (needs mail_from) */
+  bool send_message;       /* also send a small test message (DATA) */
+  bool check_injection;    /* STARTTLS command-injection test, on a
+                              connection of its own (opt-in) */
+  int min_tls_version;     /* e.g. 0x0303 for TLS 1.2; a session below it
+                              is tls_weak_protocol; 0: TLS 1.2 */
 };
 
 /* Fill a request with defaults: auto TLS, 10 s, verification on. */
@@ -254,9 +268,22 @@ struct sp_result {
   struct sp_caps caps_plain; /* EHLO before TLS (not for implicit TLS) */
   struct sp_caps caps_tls;   /* EHLO inside TLS */
 
+  char auth_mech[16];        /* mechanism used for AUTH, or "" */
+  bool injection_tested;     /* the STARTTLS injection test ran */
+  bool injection_vulnerable; /* ... and the server answered injected data */
+  char message_id[128];      /* Message-ID of the test message, if sent */
+
   char *transcript;      /* sanitised dialogue when req->trace, or NULL */
   size_t transcript_len; /* bytes in transcript */
 };
+
+/* Read a secret (password or token) from the first line of file, or
+ * when file is NULL from the environment variable envvar. A file that
+ * group or others can read gives a warning in warn (may be empty).
+ * Returns 0, or -1 with err naming the source (never the secret). */
+int sp_secret_load(const char *file, const char *envvar, char *buf,
+                   size_t buflen, char *warn, size_t warnlen, char *err,
+                   size_t errlen);
 
 /* Days until a time (negative once past), rounded down. */
 long sp_days_left(time_t not_after, time_t now);

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "probe_internal.h"
@@ -113,14 +114,27 @@ BIO *sp_tls_sniff_bio(int fd, struct sp_sniff *sniff) {
 }
 
 /* Make a client context trusting cafile (NULL: the system store). */
-SSL_CTX *sp_tls_context_new(const char *cafile, char *err, size_t errlen) {
+SSL_CTX *sp_tls_context_new(const char *cafile, bool legacy, char *err,
+                            size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) {
     sp_tls_error_text(err, errlen);
     return NULL;
   }
-  int ok = cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL)
-                  : SSL_CTX_set_default_verify_paths(ctx);
+  int ok;
+  if (cafile) {
+    ok = SSL_CTX_load_verify_locations(ctx, cafile, NULL);
+  } else {
+    /* The hashed directory loads anchors lazily, as they are needed;
+     * the bundle file is read whole (slower start), so it is the
+     * fallback. */
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+    if (!dir)
+      dir = X509_get_default_cert_dir();
+    ok = SSL_CTX_load_verify_locations(ctx, NULL, dir);
+    if (ok != 1)
+      ok = SSL_CTX_set_default_verify_paths(ctx);
+  }
   if (ok != 1) {
     char why[128];
     sp_tls_error_text(why, sizeof(why));
@@ -133,6 +147,15 @@ SSL_CTX *sp_tls_context_new(const char *cafile, char *err, size_t errlen) {
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (!legacy) {
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  } else {
+    /* Only to tell which old protocol a server speaks: the certificate is
+     * judged again at the normal level (sp_tls_reverify). */
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+  }
   return ctx;
 }
 
@@ -286,4 +309,35 @@ void sp_tls_error_text(char *buf, size_t buflen) {
     ERR_error_string_n(last, buf, buflen);
   else if (buflen)
     sp_strlcpy(buf, "unknown TLS error", buflen);
+}
+
+/* Verify the server's chain again with the strict context's trust store
+ * and its security level (after a legacy handshake at level 0). */
+void sp_tls_reverify(SSL *ssl, SSL_CTX *strict, struct sp_result *res) {
+  X509 *leaf = SSL_get0_peer_certificate(ssl);
+  if (!leaf)
+    return;
+  X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+  if (!sctx)
+    return;
+  STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+  if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(strict), leaf, chain) ==
+      1) {
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(sctx);
+    X509_VERIFY_PARAM_set_auth_level(param, SSL_CTX_get_security_level(strict));
+    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+    int ok = X509_verify_cert(sctx);
+    int e = X509_STORE_CTX_get_error(sctx);
+    if (ok == 1 || e == X509_V_ERR_CERT_HAS_EXPIRED) {
+      res->verified = true;
+      res->verify_error[0] = '\0';
+    } else {
+      res->verified = false;
+      snprintf(res->verify_error, sizeof(res->verify_error),
+               "depth %d: %s (at the normal security level)",
+               X509_STORE_CTX_get_error_depth(sctx),
+               X509_verify_cert_error_string(e));
+    }
+  }
+  X509_STORE_CTX_free(sctx);
 }
