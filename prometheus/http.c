@@ -113,6 +113,8 @@ static void count_status(struct exporter *ex, unsigned status) {
     ex->stats.requests_503++;
   else if (status == MHD_HTTP_BAD_REQUEST)
     ex->stats.requests_400++;
+  else
+    ex->stats.requests_500++;
   pthread_mutex_unlock(&ex->stats.lock);
 }
 

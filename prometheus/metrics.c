@@ -280,6 +280,8 @@ int metrics_self(struct expo_set *set, struct exporter_stats *st,
            "status", "400", NULL);
   expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_503,
            "status", "503", NULL);
+  expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_500,
+           "status", "500", NULL);
   expo_add(set, "smtp_exporter_probe_requests_rejected_total",
            (double)st->requests_503, NULL);
   expo_add(set, "smtp_exporter_probes_in_flight", st->inflight, NULL);

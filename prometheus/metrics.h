@@ -31,6 +31,7 @@ struct exporter_stats {
   uint64_t requests_200;    /* /probe answered 200 */
   uint64_t requests_400;    /* /probe answered 400 */
   uint64_t requests_503;    /* /probe rejected: no slot in time */
+  uint64_t requests_500;    /* /probe failed inside the exporter */
   int inflight;             /* /probe requests holding a slot */
   int waiting;              /* /probe requests waiting for a slot */
   int max_concurrent;       /* the slot count (--probe.max-concurrent) */

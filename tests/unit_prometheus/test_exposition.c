@@ -46,7 +46,10 @@ static void test_escape_help(void **state) {
 static void test_escape_sanitises(void **state) {
   (void)state;
   char out[64];
-  expo_escape_label("a\x01" "b\xff" "c\xc3\xa9", out, sizeof(out));
+  expo_escape_label("a\x01"
+                    "b\xff"
+                    "c\xc3\xa9",
+                    out, sizeof(out));
   assert_string_equal(out, "a?b?c\xc3\xa9");
   expo_escape_label("\xe2\x82", out, sizeof(out)); /* truncated sequence */
   assert_string_equal(out, "??");
@@ -211,6 +214,7 @@ static void test_sample_errors(void **state) {
   expo_free(s);
 }
 
+/* Run every test of this file. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escape_label),

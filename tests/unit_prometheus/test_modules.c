@@ -123,9 +123,9 @@ static void test_durations(void **state) {
   assert_int_equal(modules_parse_duration("1d"), 86400000);
   assert_int_equal(modules_parse_duration("0"), 0);
   assert_int_equal(modules_parse_duration("0s"), 0);
-  const char *bad[] = {"",    "5",     "s",    "1s1m", "1.5s", "-1s", "5S",
-                       "1m1m", "5 s",  " 5s",  "5s ",  "ms",   "1msm",
-                       "9999999999s", "1ms5s"};
+  const char *bad[] = {"",    "5",  "s",    "1s1m",        "1.5s",
+                       "-1s", "5S", "1m1m", "5 s",         " 5s",
+                       "5s ", "ms", "1msm", "9999999999s", "1ms5s"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     if (modules_parse_duration(bad[i]) != -1)
       fail_msg("duration \"%s\" accepted", bad[i]);
@@ -149,8 +149,8 @@ struct bad_case {
 static void test_bad_inputs(void **state) {
   (void)state;
   static const struct bad_case cases[] = {
-      {"modules:\n  a:\n    ports: [25]\n    bogus: 1\n", "t.yml:4:5:",
-       "unknown key \"bogus\""},
+      {"modules:\n  a:\n    ports: [25]\n    bogus: 1\n",
+       "t.yml:4:5:", "unknown key \"bogus\""},
       {"modules:\n  a:\n    tls: sometimes\n", "t.yml:3:10:", "tls must be"},
       {"modules:\n  a:\n    role: king\n", "t.yml:3:11:", "role must be"},
       {"modules:\n  a:\n    ports: [0]\n", "t.yml:3:13:", "invalid port"},
@@ -164,23 +164,22 @@ static void test_bad_inputs(void **state) {
        "17]\n",
        "t.yml:3:", "more than"},
       {"modules:\n  a: {}\n  a: {}\n", "t.yml:3:3:", "defined twice"},
-      {"modules:\n  a:\n    tls: none\n    tls: auto\n", "t.yml:4:5:",
-       "repeated"},
-      {"modules:\n  a:\n    all_addresses: yes\n", "t.yml:3:20:",
-       "true or false"},
+      {"modules:\n  a:\n    tls: none\n    tls: auto\n",
+       "t.yml:4:5:", "repeated"},
+      {"modules:\n  a:\n    all_addresses: yes\n",
+       "t.yml:3:20:", "true or false"},
       {"modules:\n  a:\n    timeout: 5\n", "t.yml:3:14:", "invalid duration"},
       {"modules:\n  a:\n    timeout: 10m\n", "t.yml:2:3:", "at most"},
       {"modules:\n  a:\n    timeout: 0s\n", "t.yml:2:3:", "above 0"},
-      {"modules:\n  a:\n    timeout: 2s\n    banner_wait: 2s\n", "t.yml:2:3:",
-       "banner_wait"},
+      {"modules:\n  a:\n    timeout: 2s\n    banner_wait: 2s\n",
+       "t.yml:2:3:", "banner_wait"},
       {"modules:\n  a:\n    cert_warning_days: 5\n    cert_critical_days: 9\n",
        "t.yml:2:3:", "cert_critical_days"},
       {"modules:\n  a:\n    cert_warning_days: -1\n", "t.yml:3:24:", "days"},
-      {"modules:\n  a:\n    ca_file: /nonexistent/ca.pem\n", "t.yml:2:3:",
-       "ca_file"},
+      {"modules:\n  a:\n    ca_file: /nonexistent/ca.pem\n",
+       "t.yml:2:3:", "ca_file"},
       {"modules:\n  a:\n    ip_protocol: ip5\n", "t.yml:3:18:", "ip_protocol"},
-      {"modules:\n  a:\n    server_name: \"\"\n", "t.yml:3:18:",
-       "server_name"},
+      {"modules:\n  a:\n    server_name: \"\"\n", "t.yml:3:18:", "server_name"},
       {"modules:\n  a:\n    ehlo: \"a\\nb\"\n", "t.yml:3:11:", "control"},
       {"modules:\n  a:\n    ehlo: \"a\\0b\"\n", "t.yml:3:11:", "NUL"},
       {"modules:\n  a:\n    ehlo: [x]\n", "t.yml:3:11:", "single value"},
@@ -195,8 +194,8 @@ static void test_bad_inputs(void **state) {
       {"# only a comment\n", "t.yml:", "empty"},
       {"modules:\n  a:\n    ports: [25\n", "t.yml:", "YAML error"},
       {"modules:\n  a:\n   ports: [25]\n    tls: auto\n", "t.yml:4:", "YAML"},
-      {"modules:\n  a: {}\n---\nmodules:\n  b: {}\n", "t.yml:3:",
-       "one YAML document"},
+      {"modules:\n  a: {}\n---\nmodules:\n  b: {}\n",
+       "t.yml:3:", "one YAML document"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char err[512];
@@ -221,12 +220,11 @@ static void test_missing_file(void **state) {
   assert_null(modules_load("/", err, sizeof(err)));
 }
 
+/* Run every test of this file. */
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sample_file),
-      cmocka_unit_test(test_all_options),
-      cmocka_unit_test(test_durations),
-      cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_sample_file),  cmocka_unit_test(test_all_options),
+      cmocka_unit_test(test_durations),    cmocka_unit_test(test_bad_inputs),
       cmocka_unit_test(test_missing_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,10 +48,10 @@ static void test_target_forms(void **state) {
 /* Bad targets are refused with a message. */
 static void test_target_bad(void **state) {
   (void)state;
-  const char *bad[] = {"",          "host:",      "host:0",  "host:65536",
-                       "host:25x",  "[::1",       "[zz]:25", "[::1]x",
-                       "[::1]:",    "a b",        "smtp://x", "-host",
-                       "host:+25",  "1:2:3:zz",   "h\"q",     "[127.0.0.1]:25"};
+  const char *bad[] = {"",         "host:",    "host:0",   "host:65536",
+                       "host:25x", "[::1",     "[zz]:25",  "[::1]x",
+                       "[::1]:",   "a b",      "smtp://x", "-host",
+                       "host:+25", "1:2:3:zz", "h\"q",     "[127.0.0.1]:25"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct target t;
     char err[256] = "";
@@ -281,6 +281,8 @@ static void test_self_samples(void **state) {
   expo_free(set);
 }
 
+/* Run every test of this file; "sample" prints the fabricated exposition
+ * instead (for promtool). */
 int main(int argc, char **argv) {
   /* "sample": print the fabricated exposition for promtool to check */
   if (argc > 1 && strcmp(argv[1], "sample") == 0) {
