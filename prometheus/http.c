@@ -88,19 +88,19 @@ static enum MHD_Result respond_405(struct MHD_Connection *conn,
   return rc;
 }
 
-/* Render a set and queue it as a 200 exposition (500 when it failed). */
+/* Render a set and queue it as a 200 exposition (500 when it cannot be
+ * rendered). Samples the writer refused are left out and logged: what
+ * remains is still a valid exposition. */
 static enum MHD_Result respond_set(struct MHD_Connection *conn,
                                    struct expo_set *set) {
   const char *why = expo_error(set);
+  if (why != NULL)
+    exporter_log(XLOG_ERROR, "metrics writer refused a sample: %s", why);
   size_t len = 0;
-  char *text = why ? NULL : expo_render(set, &len);
-  if (text == NULL) {
-    exporter_log(XLOG_ERROR, "cannot write metrics: %s",
-                 why ? why : "out of memory");
+  char *text = expo_render(set, &len);
+  if (text == NULL)
     return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                        "cannot write metrics: %s\n",
-                        why ? why : "out of memory");
-  }
+                        "cannot write metrics: out of memory or too big\n");
   return respond(conn, MHD_HTTP_OK, EXPO_CONTENT_TYPE, text, len);
 }
 
