@@ -297,6 +297,38 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
 /* The one-line hint for a result: its detail and its code's hint. */
 size_t sp_result_hint(const struct sp_result *res, char *buf, size_t buflen);
 
+/* ---- Port policy ----------------------------------------------------- */
+
+/* A port policy per environment, loaded from YAML (format in policy.c and
+ * README): per port, open or closed, TLS mode, AUTH only after TLS or
+ * never, allowed mechanisms, lowest TLS version. */
+struct sp_policy;
+struct sp_batch;
+
+/* One way a host deviates from its policy. */
+struct sp_deviation {
+  uint16_t port;            /* the port */
+  char rule[16];            /* state, tls, auth, mechanisms, min_tls */
+  char detail[SP_MAX_TEXT]; /* what was found */
+};
+
+/* Load a policy; NULL with a message (file and line) in err. */
+struct sp_policy *sp_policy_load(const char *path, char *err, size_t errlen);
+
+/* Free a policy. */
+void sp_policy_free(struct sp_policy *pol);
+
+/* Add the policy's ports to a request, with the TLS mode each expects;
+ * -1 when the request is full. */
+int sp_policy_add_ports(const struct sp_policy *pol, struct sp_request *req);
+
+/* Check a finished batch against the policy: write up to max deviations,
+ * turn each deviating result into policy_violation (detail: the first
+ * rule), and a port that is closed as expected into ok. Returns the
+ * number of deviations written (at most max). */
+int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
+                    struct sp_deviation *out, int max);
+
 /* ---- Engine ---------------------------------------------------------- */
 
 /* All results of one submitted request. */
