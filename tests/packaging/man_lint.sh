@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# man_lint.sh SRCDIR - every man page formats without a groff warning
+# (-ww), `man -l` renders it, and each page documents every option its
+# program's --help lists (when the built programs are given as
+# CHECK=path EXPORTER=path in the environment).
+set -euo pipefail
+man=$1/packaging/man
+status=0
+for page in "$man"/check_smtp_ports.1 "$man"/smtp_exporter.1 "$man"/smtp_probe.5; do
+  warn=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$page" 2>&1)
+  if [ -n "$warn" ]; then echo "$warn"; echo "FAIL: groff warnings in $page"; status=1; fi
+  MANWIDTH=80 man -l "$page" >/dev/null 2>"${TMPDIR:-/tmp}/sp-man.$$" || status=1
+  if [ -s "${TMPDIR:-/tmp}/sp-man.$$" ]; then cat "${TMPDIR:-/tmp}/sp-man.$$"; status=1; fi
+  rm -f "${TMPDIR:-/tmp}/sp-man.$$"
+  echo "checked $(basename "$page")"
+done
+# Options in --help must appear in the page (as rendered text).
+check_opts() {
+  local page=$1 help=$2
+  local text opts
+  text=$(MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/‐/-/g')
+  opts=$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z.-]*[a-z]' | sort -u)
+  for o in $opts; do
+    if ! printf '%s\n' "$text" | grep -q -- "$o"; then
+      echo "FAIL: $(basename "$page") does not document $o"
+      status=1
+    fi
+  done
+  echo "checked $(printf '%s\n' "$opts" | wc -l) long options of $(basename "$page") against --help"
+}
+if [ -n "${CHECK:-}" ]; then check_opts "$man/check_smtp_ports.1" "$("$CHECK" --help || true)"; fi
+if [ -n "${EXPORTER:-}" ]; then check_opts "$man/smtp_exporter.1" "$("$EXPORTER" --help || true)"; fi
+exit $status
