@@ -20,6 +20,9 @@
 /* Seconds the safety alarm allows past the engine's own deadline. */
 #define ALARM_GRACE_S 5
 
+/* Policy deviations reported at most (every port can fail every rule). */
+#define SP_MAX_DEVIATIONS (SP_MAX_PORTS * 6)
+
 /* State the safety alarm exits with (set before the alarm is armed). */
 static volatile sig_atomic_t alarm_state = SP_STATE_CRITICAL;
 
@@ -79,6 +82,7 @@ int main(int argc, char **argv) {
     printf("check_smtp_ports v%s\n", SP_VERSION);
     return SP_STATE_UNKNOWN;
   case OPTS_ERROR:
+    opts_free(&opts);
     return unknown(err, true);
   case OPTS_RUN:
     break;
@@ -86,21 +90,36 @@ int main(int argc, char **argv) {
 
   arm_alarm(&opts);
   eng = sp_engine_new(err, sizeof(err));
-  if (eng == NULL)
+  if (eng == NULL) {
+    opts_free(&opts);
     return unknown(err, false);
+  }
   batch = sp_probe_wait(eng, &opts.req, err, sizeof(err));
   if (batch == NULL) {
     sp_engine_free(eng);
+    opts_free(&opts);
     return unknown(err, false);
   }
+  struct sp_deviation dev[SP_MAX_DEVIATIONS];
+  int ndev = opts.policy
+                 ? sp_policy_check(opts.policy, batch, dev, SP_MAX_DEVIATIONS)
+                 : 0;
   text =
       output_build(&opts, batch->results, batch->nresults, time(NULL), &state);
   sp_batch_free(batch);
   sp_engine_free(eng);
   alarm(0);
-  if (text == NULL)
+  if (text == NULL) {
+    opts_free(&opts);
     return unknown("out of memory while formatting the output", false);
+  }
   fputs(text, stdout);
   free(text);
+  for (int i = 0; i < ndev; i++)
+    printf("policy_violation: port %u rule %s: %s\n", (unsigned)dev[i].port,
+           dev[i].rule, dev[i].detail);
+  if (opts.secret_warning[0])
+    printf("note: %s\n", opts.secret_warning);
+  opts_free(&opts);
   return (int)state;
 }

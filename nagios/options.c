@@ -25,7 +25,17 @@ enum {
   OPT_BANNER_WAIT,
   OPT_DNS_SERVER,
   OPT_PHASE_WARN,
-  OPT_PHASE_CRIT
+  OPT_PHASE_CRIT,
+  OPT_AUTH_USER,
+  OPT_AUTH_PASSWORD_FILE,
+  OPT_AUTH_PASSWORD_ENV,
+  OPT_AUTH_MECH,
+  OPT_MAIL_FROM,
+  OPT_RCPT_TO,
+  OPT_SEND,
+  OPT_CHECK_INJECTION,
+  OPT_MIN_TLS,
+  OPT_POLICY
 };
 
 /* Short options; the leading ':' makes getopt report missing arguments. */
@@ -53,6 +63,16 @@ static const struct option long_opts[] = {
     {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
     {"phase-warn", required_argument, NULL, OPT_PHASE_WARN},
     {"phase-crit", required_argument, NULL, OPT_PHASE_CRIT},
+    {"auth-user", required_argument, NULL, OPT_AUTH_USER},
+    {"auth-password-file", required_argument, NULL, OPT_AUTH_PASSWORD_FILE},
+    {"auth-password-env", required_argument, NULL, OPT_AUTH_PASSWORD_ENV},
+    {"auth-mech", required_argument, NULL, OPT_AUTH_MECH},
+    {"mail-from", required_argument, NULL, OPT_MAIL_FROM},
+    {"rcpt-to", required_argument, NULL, OPT_RCPT_TO},
+    {"send", no_argument, NULL, OPT_SEND},
+    {"check-injection", no_argument, NULL, OPT_CHECK_INJECTION},
+    {"min-tls", required_argument, NULL, OPT_MIN_TLS},
+    {"policy", required_argument, NULL, OPT_POLICY},
     {"timeout", required_argument, NULL, 't'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -66,7 +86,11 @@ static const char usage_text[] =
     "  [--cafile FILE] [--sni NAME] [--no-verify] [--ehlo NAME] "
     "[--source ADDR]\n"
     "  [--require all|any] [--all-addresses] [--banner-wait SECONDS]\n"
-    "  [--dns-server ADDR[:PORT]] [-t SECONDS[:STATE]] [-v] [-h] [-V]\n";
+    "  [--dns-server ADDR[:PORT]] [-t SECONDS[:STATE]] [-v] [-h] [-V]\n"
+    "  [--auth-user USER [--auth-password-file FILE | --auth-password-env "
+    "VAR]\n"
+    "   [--auth-mech MECH]] [--mail-from ADDR [--rcpt-to ADDR [--send]]]\n"
+    "  [--check-injection] [--min-tls 1.0|1.1|1.2|1.3] [--policy FILE]\n";
 
 static const char help_text[] =
     "check_smtp_ports v" SP_VERSION "\n"
@@ -122,6 +146,29 @@ static const char help_text[] =
     "    How long to wait for a greeting before trying implicit TLS\n"
     " --dns-server=ADDR[:PORT]\n"
     "    Resolver to ask instead of the system's\n"
+    " --auth-user=USER\n"
+    "    Authenticate as USER (only ever inside TLS, only to a server whose\n"
+    "    certificate passed); the password or bearer token comes from\n"
+    " --auth-password-file=FILE (its first line) or\n"
+    " --auth-password-env=VAR (default " OPTS_DEFAULT_PASSWORD_ENV "),\n"
+    "    never from the command line, and is never printed\n"
+    " --auth-mech=PLAIN|LOGIN|CRAM-MD5|XOAUTH2\n"
+    "    Mechanism (default: the strongest both sides support; XOAUTH2\n"
+    "    only when named, with a bearer token as the secret)\n"
+    " --mail-from=ADDR / --rcpt-to=ADDR\n"
+    "    Try MAIL FROM and RCPT TO (then RSET); rejections are 'rejected'\n"
+    " --send\n"
+    "    Also send a small test message (unique Message-ID, X-Smtp-Probe)\n"
+    " --check-injection\n"
+    "    Test for the STARTTLS command injection flaw on an extra\n"
+    "    connection: STARTTLS and NOOP are sent in one packet; a reply to\n"
+    "    NOOP inside TLS means the server is vulnerable (CRITICAL)\n"
+    " --min-tls=VERSION\n"
+    "    Lowest acceptable TLS version (default 1.2): below it is\n"
+    "    tls_weak_protocol\n"
+    " --policy=FILE\n"
+    "    Check the host against a port policy (YAML; replaces -p): every\n"
+    "    deviation is reported as policy_violation with port and rule\n"
     " -t, --timeout=SECONDS[:STATE]\n"
     "    Deadline for the whole run (default 10). STATE (OK, WARNING,\n"
     "    CRITICAL, UNKNOWN or 0-3, default CRITICAL) replaces the state of\n"
@@ -333,6 +380,53 @@ static void name_bad_option(int argc, char **argv, char *buf, size_t buflen) {
     snprintf(buf, buflen, "?");
 }
 
+/* --min-tls: 1.0, 1.1, 1.2 or 1.3. */
+static int parse_min_tls(struct check_opts *o, const char *arg, char *err,
+                         size_t errlen) {
+  static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
+  for (int i = 0; i < 4; i++)
+    if (strcmp(arg, names[i]) == 0) {
+      o->req.min_tls_version = 0x0301 + i;
+      return 0;
+    }
+  snprintf(err, errlen, "--min-tls: '%s' is not 1.0, 1.1, 1.2 or 1.3", arg);
+  return -1;
+}
+
+/* Load the AUTH secret from its file or environment variable. */
+static int load_secret(struct check_opts *o, char *err, size_t errlen) {
+  char why[200];
+  if (o->password_file && o->password_env)
+    return snprintf(err, errlen,
+                    "--auth-password-file and "
+                    "--auth-password-env exclude each other"),
+           -1;
+  if (!o->req.auth_user) {
+    if (o->password_file || o->password_env)
+      return snprintf(err, errlen, "--auth-password-*: needs --auth-user"), -1;
+    return 0;
+  }
+  const char *env =
+      o->password_env ? o->password_env : OPTS_DEFAULT_PASSWORD_ENV;
+  if (sp_secret_load(o->password_file, o->password_file ? NULL : env, o->secret,
+                     sizeof(o->secret), o->secret_warning,
+                     sizeof(o->secret_warning), why, sizeof(why)) != 0) {
+    snprintf(err, errlen, "--auth-user: %s", why);
+    return -1;
+  }
+  o->req.auth_secret = o->secret;
+  return 0;
+}
+
+/* Free what parsing loaded and wipe the secret. */
+void opts_free(struct check_opts *o) {
+  sp_policy_free(o->policy);
+  o->policy = NULL;
+  volatile char *s = o->secret;
+  for (size_t i = 0; i < sizeof(o->secret); i++)
+    s[i] = 0;
+}
+
 /* Apply one option; 0 or -1 with err. */
 static int apply_option(struct check_opts *o, int c, const char *arg, char *err,
                         size_t errlen) {
@@ -419,6 +513,35 @@ static int apply_option(struct check_opts *o, int c, const char *arg, char *err,
   case OPT_DNS_SERVER:
     o->req.dns_server = arg;
     return 0;
+  case OPT_AUTH_USER:
+    o->req.auth_user = arg;
+    return 0;
+  case OPT_AUTH_PASSWORD_FILE:
+    o->password_file = arg;
+    return 0;
+  case OPT_AUTH_PASSWORD_ENV:
+    o->password_env = arg;
+    return 0;
+  case OPT_AUTH_MECH:
+    o->req.auth_mech = arg;
+    return 0;
+  case OPT_MAIL_FROM:
+    o->req.mail_from = arg;
+    return 0;
+  case OPT_RCPT_TO:
+    o->req.rcpt_to = arg;
+    return 0;
+  case OPT_SEND:
+    o->req.send_message = true;
+    return 0;
+  case OPT_CHECK_INJECTION:
+    o->req.check_injection = true;
+    return 0;
+  case OPT_MIN_TLS:
+    return parse_min_tls(o, arg, err, errlen);
+  case OPT_POLICY:
+    o->policy_file = arg;
+    return 0;
   case 't':
     return parse_timeout(o, arg, err, errlen);
   case 'v':
@@ -482,7 +605,22 @@ enum opts_action opts_parse(int argc, char **argv, struct check_opts *o,
   }
   if (o->req.host == NULL)
     return fail(err, errlen, "-H/--hostname is required");
-  if (o->nports == 0 && add_ports(o, OPTS_DEFAULT_PORTS, err, errlen) != 0)
+  if (o->policy_file) {
+    char perr[200];
+    if (o->nports > 0)
+      return fail(err, errlen, "--policy: the policy names the ports, drop -p");
+    o->policy = sp_policy_load(o->policy_file, perr, sizeof(perr));
+    if (!o->policy) {
+      snprintf(err, errlen, "--policy: %s", perr);
+      return OPTS_ERROR;
+    }
+    if (sp_policy_add_ports(o->policy, &o->req) != 0)
+      return fail(err, errlen, "--policy: too many ports");
+  }
+  if (load_secret(o, err, errlen) != 0)
+    return OPTS_ERROR;
+  if (!o->policy && o->nports == 0 &&
+      add_ports(o, OPTS_DEFAULT_PORTS, err, errlen) != 0)
     return OPTS_ERROR;
   for (int i = 0; i < o->nports; i++) {
     if (sp_request_add_port(&o->req, o->ports[i], o->tls_mode, o->role) != 0)

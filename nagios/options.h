@@ -46,10 +46,22 @@ struct check_opts {
   struct range crit[SP_PHASE_COUNT]; /* critical range per phase (-c: total) */
   bool have_crit[SP_PHASE_COUNT];    /* crit[phase] is set */
   enum sp_state timeout_state;       /* state for timeout codes (-t S:STATE) */
-  bool require_any;  /* --require any: one OK result is enough */
-  int verbose;       /* -v count, 0..3 */
-  size_t output_cap; /* bytes of output at most (see caps) */
+  bool require_any;          /* --require any: one OK result is enough */
+  int verbose;               /* -v count, 0..3 */
+  size_t output_cap;         /* bytes of output at most (see caps) */
+  const char *password_file; /* --auth-password-file */
+  const char *password_env;  /* --auth-password-env (default below) */
+  char secret[512];          /* the password or token, loaded once */
+  char secret_warning[256];  /* e.g. the secret file is world-readable */
+  const char *policy_file;   /* --policy */
+  struct sp_policy *policy;  /* --policy, loaded (free with opts_free) */
 };
+
+/* Environment variable read for the AUTH secret when no file is given. */
+#define OPTS_DEFAULT_PASSWORD_ENV "SMTP_PROBE_PASSWORD"
+
+/* Free what parsing loaded (the policy) and wipe the secret. */
+void opts_free(struct check_opts *o);
 
 /* Parse argv into o (getopt_long; safe to call repeatedly). Returns the
  * action; on OPTS_ERROR err holds one line naming the option. */
