@@ -360,7 +360,7 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   int tls = SP_TLS_AUTO;
   int role = SP_ROLE_DEFAULT;
   double interval_s = 0;
-  bool timeout_set = false;
+  bool timeout_set = false, warn_set = false, crit_set = false;
 
   for (int i = 0; i < ci->children_num; i++) {
     const oconfig_item_t *c = &ci->children[i];
@@ -370,8 +370,9 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
       spc_target_free(t);
       return NULL;
     }
-    if (strcasecmp(c->key, "Timeout") == 0)
-      timeout_set = true;
+    timeout_set = timeout_set || strcasecmp(c->key, "Timeout") == 0;
+    warn_set = warn_set || strcasecmp(c->key, "CertWarningDays") == 0;
+    crit_set = crit_set || strcasecmp(c->key, "CertCriticalDays") == 0;
   }
 
   if (t->host == NULL) {
@@ -393,6 +394,16 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
             t->name, t->req.timeout_s, ival);
     spc_target_free(t);
     return NULL;
+  }
+  /* Certificate thresholds: 14/7 days unless set; one set alone moves the
+   * other's default so that critical never exceeds warning. */
+  if (!warn_set)
+    t->req.cert_warn_days = crit_set && t->req.cert_crit_days > SPC_WARN_DAYS
+                                ? t->req.cert_crit_days
+                                : SPC_WARN_DAYS;
+  if (!crit_set) {
+    int w = t->req.cert_warn_days;
+    t->req.cert_crit_days = w < SPC_CRIT_DAYS ? w : SPC_CRIT_DAYS;
   }
   int warn = t->req.cert_warn_days, crit = t->req.cert_crit_days;
   if (warn >= 0 && crit > warn) {
@@ -596,8 +607,16 @@ static void spc_notify_if_changed(struct spc_target *t,
   if (!changed)
     return;
 
+  /* The result's hint (its detail for a failure), then the code's
+   * generic "what to check first" when that is not already it. */
   char hint[NOTIF_MAX_MSG_LEN];
   sp_result_hint(res, hint, sizeof(hint));
+  const char *generic = sp_code_hint(res->code);
+  if (res->code != SP_OK && strstr(hint, generic) == NULL) {
+    size_t used = strlen(hint);
+    snprintf(hint + used, sizeof(hint) - used, "%s%s", used ? " - " : "",
+             generic);
+  }
   notification_t n = {.severity = spc_severity(res->state), .time = when};
   int len = snprintf(n.message, sizeof(n.message), "%s port %u%s%s: %s %s: %s",
                      t->name, (unsigned)res->port,

@@ -18,6 +18,8 @@
 #define SPC_MAX_NAME 64          /* target name, with its NUL */
 #define SPC_MAX_ERR 512          /* one configuration error message */
 #define SPC_DEFAULT_TIMEOUT 10.0 /* seconds, unless the interval is shorter */
+#define SPC_WARN_DAYS 14         /* CertWarningDays default */
+#define SPC_CRIT_DAYS 7          /* CertCriticalDays default */
 #define SPC_MAX_STATES (SP_MAX_PORTS * SP_MAX_ADDRESSES) /* per target */
 
 /* The last state seen for one target-port (and address). */

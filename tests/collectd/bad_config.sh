@@ -13,6 +13,11 @@ plugin_so=$1
 [ -r "$plugin_so" ] || spc_fail "no $plugin_so"
 dir=$(mktemp -d /tmp/spc-bad.XXXXXX)
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
+    spc_say "last lines of collectd.log:"
+    tail -n 15 "$dir/collectd.log" >&2
+  fi
   spc_stop "$dir" || true
   if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
 }

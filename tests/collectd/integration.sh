@@ -31,6 +31,11 @@ plugin_so=$2
 dir=$(mktemp -d /tmp/spc-it.XXXXXX)
 listener_pid=
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
+    spc_say "last lines of collectd.log:"
+    tail -n 15 "$dir/collectd.log" >&2
+  fi
   spc_stop "$dir" || true
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
   [ -n "$listener_pid" ] && wait "$listener_pid" 2>/dev/null || true

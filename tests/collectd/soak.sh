@@ -11,8 +11,9 @@
 # the default; a longer soak, e.g. an hour at one round a second:
 #   bash tests/collectd/soak.sh build/testenv/env.sh \
 #        build/collectd/smtp_probe.so 3600
-# SPC_SOAK_TOOL=none runs without valgrind (for a build with SP_SANITIZE=ON
-# collectd must run with the ASan runtime preloaded: see USAGE.md).
+# SPC_SOAK_TOOL=asan runs collectd with the ASan runtime preloaded, for a
+# plugin built with -DSP_SANITIZE=ON (then valgrind cannot be used);
+# SPC_SOAK_TOOL=none runs it bare (fd check only).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=collectd-lib.sh
@@ -30,6 +31,11 @@ tool=${SPC_SOAK_TOOL:-valgrind}
 dir=$(mktemp -d /tmp/spc-soak.XXXXXX)
 listener_pid=
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
+    spc_say "last lines of collectd.log:"
+    tail -n 15 "$dir/collectd.log" >&2
+  fi
   spc_stop "$dir" 120 || true
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
   [ -n "$listener_pid" ] && wait "$listener_pid" 2>/dev/null || true
@@ -71,6 +77,15 @@ if [ "$tool" = valgrind ]; then
     --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
     --num-callers=40 --error-limit=no)
 fi
+if [ "$tool" = asan ]; then
+  # collectd is not built with ASan: its runtime must be loaded first.
+  # Leak checking runs at exit; reports go to asan.log.PID.
+  asan_rt=$(gcc -print-file-name=libasan.so)
+  [ -e "$asan_rt" ] || spc_fail "no libasan.so for SPC_SOAK_TOOL=asan"
+  wrapper=(env LD_PRELOAD="$asan_rt"
+    ASAN_OPTIONS="detect_leaks=1:log_path=$dir/asan.log:abort_on_error=0"
+    UBSAN_OPTIONS="print_stacktrace=1:log_path=$dir/ubsan.log")
+fi
 spc_start "$dir" "${wrapper[@]}"
 pid=$SPC_PID
 
@@ -99,7 +114,8 @@ echo "ok: collectd fds $fd_start after warm-up, $fd_end after $rounds rounds"
 s=$(spc_getval "$dir" mail-465 bool-success) || spc_fail "no mail-465 success"
 echo "ok: mail-465 success = $s after the soak"
 
-spc_stop "$dir" 120 || spc_fail "collectd exited with an error"
+stop_rc=0
+spc_stop "$dir" 120 || stop_rc=$?
 if [ "$tool" = valgrind ]; then
   # Errors and leaks whose stack passes through our plugin (the core library
   # is linked into it) or names its functions.
@@ -117,4 +133,16 @@ if [ "$tool" = valgrind ]; then
   grep -q "ERROR SUMMARY" "$dir/valgrind.log" || spc_fail "valgrind wrote no summary"
   echo "ok: valgrind: nothing from smtp_probe.so"
 fi
+if [ "$tool" = asan ]; then
+  # Any report whose stack passes through our plugin fails the soak.
+  reports=$(cat "$dir"/asan.log.* "$dir"/ubsan.log.* 2>/dev/null || true)
+  if echo "$reports" | grep -qE 'smtp_probe\.so|: spc?_[a-z_]+ |in spc?_[a-z_]+ '; then
+    echo "$reports" | head -80 >&2
+    spc_fail "ASan/UBSan report errors or leaks in smtp_probe.so"
+  fi
+  [ -z "$reports" ] || spc_say "sanitizer reports outside our code: $(echo "$reports" | grep -c ERROR) (see kept dir with SPC_KEEP=1)"
+  echo "ok: ASan/UBSan: nothing from smtp_probe.so"
+fi
+# Checked last so that a sanitizer's exit status comes with its report.
+[ "$stop_rc" -eq 0 ] || spc_fail "collectd exited with status $stop_rc"
 echo "PASS"

@@ -390,6 +390,8 @@ static void test_config_defaults(void **state) {
   assert_false(t->req.all_addresses);
   assert_int_equal(t->interval, TIME_T_TO_CDTIME_T_STATIC(5));
   assert_true(t->req.timeout_s > 0 && t->req.timeout_s < 5.0);
+  assert_int_equal(t->req.cert_warn_days, 14);
+  assert_int_equal(t->req.cert_crit_days, 7);
   spc_target_free(t);
 
   /* A long interval caps the default timeout at 10 s. */
@@ -420,6 +422,43 @@ static void test_config_port_lines_and_bool_words(void **state) {
   assert_int_equal(t->req.ports[2].tls_mode, SP_TLS_NONE);
   assert_true(t->req.no_verify);
   spc_target_free(t);
+}
+
+/* Parse Host plus one certificate option; return warn and crit days. */
+static void cert_days(const char *key, double value, int *warn, int *crit) {
+  char err[SPC_MAX_ERR];
+  struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                       {key, 1, {NV(value)}},
+                       {NULL, 0, {{{0}, 0}}}};
+  struct spc_target *t =
+      parse(target_block(name_mx1, 1, opts, NULL, NULL), err, sizeof(err));
+  if (t == NULL)
+    fail_msg("%s %g: %s", key, value, err);
+  *warn = t->req.cert_warn_days;
+  *crit = t->req.cert_crit_days;
+  spc_target_free(t);
+}
+
+/* One threshold set alone moves the other's default so that critical
+ * never exceeds warning; -1 turns the warning (and critical) off. */
+static void test_config_cert_days_defaults(void **state) {
+  (void)state;
+  int warn = 0, crit = 0;
+  cert_days("CertWarningDays", 30, &warn, &crit);
+  assert_int_equal(warn, 30);
+  assert_int_equal(crit, 7);
+  cert_days("CertWarningDays", 5, &warn, &crit);
+  assert_int_equal(warn, 5);
+  assert_int_equal(crit, 5);
+  cert_days("CertWarningDays", -1, &warn, &crit);
+  assert_int_equal(warn, -1);
+  assert_int_equal(crit, -1);
+  cert_days("CertCriticalDays", 20, &warn, &crit);
+  assert_int_equal(warn, 20);
+  assert_int_equal(crit, 20);
+  cert_days("CertCriticalDays", 3, &warn, &crit);
+  assert_int_equal(warn, 14);
+  assert_int_equal(crit, 3);
 }
 
 /* One bad-input case: an option replacing or adding to the good block. */
@@ -930,6 +969,8 @@ static void test_notifications_on_state_change(void **state) {
   assert_non_null(strstr(n->message, "CRITICAL"));
   assert_non_null(strstr(n->message, "connect_refused"));
   assert_non_null(strstr(n->message, "Connection refused"));
+  /* and the code's generic hint (what to check first) */
+  assert_non_null(strstr(n->message, "nothing listens there"));
 
   spc_dispatch_batch(t, b, when + 1);
   assert_int_equal(cd.nnotifs, 1); /* unchanged: no repeat */
@@ -1092,6 +1133,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_config_defaults, reset, reset),
       cmocka_unit_test_setup_teardown(test_config_port_lines_and_bool_words,
                                       reset, reset),
+      cmocka_unit_test_setup_teardown(test_config_cert_days_defaults, reset,
+                                      reset),
       cmocka_unit_test_setup_teardown(test_config_bad_inputs, reset, reset),
       cmocka_unit_test_setup_teardown(test_config_option_as_block, reset,
                                       reset),
