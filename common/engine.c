@@ -1128,6 +1128,7 @@ static void on_data(struct probe *p) {
   const struct sp_request *req = &p->batch->req;
   struct sp_result *res = p->res;
   if (p->reply.code != 354) {
+    p->res->message_id[0] = '\0';
     decide(p, SP_REJECTED, "DATA: %s", p->reply.first);
     return;
   }
@@ -1157,6 +1158,7 @@ static void on_data(struct probe *p) {
 /* CS_BODY: the server's answer to the whole message. */
 static void on_body(struct probe *p) {
   if (p->reply.code != 250) {
+    p->res->message_id[0] = '\0'; /* not accepted */
     decide(p, SP_REJECTED, "message: %s", p->reply.first);
     return;
   }
