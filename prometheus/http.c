@@ -162,6 +162,8 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
   }
   double waited = exporter_now() - start;
   req->timeout_s = deadline - exporter_now();
+  if (req->timeout_s < 0.01) /* a tiny budget still gets a (failing) probe */
+    req->timeout_s = 0.01;
   sb_printf(trail, "slot taken after %.3fs; probe timeout %.3fs\n", waited,
             req->timeout_s);
   char err[256];

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "exposition.h"
+#include "strbuf.h"
 
 /* Count the (non-overlapping) occurrences of needle in hay. */
 static int count(const char *hay, const char *needle) {
@@ -215,6 +216,27 @@ static void test_sample_errors(void **state) {
 }
 
 /* Run every test of this file. */
+/* The text buffer never grows past its cap and remembers a failure. */
+static void test_strbuf_cap(void **state) {
+  (void)state;
+  struct strbuf sb;
+  sb_init(&sb, 8);
+  assert_int_equal(sb_add(&sb, "abc"), 0);
+  assert_int_equal(sb_printf(&sb, "%d", 1234), 0);
+  assert_string_equal(sb_str(&sb), "abc1234");
+  assert_int_equal(sb_add(&sb, "x"), -1); /* 8 bytes + NUL > cap */
+  assert_true(sb.failed);
+  assert_int_equal(sb_add(&sb, ""), -1); /* stays failed */
+  assert_string_equal(sb_str(&sb), "abc1234");
+  size_t len;
+  char *text = sb_take(&sb, &len);
+  assert_int_equal(len, 7);
+  assert_string_equal(text, "abc1234");
+  free(text);
+  assert_string_equal(sb_str(&sb), "");
+  sb_free(&sb);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escape_label),
@@ -227,6 +249,7 @@ int main(void) {
       cmocka_unit_test(test_labels),
       cmocka_unit_test(test_family_errors),
       cmocka_unit_test(test_sample_errors),
+      cmocka_unit_test(test_strbuf_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
