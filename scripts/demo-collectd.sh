@@ -19,7 +19,7 @@ fi
 so=$build/collectd/smtp_probe.so
 [ -r "$so" ] || { echo "demo-collectd: $so not built" >&2; exit 1; }
 
-# shellcheck source=../tests/collectd/collectd-lib.sh
+# shellcheck disable=SC1091  # tests/collectd/collectd-lib.sh, checked there
 . "$root/tests/collectd/collectd-lib.sh"
 dir=$(mktemp -d /tmp/spc-demo.XXXXXX)
 trap 'spc_stop "$dir" || true; rm -rf "$dir"' EXIT

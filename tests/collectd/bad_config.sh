@@ -6,7 +6,7 @@
 # usage: bad_config.sh PLUGIN_SO
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=collectd-lib.sh
+# shellcheck source-path=SCRIPTDIR
 . "$HERE/collectd-lib.sh"
 
 plugin_so=$1

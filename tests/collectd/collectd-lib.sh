@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # collectd-lib.sh - helpers to run a private collectd with smtp_probe.so.
 # Sourced by tests/collectd/*.sh and scripts/demo-collectd.sh (bash).
 #
@@ -178,4 +179,24 @@ spc_wait_until() {
 # Open file descriptors of a process.
 spc_fd_count() {
   find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+# The fewest open descriptors of a process over 5 samples 0.2 s apart: a
+# sample may catch probes in flight, the fewest does not.
+spc_fd_min() {
+  local n min=1000000
+  for _ in 1 2 3 4 5; do
+    n=$(spc_fd_count "$1")
+    [ "$n" -lt "$min" ] && min=$n
+    sleep 0.2
+  done
+  echo "$min"
+}
+
+# Stop a helper process started by a test (by its pid).
+spc_kill_helper() {
+  if [ -n "${1:-}" ]; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
 }

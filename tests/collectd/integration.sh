@@ -18,7 +18,7 @@
 #  - the file descriptors of collectd do not grow over the run.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=collectd-lib.sh
+# shellcheck source-path=SCRIPTDIR
 . "$HERE/collectd-lib.sh"
 
 env_sh=$1
@@ -37,8 +37,7 @@ cleanup() {
     tail -n 15 "$dir/collectd.log" >&2
   fi
   spc_stop "$dir" || true
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
-  [ -n "$listener_pid" ] && wait "$listener_pid" 2>/dev/null || true
+  spc_kill_helper "$listener_pid"
   if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -90,22 +89,12 @@ want[587]=${want[25]}
 want[2525]=${want[25]}
 want[465]="latency-banner latency-connect latency-dns latency-ehlo_tls latency-tls_handshake latency-total"
 
-# File descriptors: the fewest seen over a few samples must not have grown
-# (a sample may catch probes in flight; the fewest does not).
-fd_min() {
-  local i n min=1000000
-  for i in 1 2 3 4 5; do
-    n=$(spc_fd_count "$pid")
-    [ "$n" -lt "$min" ] && min=$n
-    sleep 0.2
-  done
-  echo "$min"
-}
+# File descriptors (the fewest over a few samples) must not grow.
 have_success() { spc_getval "$dir" "$1" bool-success >/dev/null; }
 for port in 25 465 587 2525; do
   spc_wait_until 30 "mail-$port success value" have_success "mail-$port"
 done
-fd_start=$(fd_min)
+fd_start=$(spc_fd_min "$pid")
 
 for port in 25 465 587 2525; do
   got=$(spc_listval "$dir" "mail-$port" | grep '^latency-' | tr '\n' ' ' | sed 's/ $//')
@@ -170,7 +159,7 @@ s=$(spc_getval "$dir" "silent-$silent_port" bool-success)
 awk -v v="$s" 'BEGIN { exit !(v == 0) }' || spc_fail "silent success = $s"
 echo "ok: silent-$silent_port: banner_timeout, success 0"
 
-fd_end=$(fd_min)
+fd_end=$(spc_fd_min "$pid")
 # Slack 2: the silent target's socket, a resolver socket. A leak would show
 # as dozens (5 probes a second).
 [ "$fd_end" -le $((fd_start + 2)) ] || spc_fail "collectd fds grew from $fd_start to $fd_end"

@@ -16,7 +16,7 @@
 # SPC_SOAK_TOOL=none runs it bare (fd check only).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=collectd-lib.sh
+# shellcheck source-path=SCRIPTDIR
 . "$HERE/collectd-lib.sh"
 
 env_sh=$1
@@ -37,8 +37,7 @@ cleanup() {
     tail -n 15 "$dir/collectd.log" >&2
   fi
   spc_stop "$dir" 120 || true
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
-  [ -n "$listener_pid" ] && wait "$listener_pid" 2>/dev/null || true
+  spc_kill_helper "$listener_pid"
   if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -74,7 +73,7 @@ EOF
 wrapper=()
 if [ "$tool" = valgrind ]; then
   wrapper=(valgrind --log-file="$dir/valgrind.log" --leak-check=full
-    --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+    "--show-leak-kinds=definite,indirect" "--errors-for-leak-kinds=definite,indirect"
     --num-callers=40 --error-limit=no)
 fi
 if [ "$tool" = asan ]; then
@@ -91,21 +90,12 @@ pid=$SPC_PID
 
 # Warm up: the first rounds open what stays open (resolver, TLS contexts).
 spc_wait_until 120 "3 mail rounds" spc_rows_at_least "$dir" mail-587 bool-success 3
-fd_min() {
-  local i n min=1000000
-  for i in 1 2 3 4 5; do
-    n=$(spc_fd_count "$pid")
-    [ "$n" -lt "$min" ] && min=$n
-    sleep 0.2
-  done
-  echo "$min"
-}
-fd_start=$(fd_min)
+fd_start=$(spc_fd_min "$pid")
 start_rows=$(spc_csv_rows "$dir" refused-9 bool-success)
 spc_say "fds after warm-up: $fd_start; waiting for $rounds rounds"
 spc_wait_until $((rounds * 10 + 60)) "$rounds more refused rounds" \
   spc_rows_at_least "$dir" refused-9 bool-success $((start_rows + rounds))
-fd_end=$(fd_min)
+fd_end=$(spc_fd_min "$pid")
 # Slack 2 for probes in flight at the sample; a leak grows by the round.
 [ "$fd_end" -le $((fd_start + 2)) ] || spc_fail "collectd fds grew from $fd_start to $fd_end"
 echo "ok: collectd fds $fd_start after warm-up, $fd_end after $rounds rounds"
