@@ -85,13 +85,20 @@ for a in args.values():
     if isinstance(a, dict) and not a.get("description"):
         fail("argument without description: %r" % a)
 flags = [k for k, a in args.items() if "set_if" in a]
-if sorted(flags) != sorted(["-4", "-6", "--no-verify", "--all-addresses", "-v"]):
+if sorted(flags) != sorted(["-4", "-6", "--no-verify", "--all-addresses", "-v", "--send", "--check-injection"]):
     fail("set_if arguments are %r" % flags)
+# Secrets never on the command line: only a file name or a variable name.
+for k, a in args.items():
+    if "password" in k and k not in ("--auth-password-file", "--auth-password-env"):
+        fail("argument %s would put a secret in argv" % k)
+if cmd.get("env", {}).get("SMTP_PROBE_PASSWORD") != "$smtp_ports_auth_password$":
+    fail("the password does not reach the plugin through SMTP_PROBE_PASSWORD")
 print("ok: CheckCommand smtp_ports with %d arguments (%d set_if)" % (len(args), len(flags)))
 
 services = by.get("Service", {})
 want = {
     "command": {"mail.example.org!smtp-submission", "mail.example.org!smtp-relay",
+                "mail.example.org!smtp-auth",
                 "mail6.example.org!smtp-submission"},
     "scale-out": {"mail-a.example.org!smtp-submission", "mail-b.example.org!smtp-submission",
                   "mail-c.example.org!smtp-submission"},
