@@ -201,8 +201,11 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
     sb_init(&page, MAX_DEBUG_PAGE);
     debug_page(&page, sb_str(trail), batch, metrics);
     free(metrics);
-    if (page.failed)
+    if (page.failed) { /* room for the marker past the cap */
+      page.failed = false;
+      page.cap += 64;
       sb_add(&page, "\n[debug page truncated]\n");
+    }
     char *body = sb_take(&page, &len);
     rc = respond(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
   } else {
