@@ -96,6 +96,8 @@ int exporter_reload(struct exporter *ex, char *err, size_t errlen) {
     pthread_mutex_unlock(&ex->config_lock);
     exporter_log(XLOG_INFO, "loaded configuration file %s (%d modules)",
                  ex->config_file, set->nmodules);
+    if (set->warning[0] != '\0')
+      exporter_log(XLOG_WARN, "%s: %s", ex->config_file, set->warning);
   } else {
     exporter_log(XLOG_ERROR, "configuration rejected, keeping the old one: %s",
                  err);

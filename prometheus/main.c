@@ -205,6 +205,8 @@ static int config_check(const char *path) {
     fprintf(stderr, "smtp_exporter: %s\n", err);
     return 1;
   }
+  if (set->warning[0] != '\0')
+    fprintf(stderr, "smtp_exporter: warning: %s\n", set->warning);
   printf("%s: %d modules OK\n", path, set->nmodules);
   modules_free(set);
   return 0;

@@ -99,6 +99,13 @@ static void declare_probe_families(struct expo_set *set) {
   expo_family(set, "smtp_probe_auth_mechanism_info", EXPO_GAUGE,
               "An AUTH mechanism the server advertised, before (tls=false) "
               "or inside TLS (tls=true), value 1.");
+  expo_family(set, "smtp_probe_auth_used_info", EXPO_GAUGE,
+              "The mechanism the probe authenticated with (module "
+              "auth_user), value 1; smtp_probe_reply_code{phase=\"auth\"} "
+              "has the server's answer.");
+  expo_family(set, "smtp_probe_starttls_injection_vulnerable", EXPO_GAUGE,
+              "Whether the server answered commands injected before "
+              "STARTTLS (module check_injection).");
   expo_family(set, "smtp_probe_size_limit_bytes", EXPO_GAUGE,
               "The SIZE limit the server advertised (inside TLS when there "
               "was TLS), in bytes; 0 means no fixed limit.");
@@ -219,6 +226,12 @@ static void add_result(struct expo_set *set, const struct sp_result *res) {
         NULL);
   add_auth(set, res, &res->caps_plain, "false");
   add_auth(set, res, &res->caps_tls, "true");
+  if (res->auth_mech[0] != '\0')
+    add(set, res, "smtp_probe_auth_used_info", 1, "mechanism", res->auth_mech,
+        NULL, NULL);
+  if (res->injection_tested)
+    add(set, res, "smtp_probe_starttls_injection_vulnerable",
+        res->injection_vulnerable ? 1 : 0, NULL, NULL, NULL, NULL);
   const struct sp_caps *caps =
       res->caps_tls.seen ? &res->caps_tls : &res->caps_plain;
   if (caps->seen && (caps->flags & SP_CAP_SIZE))

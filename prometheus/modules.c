@@ -20,10 +20,11 @@
 
 /* What the parser needs while walking one document. */
 struct parse_ctx {
-  yaml_document_t *doc; /* the loaded document */
-  const char *name;     /* file name for messages */
-  char *err;            /* where the message goes */
-  size_t errlen;        /* its size */
+  yaml_document_t *doc;   /* the loaded document */
+  struct module_set *set; /* the set being filled */
+  const char *name;       /* file name for messages */
+  char *err;              /* where the message goes */
+  size_t errlen;          /* its size */
 };
 
 /* Write "NAME:LINE:COL: message" for a node; always returns -1. */
@@ -235,6 +236,29 @@ static int opt_days(struct parse_ctx *ctx, const yaml_node_t *val,
   return 0;
 }
 
+/* Set a TLS version option: TLS10..TLS13 or 1.0..1.3. */
+static int opt_tls_version(struct parse_ctx *ctx, const yaml_node_t *val,
+                           const char *key, int *out) {
+  static const struct {
+    const char *a; /* blackbox_exporter's spelling */
+    const char *b; /* plain version number */
+    int version;   /* protocol number */
+  } versions[] = {{"TLS10", "1.0", 0x0301},
+                  {"TLS11", "1.1", 0x0302},
+                  {"TLS12", "1.2", 0x0303},
+                  {"TLS13", "1.3", 0x0304}};
+  const char *s = scalar(ctx, val, key);
+  if (s == NULL)
+    return -1;
+  for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+    if (strcmp(s, versions[i].a) == 0 || strcmp(s, versions[i].b) == 0) {
+      *out = versions[i].version;
+      return 0;
+    }
+  }
+  return node_error(ctx, val, "%s must be TLS10, TLS11, TLS12 or TLS13", key);
+}
+
 /* Set the ports list: a non-empty sequence of distinct ports. */
 static int opt_ports(struct parse_ctx *ctx, const yaml_node_t *val,
                      struct module *mod) {
@@ -331,6 +355,20 @@ static int module_option(struct parse_ctx *ctx, struct module *mod,
     return opt_days(ctx, val, key, &mod->cert_warning_days);
   if (strcmp(key, "cert_critical_days") == 0)
     return opt_days(ctx, val, key, &mod->cert_critical_days);
+  if (strcmp(key, "auth_user") == 0)
+    return opt_string(ctx, val, key, 255, &mod->auth_user);
+  if (strcmp(key, "auth_password_file") == 0)
+    return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->auth_password_file);
+  if (strcmp(key, "auth_mechanism") == 0)
+    return opt_string(ctx, val, key, 15, &mod->auth_mechanism);
+  if (strcmp(key, "mail_from") == 0)
+    return opt_string(ctx, val, key, 255, &mod->mail_from);
+  if (strcmp(key, "rcpt_to") == 0)
+    return opt_string(ctx, val, key, 255, &mod->rcpt_to);
+  if (strcmp(key, "check_injection") == 0)
+    return opt_bool(ctx, val, key, &mod->check_injection);
+  if (strcmp(key, "min_tls_version") == 0)
+    return opt_tls_version(ctx, val, key, &mod->min_tls_version);
   return node_error(ctx, keynode, "unknown key \"%.64s\" in module \"%s\"", key,
                     mod->name);
 }
@@ -358,6 +396,29 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
   if (mod->ca_file != NULL && access(mod->ca_file, R_OK) != 0)
     return node_error(ctx, namenode, "module \"%s\": ca_file %.200s: %s",
                       mod->name, mod->ca_file, strerror(errno));
+  if (mod->auth_password_file != NULL && mod->auth_user == NULL)
+    return node_error(ctx, namenode,
+                      "module \"%s\": auth_password_file needs auth_user",
+                      mod->name);
+  if (mod->auth_user != NULL && mod->auth_password_file == NULL)
+    return node_error(ctx, namenode,
+                      "module \"%s\": auth_user needs auth_password_file",
+                      mod->name);
+  if (mod->auth_password_file != NULL) {
+    char secret[512];
+    char warn[512];
+    char why[512];
+    if (sp_secret_load(mod->auth_password_file, NULL, secret, sizeof(secret),
+                       warn, sizeof(warn), why, sizeof(why)) < 0)
+      return node_error(ctx, namenode, "module \"%s\": %s", mod->name, why);
+    mod->auth_secret = strdup(secret);
+    explicit_bzero(secret, sizeof(secret));
+    if (mod->auth_secret == NULL)
+      return node_error(ctx, namenode, "out of memory");
+    if (warn[0] != '\0' && ctx->set->warning[0] == '\0')
+      snprintf(ctx->set->warning, sizeof(ctx->set->warning),
+               "module \"%s\": %s", mod->name, warn);
+  }
   struct sp_request req;
   sp_request_init(&req);
   req.host = "localhost";
@@ -503,7 +564,7 @@ struct module_set *modules_parse(const char *text, size_t len, const char *name,
     free(set);
     return NULL;
   }
-  struct parse_ctx ctx = {&doc, name, err, errlen};
+  struct parse_ctx ctx = {&doc, set, name, err, errlen};
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   if (root == NULL)
     snprintf(err, errlen, "%s: empty configuration (no \"modules\")", name);
@@ -579,6 +640,14 @@ void modules_free(struct module_set *set) {
     free(m->ehlo);
     free(m->source_ip_address);
     free(m->dns_server);
+    free(m->auth_user);
+    free(m->auth_password_file);
+    free(m->auth_mechanism);
+    free(m->mail_from);
+    free(m->rcpt_to);
+    if (m->auth_secret != NULL)
+      explicit_bzero(m->auth_secret, strlen(m->auth_secret));
+    free(m->auth_secret);
   }
   free(set);
 }
@@ -608,4 +677,12 @@ void module_apply(const struct module *mod, struct sp_request *req) {
     req->cert_warn_days = mod->cert_warning_days;
   if (mod->cert_critical_days >= 0)
     req->cert_crit_days = mod->cert_critical_days;
+  req->auth_user = mod->auth_user;
+  req->auth_secret = mod->auth_secret;
+  req->auth_mech = mod->auth_mechanism;
+  req->mail_from = mod->mail_from;
+  req->rcpt_to = mod->rcpt_to;
+  req->check_injection = mod->check_injection;
+  if (mod->min_tls_version != 0)
+    req->min_tls_version = mod->min_tls_version;
 }

@@ -45,6 +45,14 @@ struct module {
   char *dns_server;             /* resolver ADDR[:PORT], or NULL */
   int cert_warning_days;        /* cert_expiring below; -1: core default */
   int cert_critical_days;       /* CRITICAL below; -1: core default */
+  char *auth_user;              /* AUTH identity, or NULL: no AUTH */
+  char *auth_password_file;     /* where the secret came from */
+  char *auth_secret;            /* the secret (read at load), or NULL */
+  char *auth_mechanism;         /* PLAIN|LOGIN|CRAM-MD5|XOAUTH2, or NULL */
+  char *mail_from;              /* MAIL FROM trial address, or NULL */
+  char *rcpt_to;                /* RCPT TO trial address, or NULL */
+  bool check_injection;         /* run the STARTTLS injection test */
+  int min_tls_version;          /* 0x0301..0x0304, or 0: core default */
   int line;                     /* line of the module's name in the file */
 };
 
@@ -54,6 +62,7 @@ struct module_set {
   struct module modules[MOD_MAX_MODULES]; /* the modules, in file order */
   int nmodules;                           /* how many */
   int refs;                               /* references held (see http.c) */
+  char warning[512]; /* first non-fatal remark (e.g. secret file mode) */
 };
 
 /* Parse YAML text; name is used in error messages. Returns a new set, or

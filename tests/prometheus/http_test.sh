@@ -29,6 +29,13 @@ modules:
     ports: [25]
     tls: none
     timeout: 3s
+  auth:
+    ports: [587, 465]
+    timeout: 8s
+    server_name: $SP_MAIL_NAME
+    ca_file: $SP_CA_FILE
+    auth_user: $SP_SASL_USER
+    auth_password_file: $SP_SASL_PASSWORD_FILE
 YML
 
 start_exporter "$BIN" "$TMP/smtp_exporter.yml" "$LISTEN"
@@ -113,6 +120,32 @@ expect_line "$TMP/debug.txt" '^S: 220 ' "the server greeting in the dialogue"
 expect_line "$TMP/debug.txt" '^C: STARTTLS' "the STARTTLS command in the dialogue"
 expect_line "$TMP/debug.txt" '^smtp_probe_success\{port="587"\} 1$' "the metrics on the debug page"
 ok "debug=true shows decisions, dialogue and metrics"
+
+# --- AUTH with the test SASL user: works, and no secret on the debug page
+code=$(http_get "$URL/probe?target=$SP_POSTFIX_ADDR&module=auth" "$TMP/auth.prom")
+[ "$code" = 200 ] || fail "/probe auth: HTTP $code"
+for port in 587 465; do
+  expect_line "$TMP/auth.prom" "^smtp_probe_success\{port=\"$port\"\} 1\$" "AUTH success on $port"
+  expect_line "$TMP/auth.prom" "^smtp_probe_auth_used_info\{port=\"$port\",mechanism=\"[A-Z0-9-]+\"\} 1\$" "AUTH mechanism on $port"
+  expect_line "$TMP/auth.prom" "^smtp_probe_reply_code\{port=\"$port\",phase=\"auth\"\} 235\$" "AUTH 235 on $port"
+  expect_line "$TMP/auth.prom" "^smtp_probe_phase_duration_seconds\{port=\"$port\",phase=\"auth\"\} " "auth phase on $port"
+done
+promtool_clean "$TMP/auth.prom"
+code=$(http_get "$URL/probe?target=$SP_POSTFIX_ADDR:587&module=auth&debug=true" "$TMP/authdebug.txt")
+[ "$code" = 200 ] || fail "auth debug: HTTP $code"
+expect_line "$TMP/authdebug.txt" '^C: AUTH ' "the AUTH command on the debug page"
+secret=$(head -n 1 "$SP_SASL_PASSWORD_FILE")
+[ -n "$secret" ] || fail "empty SASL secret in $SP_SASL_PASSWORD_FILE"
+plain_b64=$(printf '\0%s\0%s' "$SP_SASL_USER" "$secret" | base64 -w0)
+user_b64=$(printf '%s' "$SP_SASL_USER" | base64 -w0)
+secret_b64=$(printf '%s' "$secret" | base64 -w0)
+for needle in "$secret" "$plain_b64" "$secret_b64"; do
+  if grep -qF -- "$needle" "$TMP/authdebug.txt" "$TMP/auth.prom" "$TMP/exporter.log"; then
+    fail "a credential appears on the debug page, in metrics or in the log"
+  fi
+done
+: "$user_b64" # the user name may appear; only secrets are masked
+ok "AUTH on 587 and 465: success, mechanism, 235; debug page and log hold no secret"
 
 # --- scrape timeout header is honoured (decision trail shows it)
 http_get "$URL/probe?target=$SP_POSTFIX_ADDR:25&module=mail&debug=true" "$TMP/hdr.txt" \

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -220,12 +222,99 @@ static void test_missing_file(void **state) {
   assert_null(modules_load("/", err, sizeof(err)));
 }
 
+/* Write a secret file with the given mode; returns its malloc'd path. */
+static char *secret_file(const char *secret, mode_t mode) {
+  char *path = strdup("/tmp/smtp-exporter-secret.XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, secret, strlen(secret)), (ssize_t)strlen(secret));
+  close(fd);
+  assert_int_equal(chmod(path, mode), 0);
+  return path;
+}
+
+/* AUTH and trial options: the secret is read from its file at load. */
+static void test_auth_options(void **state) {
+  (void)state;
+  char *path = secret_file("s3cret\n", 0600);
+  char yml[2048];
+  snprintf(yml, sizeof(yml),
+           "modules:\n"
+           "  auth:\n"
+           "    ports: [587]\n"
+           "    auth_user: probe@example.org\n"
+           "    auth_password_file: %s\n"
+           "    auth_mechanism: PLAIN\n"
+           "    mail_from: probe@example.org\n"
+           "    rcpt_to: postmaster@example.org\n"
+           "    check_injection: true\n"
+           "    min_tls_version: TLS13\n",
+           path);
+  char err[512];
+  struct module_set *set = parse(yml, err, sizeof(err));
+  if (set == NULL)
+    fail_msg("%s", err);
+  assert_string_equal(set->warning, "");
+  const struct module *m = modules_find(set, "auth");
+  assert_string_equal(m->auth_secret, "s3cret");
+  assert_int_equal(m->min_tls_version, 0x0304);
+  struct sp_request req;
+  sp_request_init(&req);
+  module_apply(m, &req);
+  assert_string_equal(req.auth_user, "probe@example.org");
+  assert_string_equal(req.auth_secret, "s3cret");
+  assert_string_equal(req.auth_mech, "PLAIN");
+  assert_string_equal(req.mail_from, "probe@example.org");
+  assert_string_equal(req.rcpt_to, "postmaster@example.org");
+  assert_true(req.check_injection);
+  assert_int_equal(req.min_tls_version, 0x0304);
+  modules_free(set);
+
+  /* a secret file others can read loads, with a warning */
+  chmod(path, 0644);
+  set = parse(yml, err, sizeof(err));
+  if (set == NULL)
+    fail_msg("%s", err);
+  assert_non_null(strstr(set->warning, "chmod 600"));
+  modules_free(set);
+
+  /* combinations the loader or the core refuse */
+  const char *bad[][2] = {
+      {"    auth_user: probe@example.org\n", "needs auth_password_file"},
+      {"    auth_password_file: %s\n", "needs auth_user"},
+      {"    auth_user: u@x\n    auth_password_file: /nonexistent/pw\n",
+       "/nonexistent/pw"},
+      {"    auth_user: u@x\n    auth_password_file: %s\n    tls: none\n",
+       "without TLS"},
+      {"    auth_user: u@x\n    auth_password_file: %s\n"
+       "    auth_mechanism: MAGIC\n",
+       "auth_mech"},
+      {"    rcpt_to: a@b\n", "rcpt_to"},
+      {"    min_tls_version: SSL3\n", "min_tls_version must be"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char opts[512];
+    snprintf(opts, sizeof(opts), bad[i][0], path);
+    snprintf(yml, sizeof(yml), "modules:\n  a:\n    ports: [587]\n%s", opts);
+    set = parse(yml, err, sizeof(err));
+    if (set != NULL) {
+      modules_free(set);
+      fail_msg("auth case %zu accepted", i);
+    }
+    if (strstr(err, bad[i][1]) == NULL)
+      fail_msg("auth case %zu: \"%s\" lacks \"%s\"", i, err, bad[i][1]);
+    assert_null(strstr(err, "s3cret"));
+  }
+  unlink(path);
+  free(path);
+}
+
 /* Run every test of this file. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sample_file),  cmocka_unit_test(test_all_options),
       cmocka_unit_test(test_durations),    cmocka_unit_test(test_bad_inputs),
-      cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_missing_file), cmocka_unit_test(test_auth_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
