@@ -6,7 +6,7 @@ usage: silent_listener.py ADDR READY_FILE EVENT_LOG
 Listens on ADDR with a kernel-chosen port, writes that port into READY_FILE
 once listening (the readiness signal), then accepts connections and never
 sends a byte. Every accept and every close by the peer is appended to
-EVENT_LOG as "accept N" / "close N". Bounded: at most 64 open connections
+EVENT_LOG as "accept N T" / "close N T" (T: seconds since start). Bounded: at most 64 open connections
 (extra ones are closed at once), at most 1024 bytes read per event, and
 it exits by itself after 900 seconds. SIGTERM ends it.
 """
@@ -38,7 +38,8 @@ def main():
 
     conns = 0
     serial = 0
-    deadline = time.monotonic() + MAX_LIFETIME_S
+    t0 = time.monotonic()
+    deadline = t0 + MAX_LIFETIME_S
     while time.monotonic() < deadline:
         for key, _ in sel.select(timeout=1.0):
             if key.data is None:
@@ -46,11 +47,11 @@ def main():
                 serial += 1
                 if conns >= MAX_CONNS:
                     conn.close()
-                    log.write("refused %d\n" % serial)
+                    log.write("refused %d %.3f\n" % (serial, time.monotonic() - t0))
                     continue
                 conns += 1
                 sel.register(conn, selectors.EVENT_READ, serial)
-                log.write("accept %d\n" % serial)
+                log.write("accept %d %.3f\n" % (serial, time.monotonic() - t0))
                 continue
             try:
                 data = key.fileobj.recv(1024)
@@ -60,7 +61,7 @@ def main():
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
                 conns -= 1
-                log.write("close %d\n" % key.data)
+                log.write("close %d %.3f\n" % (key.data, time.monotonic() - t0))
 
 
 if __name__ == "__main__":
