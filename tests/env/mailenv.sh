@@ -304,31 +304,43 @@ pkill_instance() {
   done
 }
 
-# Wait for another environment to release our addresses, or fail.
+# Wait until no other environment holds our addresses; fail once the
+# deadline (in $SECONDS) passes.
 wait_for_free_ports() {
-  local dir=$1 wait_s=${SP_ENV_WAIT:-120} deadline owner next_note=0
-  deadline=$((SECONDS + wait_s))
+  local deadline=$1 owner next_note=0
   while any_port_busy; do
     owner=$(port_owner)
     if [ "$SECONDS" -ge "$deadline" ]; then
-      say "127.0.10.1/127.0.10.53 still in use after ${wait_s}s (owner: $owner)"
+      say "$ADDR / $DNS_ADDR:$DNS_PORT still in use (owner: $owner)"
       say "stop it with: $HERE/mailenv.sh stop ${owner%/postfix}"
       return 1
     fi
     if [ "$SECONDS" -ge "$next_note" ]; then
-      say "addresses in use by another environment ($owner); waiting up to ${wait_s}s"
+      say "addresses in use by another environment ($owner); waiting up to $((deadline - SECONDS))s"
       next_note=$((SECONDS + 30))
     fi
     sleep 1
   done
 }
 
-# Start (or restart) everything for DIR.
-do_start() {
-  local dir=$1 deadline out home
-  do_stop "$dir"
-  wait_for_free_ports "$dir"
+# True when every listener (TCP for Postfix, UDP+TCP for dnsmasq) belongs to
+# the processes this DIR started, not to another environment.
+owned_by_us() {
+  local dir=$1 home master dns p
+  home=$(pf_home "$dir")
+  master=$(read_pid "$home/spool/pid/master.pid")
+  dns=$(read_pid "$dir/dnsmasq.pid")
+  [ -n "$master" ] && [ -n "$dns" ] || return 1
+  for p in "${PORTS[@]}"; do
+    ss -Hltnp "src $ADDR:$p" | grep -q "pid=$master," || return 1
+  done
+  ss -Hlunp "src $DNS_ADDR:$DNS_PORT" | grep -q "pid=$dns," || return 1
+}
 
+# Start everything for DIR once, on free addresses; on failure print why,
+# stop what was started and return 1.
+start_once() {
+  local dir=$1 deadline out home
   home=$(new_pf_home "$dir")
   "$HERE/make-certs.sh" "$dir/certs"
   write_postfix_config "$dir" "$home"
@@ -354,18 +366,38 @@ do_start() {
     return 1
   }
 
-  # Readiness: every Postfix listener accepts, and the resolver answers.
+  # Readiness: every listener accepts and is ours.
   deadline=$((SECONDS + 30))
-  until postfix_ready && [ -s "$dir/dnsmasq.pid" ]; do
+  until postfix_ready && owned_by_us "$dir"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
-      say "Postfix listeners not ready after 30s"
+      say "Postfix listeners not ready (or not ours) after 30s"
       postfix_diagnostics "$dir"
       do_stop "$dir"
       return 1
     fi
     sleep 0.1
   done
-  say "up: Postfix on $ADDR:{25,465,587,2525}, dnsmasq on $DNS_ADDR:$DNS_PORT; env in $dir/env.sh"
+}
+
+# Start (or restart) everything for DIR. Another environment may grab the
+# addresses between our check and our start (developers running suites side
+# by side): then wait for it again, within the same SP_ENV_WAIT budget.
+do_start() {
+  local dir=$1 deadline
+  deadline=$((SECONDS + ${SP_ENV_WAIT:-120}))
+  while :; do
+    do_stop "$dir"
+    wait_for_free_ports "$deadline" || return 1
+    if start_once "$dir"; then
+      say "up: Postfix on $ADDR:{25,465,587,2525}, dnsmasq on $DNS_ADDR:$DNS_PORT; env in $dir/env.sh"
+      return 0
+    fi
+    if any_port_busy && [ "$SECONDS" -lt "$deadline" ]; then
+      say "another environment took the addresses; waiting again"
+      continue
+    fi
+    return 1
+  done
 }
 
 cmd=${1:-}
