@@ -27,6 +27,8 @@
 #define MAX_BODY 65536
 /* Largest debug page. */
 #define MAX_DEBUG_PAGE (1024 * 1024)
+/* Most policy deviations reported per probe. */
+#define MAX_DEVIATIONS 64
 /* Below this many seconds left after waiting for a slot, answer 503. */
 #define MIN_PROBE_S 0.05
 
@@ -175,12 +177,23 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
     return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                         "probe did not run: %s\n", err);
   }
+  struct sp_deviation devs[MAX_DEVIATIONS];
+  int ndevs = 0;
+  if (mod->policy != NULL) { /* may turn results into policy_violation */
+    ndevs = sp_policy_check(mod->policy, batch, devs, MAX_DEVIATIONS);
+    sb_printf(trail, "policy %s: %d deviation(s)\n", mod->policy_file, ndevs);
+    for (int i = 0; i < ndevs; i++)
+      sb_printf(trail, "  port %u %s: %s\n", (unsigned)devs[i].port,
+                devs[i].rule, devs[i].detail);
+  }
   struct expo_set *set = expo_new();
   if (set == NULL) {
     sp_batch_free(batch);
     return MHD_NO;
   }
   metrics_probe(set, batch);
+  if (mod->policy != NULL)
+    metrics_policy(set, devs, ndevs);
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
     stats_count_probe(&ex->stats, mod->name, res->code);
@@ -250,7 +263,7 @@ static enum MHD_Result handle_probe(struct exporter *ex,
   struct strbuf trail;
   sb_init(&trail, 64 * 1024);
   sb_printf(&trail, "target %s: host %s, port %s\n", target_arg, target.host,
-            target.port ? "given" : "from the module");
+            target.port ? "given" : "from the module or its policy");
   trail_module(&trail, mod);
   char why[256];
   const char *header = MHD_lookup_connection_value(

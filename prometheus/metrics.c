@@ -247,6 +247,27 @@ int metrics_probe(struct expo_set *set, const struct sp_batch *batch) {
   return expo_error(set) ? -1 : 0;
 }
 
+/* Add one sample per port and rule of the deviations (see metrics.h). */
+int metrics_policy(struct expo_set *set, const struct sp_deviation *devs,
+                   int ndevs) {
+  expo_family(set, "smtp_probe_policy_deviation_info", EXPO_GAUGE,
+              "A rule of the module's port policy the port breaks (state, "
+              "tls, auth, mechanisms, min_tls), value 1.");
+  for (int i = 0; i < ndevs; i++) {
+    bool seen = false;
+    for (int j = 0; j < i && !seen; j++)
+      seen = devs[j].port == devs[i].port &&
+             strcmp(devs[j].rule, devs[i].rule) == 0;
+    if (seen)
+      continue;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)devs[i].port);
+    expo_add(set, "smtp_probe_policy_deviation_info", 1, "port", port, "rule",
+             devs[i].rule, NULL);
+  }
+  return expo_error(set) ? -1 : 0;
+}
+
 /* Add the exporter's own metrics (see metrics.h). */
 int metrics_self(struct expo_set *set, struct exporter_stats *st,
                  const struct build_versions *versions, int engine_inflight) {

@@ -51,6 +51,11 @@ void stats_count_probe(struct exporter_stats *st, const char *module,
  * batch. Returns 0, or -1 when the writer refused something. */
 int metrics_probe(struct expo_set *set, const struct sp_batch *batch);
 
+/* Add one smtp_probe_policy_deviation_info sample per port and rule of
+ * the deviations (sp_policy_check). */
+int metrics_policy(struct expo_set *set, const struct sp_deviation *devs,
+                   int ndevs);
+
 /* True when a result counts as a success: state OK or WARNING (the port
  * works; the diagnosis code tells what to look at). */
 bool metrics_result_success(const struct sp_result *res);

@@ -367,6 +367,8 @@ static int module_option(struct parse_ctx *ctx, struct module *mod,
     return opt_string(ctx, val, key, 255, &mod->rcpt_to);
   if (strcmp(key, "check_injection") == 0)
     return opt_bool(ctx, val, key, &mod->check_injection);
+  if (strcmp(key, "policy_file") == 0)
+    return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->policy_file);
   if (strcmp(key, "min_tls_version") == 0)
     return opt_tls_version(ctx, val, key, &mod->min_tls_version);
   return node_error(ctx, keynode, "unknown key \"%.64s\" in module \"%s\"", key,
@@ -418,6 +420,13 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
     if (warn[0] != '\0' && ctx->set->warning[0] == '\0')
       snprintf(ctx->set->warning, sizeof(ctx->set->warning),
                "module \"%s\": %s", mod->name, warn);
+  }
+  if (mod->policy_file != NULL) {
+    char why[512];
+    mod->policy = sp_policy_load(mod->policy_file, why, sizeof(why));
+    if (mod->policy == NULL)
+      return node_error(ctx, namenode, "module \"%s\": policy_file: %s",
+                        mod->name, why);
   }
   struct sp_request req;
   sp_request_init(&req);
@@ -648,6 +657,8 @@ void modules_free(struct module_set *set) {
     if (m->auth_secret != NULL)
       explicit_bzero(m->auth_secret, strlen(m->auth_secret));
     free(m->auth_secret);
+    free(m->policy_file);
+    sp_policy_free(m->policy);
   }
   free(set);
 }

@@ -53,6 +53,8 @@ struct module {
   char *rcpt_to;                /* RCPT TO trial address, or NULL */
   bool check_injection;         /* run the STARTTLS injection test */
   int min_tls_version;          /* 0x0301..0x0304, or 0: core default */
+  char *policy_file;            /* port policy file, or NULL */
+  struct sp_policy *policy;     /* the loaded policy, or NULL */
   int line;                     /* line of the module's name in the file */
 };
 

@@ -167,13 +167,16 @@ int target_request(const struct module *mod, const struct target *t,
   req->trace = trace;
   if (t->port > 0) {
     sp_request_add_port(req, (uint16_t)t->port, mod->tls_mode, mod->role);
-  } else {
+  } else if (mod->nports > 0) {
     for (int i = 0; i < mod->nports; i++)
       sp_request_add_port(req, mod->ports[i], mod->tls_mode, mod->role);
+  } else if (mod->policy != NULL) {
+    sp_policy_add_ports(mod->policy, req); /* with the modes it expects */
   }
   if (req->nports == 0) {
     snprintf(err, errlen,
-             "module \"%s\" lists no ports: give the target as HOST:PORT",
+             "module \"%s\" lists no ports (nor a policy with ports): give "
+             "the target as HOST:PORT",
              mod->name);
     return -1;
   }

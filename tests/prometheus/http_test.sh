@@ -37,6 +37,26 @@ modules:
     auth_user: $SP_SASL_USER
     auth_password_file: $SP_SASL_PASSWORD_FILE
 YML
+cat >"$TMP/policy.yml" <<YML
+ports:
+  465:
+    tls: implicit
+    auth: after_tls
+  587:
+    tls: starttls
+    mechanisms: [PLAIN]
+  2525:
+    state: closed
+  2526:
+    state: closed
+YML
+cat >>"$TMP/smtp_exporter.yml" <<YML
+  policy:
+    policy_file: $TMP/policy.yml
+    timeout: 8s
+    server_name: $SP_MAIL_NAME
+    ca_file: $SP_CA_FILE
+YML
 
 start_exporter "$BIN" "$TMP/smtp_exporter.yml" "$LISTEN"
 URL=$EXPORTER_URL
@@ -146,6 +166,18 @@ for needle in "$secret" "$plain_b64" "$secret_b64"; do
 done
 : "$user_b64" # the user name may appear; only secrets are masked
 ok "AUTH on 587 and 465: success, mechanism, 235; debug page and log hold no secret"
+
+# --- a port policy: its ports are probed, deviations are policy_violation
+code=$(http_get "$URL/probe?target=$SP_POSTFIX_ADDR&module=policy" "$TMP/policy.prom")
+[ "$code" = 200 ] || fail "/probe policy: HTTP $code"
+expect_line "$TMP/policy.prom" '^smtp_probe_diagnosis_info\{port="465",code="ok"\} 1$' "465 meets the policy"
+expect_line "$TMP/policy.prom" '^smtp_probe_diagnosis_info\{port="2526",code="ok"\} 1$' "2526 closed as the policy says"
+expect_line "$TMP/policy.prom" '^smtp_probe_success\{port="2526"\} 1$' "a closed port the policy wants closed succeeds"
+expect_line "$TMP/policy.prom" '^smtp_probe_diagnosis_info\{port="2525",code="policy_violation"\} 1$' "2525 open against the policy"
+expect_line "$TMP/policy.prom" '^smtp_probe_policy_deviation_info\{port="2525",rule="state"\} 1$' "the state rule broken on 2525"
+expect_line "$TMP/policy.prom" '^smtp_probe_policy_deviation_info\{port="587",rule="mechanisms"\} 1$' "the mechanisms rule broken on 587"
+promtool_clean "$TMP/policy.prom"
+ok "port policy: ports from the policy, deviations as policy_violation"
 
 # --- scrape timeout header is honoured (decision trail shows it)
 http_get "$URL/probe?target=$SP_POSTFIX_ADDR:25&module=mail&debug=true" "$TMP/hdr.txt" \

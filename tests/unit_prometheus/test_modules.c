@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "modules.h"
+#include "target.h"
 
 /* Parse text as "t.yml"; err receives the message. */
 static struct module_set *parse(const char *text, char *err, size_t errlen) {
@@ -309,12 +310,45 @@ static void test_auth_options(void **state) {
   free(path);
 }
 
+/* A module with a port policy: loaded at parse time, its ports used when
+ * the module lists none; a bad policy file is an error naming it. */
+static void test_policy_option(void **state) {
+  (void)state;
+  char *pol = secret_file("ports:\n  587:\n    tls: starttls\n"
+                          "  2525:\n    state: closed\n",
+                          0644);
+  char yml[1024];
+  snprintf(yml, sizeof(yml), "modules:\n  p:\n    policy_file: %s\n", pol);
+  char err[512];
+  struct module_set *set = parse(yml, err, sizeof(err));
+  if (set == NULL)
+    fail_msg("%s", err);
+  const struct module *m = modules_find(set, "p");
+  assert_non_null(m->policy);
+  struct target t = {"127.0.0.1", 0};
+  struct sp_request req;
+  assert_int_equal(target_request(m, &t, 5, false, &req, err, sizeof(err)), 0);
+  assert_int_equal(req.nports, 2);
+  assert_int_equal(req.ports[0].port, 587);
+  assert_int_equal(req.ports[0].tls_mode, SP_TLS_STARTTLS);
+  assert_int_equal(req.ports[1].port, 2525);
+  modules_free(set);
+  unlink(pol);
+  free(pol);
+
+  set = parse("modules:\n  p:\n    policy_file: /nonexistent/policy.yml\n", err,
+              sizeof(err));
+  assert_null(set);
+  assert_non_null(strstr(err, "t.yml:2:3: module \"p\": policy_file:"));
+}
+
 /* Run every test of this file. */
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sample_file),  cmocka_unit_test(test_all_options),
-      cmocka_unit_test(test_durations),    cmocka_unit_test(test_bad_inputs),
-      cmocka_unit_test(test_missing_file), cmocka_unit_test(test_auth_options),
+      cmocka_unit_test(test_sample_file),   cmocka_unit_test(test_all_options),
+      cmocka_unit_test(test_durations),     cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_missing_file),  cmocka_unit_test(test_auth_options),
+      cmocka_unit_test(test_policy_option),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
