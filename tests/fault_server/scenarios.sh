@@ -153,6 +153,7 @@ expect_check() {
   local out rc
   out=$("${pre[@]}" timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
   rc=$?
+  printf '%s\n' "$out" >"$tmp/check.out"
   printf '%s\n' "$out" | while IFS= read -r l; do echo "  | $l"; done
   sed 's/^/  stderr| /' "$tmp/check.err"
   [ $rc -ne 124 ] || fail "check_smtp_ports did not finish within 60 s"
@@ -661,18 +662,138 @@ scenario_server_valgrind() {
   echo "PASS: valgrind found no errors or leaks"
 }
 
-# ---- awaiting core support (registered DISABLED in CMakeLists.txt) --------
+# ---- STARTTLS injection and TLS versions ---------------------------------
 
 scenario_starttls_injection() {
   start_server 127.0.20.1:20030=injection-vulnerable
   expect_check 2 "20030 starttls_injection" -- -H 127.0.20.1 -p 20030 \
-    --cafile "$(CA)"
+    --cafile "$(CA)" --check-injection
+  expect_server_log 'keeping [0-9]+ plaintext bytes pipelined after STARTTLS'
+}
+
+scenario_starttls_injection_safe() {
+  start_server 127.0.20.1:20034=starttls
+  expect_check 0 "20034 ok" -- -H 127.0.20.1 -p 20034 --cafile "$(CA)" \
+    --check-injection
+  # The test really ran: the safe server threw the pipelined bytes away.
+  expect_server_log 'discarding [0-9]+ plaintext bytes pipelined after STARTTLS'
 }
 
 scenario_tls10_weak_protocol() {
   start_server 127.0.20.1:20031=tls10
   expect_check 1 "20031 tls_weak_protocol" -- -H 127.0.20.1 -p 20031 \
     --cafile "$(CA)"
+}
+
+scenario_tls10_min_tls_allowed() {
+  start_server 127.0.20.1:20035=tls10
+  expect_check 0 "20035 ok" -- -H 127.0.20.1 -p 20035 --cafile "$(CA)" \
+    --min-tls 1.0
+}
+
+# ---- AUTH, MAIL, RCPT, DATA trials -------------------------------------------
+
+# Write a fresh random password (mode 600) to $tmp/password and pass its
+# file to the next fault server.
+make_password() {
+  (umask 077 && printf 'fault-%s\n' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/password")
+  server_extra=(--auth-password-file "$tmp/password")
+}
+
+# Assert the last check output does not contain the password.
+expect_no_password_in_output() {
+  if grep -qF "$(head -n 1 "$tmp/password")" "$tmp/check.out" "$tmp/check.err"; then
+    fail "the password appears in the check's output"
+  fi
+}
+
+# auth_with MECH PORT: AUTH with that mechanism ("" = the check's choice).
+auth_with() {
+  local mech=$1 port=$2
+  make_password
+  start_server "127.0.20.2:$port=auth"
+  local -a m=()
+  [ -n "$mech" ] && m=(--auth-mech "$mech")
+  expect_check 0 "$port ok" -- -H 127.0.20.2 -p "$port" --cafile "$(CA)" \
+    --auth-user probe@smtp-probe.test --auth-password-file "$tmp/password" \
+    "${m[@]}" -vvv
+  expect_no_password_in_output
+  expect_server_log "AUTH ${mech:-[A-Z0-9-]+} \\[credentials not logged\\]"
+  expect_server_log 'AUTH succeeded'
+}
+
+scenario_auth_default_mech() { auth_with "" 20040; }
+scenario_auth_plain() { auth_with PLAIN 20041; }
+scenario_auth_login() { auth_with LOGIN 20042; }
+scenario_auth_cram_md5() { auth_with CRAM-MD5 20043; }
+scenario_auth_xoauth2() { auth_with XOAUTH2 20044; }
+
+scenario_auth_failed() {
+  make_password
+  start_server 127.0.20.2:20045=auth
+  (umask 077 && echo "not-the-password" >"$tmp/wrong")
+  expect_check 2 "20045 auth_failed" -- -H 127.0.20.2 -p 20045 \
+    --cafile "$(CA)" --auth-user probe@smtp-probe.test \
+    --auth-password-file "$tmp/wrong"
+  expect_server_log 'AUTH failed'
+}
+
+scenario_auth_password_env() {
+  make_password
+  start_server 127.0.20.2:20046=auth
+  SMTP_PROBE_PASSWORD=$(head -n 1 "$tmp/password") \
+    expect_check 0 "20046 ok" -- -H 127.0.20.2 -p 20046 --cafile "$(CA)" \
+    --auth-user probe@smtp-probe.test -vvv
+  expect_no_password_in_output
+  expect_server_log 'AUTH succeeded'
+}
+
+scenario_auth_unavailable() {
+  start_server 127.0.20.2:20047=no-auth
+  expect_check 2 "20047 auth_unavailable" -- -H 127.0.20.2 -p 20047 \
+    --cafile "$(CA)"
+}
+
+scenario_auth_not_sent_to_untrusted() {
+  # AUTH only goes to a server whose certificate passed.
+  make_password
+  start_server 127.0.20.2:20048=auth,cert=selfsigned
+  expect_check 2 "20048 cert_untrusted" -- -H 127.0.20.2 -p 20048 \
+    --cafile "$(CA)" --auth-user probe@smtp-probe.test \
+    --auth-password-file "$tmp/password"
+  if grep -q 'AUTH' "$tmp/server0.log"; then
+    fail "the check sent AUTH to a server with an untrusted certificate"
+  fi
+}
+
+scenario_mail_reject() {
+  start_server 127.0.20.2:20049=mail-reject
+  expect_check 2 "20049 rejected" -- -H 127.0.20.2 -p 20049 --cafile "$(CA)" \
+    --mail-from probe@smtp-probe.test
+}
+
+scenario_rcpt_reject() {
+  start_server 127.0.20.2:20050=rcpt-reject
+  expect_check 2 "20050 rejected" -- -H 127.0.20.2 -p 20050 --cafile "$(CA)" \
+    --mail-from probe@smtp-probe.test --rcpt-to nobody@smtp-probe.test
+}
+
+scenario_mail_requires_auth() {
+  start_server 127.0.20.2:20051=auth
+  expect_check 2 "20051 rejected" -- -H 127.0.20.2 -p 20051 --cafile "$(CA)" \
+    --mail-from probe@smtp-probe.test
+}
+
+scenario_send_ok() {
+  make_password
+  start_server 127.0.20.2:20052=auth
+  expect_check 0 "20052 ok" -- -H 127.0.20.2 -p 20052 --cafile "$(CA)" \
+    --auth-user probe@smtp-probe.test --auth-password-file "$tmp/password" \
+    --mail-from probe@smtp-probe.test --rcpt-to postmaster@smtp-probe.test \
+    --send
+  expect_server_log '< MAIL FROM:<probe@smtp-probe.test>'
+  expect_server_log '< RCPT TO:<postmaster@smtp-probe.test>'
+  expect_server_log 'message of [0-9]+ bytes ended'
 }
 
 # ---- main -------------------------------------------------------------------

@@ -86,34 +86,38 @@ enum mode {
   M_RCPT_REJECT,
   M_MAIL_REJECT,
   M_AUTH,
+  M_NO_AUTH,
   M_COUNT
 };
 
 /* Mode names as given on the command line, indexed by enum mode. */
-static const char *const mode_names[M_COUNT] = {"starttls",
-                                                "implicit",
-                                                "plain",
-                                                "greet421",
-                                                "greet554",
-                                                "ehlo-reject-helo-ok",
-                                                "ehlo-helo-reject",
-                                                "silent",
-                                                "close",
-                                                "close-after-ehlo",
-                                                "garbage",
-                                                "endless-line",
-                                                "endless-multiline",
-                                                "huge-reply",
-                                                "slow",
-                                                "starttls-454",
-                                                "starttls-stall",
-                                                "starttls-garbage",
-                                                "auth-before-tls",
-                                                "injection-vulnerable",
-                                                "tls10",
-                                                "rcpt-reject",
-                                                "mail-reject",
-                                                "auth"};
+static const char *const mode_names[M_COUNT] = {
+    [M_STARTTLS] = "starttls",
+    [M_IMPLICIT] = "implicit",
+    [M_PLAIN] = "plain",
+    [M_GREET421] = "greet421",
+    [M_GREET554] = "greet554",
+    [M_EHLO_REJECT_HELO_OK] = "ehlo-reject-helo-ok",
+    [M_EHLO_HELO_REJECT] = "ehlo-helo-reject",
+    [M_SILENT] = "silent",
+    [M_CLOSE] = "close",
+    [M_CLOSE_AFTER_EHLO] = "close-after-ehlo",
+    [M_GARBAGE] = "garbage",
+    [M_ENDLESS_LINE] = "endless-line",
+    [M_ENDLESS_MULTILINE] = "endless-multiline",
+    [M_HUGE_REPLY] = "huge-reply",
+    [M_SLOW] = "slow",
+    [M_STARTTLS_454] = "starttls-454",
+    [M_STARTTLS_STALL] = "starttls-stall",
+    [M_STARTTLS_GARBAGE] = "starttls-garbage",
+    [M_AUTH_BEFORE_TLS] = "auth-before-tls",
+    [M_INJECTION_VULNERABLE] = "injection-vulnerable",
+    [M_TLS10] = "tls10",
+    [M_RCPT_REJECT] = "rcpt-reject",
+    [M_MAIL_REJECT] = "mail-reject",
+    [M_AUTH] = "auth",
+    [M_NO_AUTH] = "no-auth",
+};
 
 /* ---- Connection states ------------------------------------------------ */
 
@@ -312,6 +316,7 @@ static bool mode_has_tls(enum mode m) {
   case M_RCPT_REJECT:
   case M_MAIL_REJECT:
   case M_AUTH:
+  case M_NO_AUTH:
     return true;
   default:
     return false;
@@ -562,6 +567,8 @@ static void conn_begin(struct conn *c) {
 /* AUTH mechanisms advertised now, or NULL when AUTH is not offered. */
 static const char *auth_mechs(const struct conn *c) {
   enum mode m = c->lst->mode;
+  if (c->tls && m == M_NO_AUTH)
+    return NULL;
   if (c->tls)
     return m == M_AUTH ? "PLAIN LOGIN CRAM-MD5 XOAUTH2" : "PLAIN LOGIN";
   if (m == M_AUTH_BEFORE_TLS)
@@ -903,7 +910,11 @@ static void smtp_command(struct conn *c, char *line) {
   sanitize(verb, sizeof verb, line,
            vlen < sizeof verb ? vlen : sizeof verb - 1);
   if (strcasecmp(verb, "AUTH") == 0) {
-    logf_("conn %u: < AUTH [arguments not logged]", c->id);
+    char mech[16];
+    size_t mlen = strcspn(arg, " ");
+    sanitize(mech, sizeof mech, arg,
+             mlen < sizeof mech ? mlen : sizeof mech - 1);
+    logf_("conn %u: < AUTH %s [credentials not logged]", c->id, mech);
   } else {
     char shown[128];
     sanitize(shown, sizeof shown, line, strlen(line));
