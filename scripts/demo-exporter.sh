@@ -43,6 +43,18 @@ modules:
     ca_file: $SP_CA_FILE
     dns_server: "$SP_DNS_SERVER"
 EOF2
+# With the environment's SASL user: a module that authenticates after TLS.
+if [ -n "${SP_SASL_USER:-}" ] && [ -r "${SP_SASL_PASSWORD_FILE:-}" ]; then
+  cat >>"$dir/smtp_exporter.yml" <<EOF2
+  auth:
+    ports: [587, 465]
+    timeout: 5s
+    server_name: $SP_MAIL_NAME
+    ca_file: $SP_CA_FILE
+    auth_user: $SP_SASL_USER
+    auth_password_file: $SP_SASL_PASSWORD_FILE
+EOF2
+fi
 echo "\$ cat smtp_exporter.yml"
 cat "$dir/smtp_exporter.yml"
 
@@ -68,6 +80,12 @@ show() {
 
 show curl -s "$url/probe?target=$SP_MAIL_NAME&module=mail"
 show curl -s "$url/probe?target=$SP_POSTFIX_ADDR:2526&module=mail"
+if grep -q '^  auth:' "$dir/smtp_exporter.yml"; then
+  echo
+  echo "\$ curl -s '$url/probe?target=$SP_POSTFIX_ADDR&module=auth' | grep -E '^smtp_probe_(success|diagnosis_info|auth_used_info|reply_code.*auth)'"
+  curl -s "$url/probe?target=$SP_POSTFIX_ADDR&module=auth" |
+    grep -E '^smtp_probe_(success|diagnosis_info|auth_used_info|reply_code.*auth)' || true
+fi
 echo
 echo "\$ curl -s '$url/probe?target=$SP_POSTFIX_ADDR:587&module=mail&debug=true' | head -n 60"
 curl -s "$url/probe?target=$SP_POSTFIX_ADDR:587&module=mail&debug=true" | head -n 60 || true
