@@ -503,9 +503,9 @@ struct spc_target *spc_targets(void) {
 
 /* The plugin_instance for one result: "<target>-<port>[-<address>]". */
 int spc_instance_name(const char *target, const struct sp_result *res,
-                      char *buf, size_t buflen) {
+                      bool with_address, char *buf, size_t buflen) {
   int n;
-  if (res->per_address && res->address[0] != '\0') {
+  if (with_address && res->address[0] != '\0') {
     char addr[sizeof(res->address)];
     size_t i = 0;
     for (; i + 1 < sizeof(addr) && res->address[i] != '\0'; i++) {
@@ -553,7 +553,7 @@ static struct spc_state *spc_state_slot(struct spc_target *t,
   for (int i = 0; i < SPC_MAX_STATES; i++) {
     struct spc_state *s = &t->states[i];
     if (s->used && s->port == res->port &&
-        strncmp(s->address, res->per_address ? res->address : "",
+        strncmp(s->address, t->req.all_addresses ? res->address : "",
                 sizeof(s->address)) == 0) {
       *is_new = false;
       return s;
@@ -566,7 +566,7 @@ static struct spc_state *spc_state_slot(struct spc_target *t,
   memset(victim, 0, sizeof(*victim));
   victim->used = true;
   victim->port = res->port;
-  if (res->per_address)
+  if (t->req.all_addresses)
     sstrncpy(victim->address, res->address, sizeof(victim->address));
   *is_new = true;
   return victim;
@@ -637,7 +637,11 @@ static void spc_notify_if_changed(struct spc_target *t,
 static void spc_dispatch_result(struct spc_target *t,
                                 const struct sp_result *res, cdtime_t when) {
   char inst[DATA_MAX_NAME_LEN];
-  if (spc_instance_name(t->name, res, inst, sizeof(inst)) != 0) {
+  /* With AllAddresses the address is always part of the name (the core
+   * marks per_address only when the host had several), so that a host's
+   * identifiers do not change with the number of addresses it resolves to. */
+  if (spc_instance_name(t->name, res, t->req.all_addresses, inst,
+                        sizeof(inst)) != 0) {
     ERROR(SPC_PLUGIN ": Target \"%s\": instance name for port %u too long; "
                      "result dropped",
           t->name, (unsigned)res->port);

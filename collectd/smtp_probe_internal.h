@@ -85,9 +85,10 @@ void spc_done(struct sp_batch *batch, void *user);
 void spc_dispatch_batch(struct spc_target *t, const struct sp_batch *batch,
                         cdtime_t when);
 
-/* The plugin_instance for one result: "<target>-<port>[-<address>]";
- * -1 when it does not fit. */
+/* The plugin_instance for one result: "<target>-<port>", plus
+ * "-<address>" (':' and other unsafe bytes as '_') when with_address and
+ * the result has an address; -1 when it does not fit. */
 int spc_instance_name(const char *target, const struct sp_result *res,
-                      char *buf, size_t buflen);
+                      bool with_address, char *buf, size_t buflen);
 
 #endif /* SMTP_PROBE_COLLECTD_INTERNAL_H */

@@ -10,6 +10,7 @@
 #  - every phase the probe performed has a latency value, for each of the
 #    four Postfix ports (and no reserved phase shows up);
 #  - success is 1 and the certificate's time left is positive on all four;
+#  - AllAddresses puts the address into the plugin instance;
 #  - a refused port has success 0 and its FAILURE notification is logged
 #    with its diagnosis code;
 #  - a silent server (accepts, never answers; timeout 10 s) does not delay
@@ -55,6 +56,14 @@ spc_write_conf "$dir" "$plugin_so" 1 1 <<EOF
     CAFile "$SP_CA_FILE"
     DNSServer "$SP_DNS_SERVER"
     EHLO "probe.smtp-probe.test"
+    Timeout 0.9
+  </Target>
+  <Target "each">
+    Host "$SP_POSTFIX_ADDR"
+    Port 587
+    AllAddresses true
+    SNI "$SP_MAIL_NAME"
+    CAFile "$SP_CA_FILE"
     Timeout 0.9
   </Target>
   <Target "refused">
@@ -115,6 +124,17 @@ for port in 25 465 587 2525; do
   done
   echo "ok: mail-$port: $(echo "${want[$port]}" | wc -w) phases, success 1, cert time left"
 done
+
+# AllAddresses: the address is part of the plugin instance.
+each="each-587-$SP_POSTFIX_ADDR"
+spc_wait_until 30 "$each success value" have_success "$each"
+s=$(spc_getval "$dir" "$each" bool-success)
+awk -v v="$s" 'BEGIN { exit !(v == 1) }' || spc_fail "$each success = $s"
+spc_getval "$dir" "$each" latency-tls_handshake >/dev/null || spc_fail "no $each tls_handshake"
+if spc_getval "$dir" "each-587" bool-success >/dev/null; then
+  spc_fail "AllAddresses target also reported without its address"
+fi
+echo "ok: $each: success 1 (AllAddresses instance name)"
 
 # The refused port: success 0 and a FAILURE notification with its code.
 spc_wait_until 30 "refused-9 success value" have_success refused-9

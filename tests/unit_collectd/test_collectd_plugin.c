@@ -1048,22 +1048,21 @@ static void test_all_addresses_instances(void **state) {
   memset(&r, 0, sizeof(r));
   char buf[DATA_MAX_NAME_LEN];
   r.port = 25;
-  assert_int_equal(spc_instance_name("mx1", &r, buf, sizeof(buf)), 0);
-  assert_string_equal(buf, "mx1-25");
-  r.per_address = true;
   snprintf(r.address, sizeof(r.address), "127.0.0.1");
-  assert_int_equal(spc_instance_name("mx1", &r, buf, sizeof(buf)), 0);
+  assert_int_equal(spc_instance_name("mx1", &r, false, buf, sizeof(buf)), 0);
+  assert_string_equal(buf, "mx1-25");
+  assert_int_equal(spc_instance_name("mx1", &r, true, buf, sizeof(buf)), 0);
   assert_string_equal(buf, "mx1-25-127.0.0.1");
   snprintf(r.address, sizeof(r.address), "2001:db8::1");
-  assert_int_equal(spc_instance_name("mx1", &r, buf, sizeof(buf)), 0);
+  assert_int_equal(spc_instance_name("mx1", &r, true, buf, sizeof(buf)), 0);
   assert_string_equal(buf, "mx1-25-2001_db8__1");
   snprintf(r.address, sizeof(r.address), "fe80::1%%eth0");
-  assert_int_equal(spc_instance_name("mx1", &r, buf, sizeof(buf)), 0);
+  assert_int_equal(spc_instance_name("mx1", &r, true, buf, sizeof(buf)), 0);
   assert_string_equal(buf, "mx1-25-fe80__1_eth0");
   r.address[0] = '\0'; /* resolution failed: no address */
-  assert_int_equal(spc_instance_name("mx1", &r, buf, sizeof(buf)), 0);
+  assert_int_equal(spc_instance_name("mx1", &r, true, buf, sizeof(buf)), 0);
   assert_string_equal(buf, "mx1-25");
-  assert_int_equal(spc_instance_name("mx1", &r, buf, 4), -1);
+  assert_int_equal(spc_instance_name("mx1", &r, true, buf, 4), -1);
 
   configure_two();
   struct spc_target *t = spc_targets();
@@ -1081,6 +1080,19 @@ static void test_all_addresses_instances(void **state) {
   assert_int_equal(cd.nnotifs, 1);
   assert_string_equal(cd.notifs[0].plugin_instance, "mx1-25-__1");
   assert_non_null(strstr(cd.notifs[0].message, "address ::1"));
+
+  /* The core marks per_address only for hosts with several addresses: a
+   * single-address result of an AllAddresses block keeps its address in
+   * the name all the same, and a block without AllAddresses never has it. */
+  b->nresults = 1;
+  b->results[0].per_address = false;
+  snprintf(b->results[0].address, sizeof(b->results[0].address), "192.0.2.7");
+  spc_dispatch_batch(t, b, TIME_T_TO_CDTIME_T_STATIC(1700000001));
+  assert_non_null(find_value("mx1-25-192.0.2.7", "bool", "success", NULL));
+  assert_null(find_value("mx1-25", "bool", "success", NULL));
+  spc_dispatch_batch(spc_targets()->next, b,
+                     TIME_T_TO_CDTIME_T_STATIC(1700000001));
+  assert_non_null(find_value("mx2-25", "bool", "success", NULL));
   __wrap_sp_batch_free(b);
 }
 
