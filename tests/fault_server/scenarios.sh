@@ -555,6 +555,56 @@ scenario_network_unreachable() {
     -p 20593 --cafile "$(CA)" -t 3
 }
 
+# ---- port policy (--policy YAML) -------------------------------------------
+
+scenario_policy_ok() {
+  start_server 127.0.20.5:20060=starttls
+  cat >"$tmp/policy.yml" <<'YAML'
+ports:
+  20060:
+    state: open
+    tls: starttls
+    auth: after_tls
+    mechanisms: [PLAIN, LOGIN]
+    min_tls: "1.2"
+  20061:
+    state: closed
+YAML
+  expect_check 0 "20060 ok" "20061 ok" -- -H 127.0.20.5 --cafile "$(CA)" \
+    --policy "$tmp/policy.yml"
+}
+
+scenario_policy_violation() {
+  # One deviation per port: no STARTTLS, open but should be closed, a
+  # mechanism not allowed, TLS below the minimum, closed but should be open.
+  start_server 127.0.20.5:20062=plain 127.0.20.5:20063=starttls \
+    127.0.20.5:20064=auth 127.0.20.5:20065=tls10
+  cat >"$tmp/policy.yml" <<'YAML'
+ports:
+  20062:
+    tls: starttls
+  20063:
+    state: closed
+  20064:
+    mechanisms: [PLAIN, LOGIN]
+  20065:
+    min_tls: "1.2"
+  20066:
+    state: open
+YAML
+  expect_check 2 "20062 policy_violation" "20063 policy_violation" \
+    "20064 policy_violation" "20065 policy_violation" \
+    "20066 policy_violation" -- -H 127.0.20.5 --cafile "$(CA)" \
+    --policy "$tmp/policy.yml"
+  local rule
+  for rule in 'port 20062 rule tls' 'port 20063 rule state' \
+    'port 20064 rule mechanisms' 'port 20065 rule min_tls' \
+    'port 20066 rule state'; do
+    grep -q "policy_violation: $rule" "$tmp/check.out" ||
+      fail "long output lacks 'policy_violation: $rule'"
+  done
+}
+
 # ---- the fault server's own behaviour (reference clients, no check) ------
 
 scenario_server_dialogue() {
