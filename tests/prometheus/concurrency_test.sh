@@ -12,6 +12,7 @@ set -euo pipefail
 BIN=${1:?usage: concurrency_test.sh SMTP_EXPORTER ENV_SH}
 ENV_SH=${2:?usage: concurrency_test.sh SMTP_EXPORTER ENV_SH}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/prometheus/lib.sh
 . "$HERE/lib.sh"
 # shellcheck disable=SC1090
 . "$ENV_SH"
@@ -68,12 +69,15 @@ start_exporter "$BIN" "$TMP/mail.yml" 127.0.40.16:9587 --probe.max-concurrent=2
 URL=$EXPORTER_URL
 
 # A and B hold both slots for their whole 8 s budget (8.5 s - 0.5 s offset)
-for x in A B; do
-  curl -s --max-time 30 -o "$TMP/$x.prom" -w '%{http_code}' \
+hold() {
+  curl -s --max-time 30 -o "$TMP/$1.prom" -w '%{http_code}' \
     -H 'X-Prometheus-Scrape-Timeout-Seconds: 8.5' \
-    "$URL/probe?target=127.0.40.13&module=hold" >"$TMP/$x.code" &
-  eval "pid_$x=\$!"
-done
+    "$URL/probe?target=127.0.40.13&module=hold" >"$TMP/$1.code"
+}
+hold A &
+pid_A=$!
+hold B &
+pid_B=$!
 deadline=$((SECONDS + 10))
 until http_get "$URL/metrics" "$TMP/m.prom" >/dev/null &&
   grep -q '^smtp_exporter_probes_in_flight 2$' "$TMP/m.prom"; do

@@ -9,6 +9,7 @@
 set -euo pipefail
 BIN=${1:?usage: http_test.sh SMTP_EXPORTER ENV_SH}
 ENV_SH=${2:?usage: http_test.sh SMTP_EXPORTER ENV_SH}
+# shellcheck source=tests/prometheus/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC1090
 . "$ENV_SH"

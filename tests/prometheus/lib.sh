@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the smtp_exporter integration tests (sourced).
 # Every daemon a test starts is recorded and stopped by the EXIT trap;
 # all files live in a private temporary directory removed at exit.

@@ -12,6 +12,7 @@ BIN=${1:?usage: scrape_test.sh SMTP_EXPORTER ENV_SH ALERT_RULES}
 ENV_SH=${2:?usage: scrape_test.sh SMTP_EXPORTER ENV_SH ALERT_RULES}
 RULES=${3:?usage: scrape_test.sh SMTP_EXPORTER ENV_SH ALERT_RULES}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/prometheus/lib.sh
 . "$HERE/lib.sh"
 # shellcheck disable=SC1090
 . "$ENV_SH"
