@@ -446,13 +446,14 @@ scenario_mixed_ports_warning() {
 # no upstream, REFUSED for every other name.
 start_dnsmasq() {
   local port=$1
+  shift
   command -v dnsmasq >/dev/null || skip "dnsmasq is not installed"
   dnsmasq --no-daemon --no-resolv --no-hosts --conf-file=/dev/null \
     --listen-address=127.0.20.53 --port="$port" --bind-interfaces \
     --user=root --pid-file= --log-facility="$tmp/dnsmasq.log" --log-queries \
     --local=/invalid/ --local=/smtp-probe.test/ \
     --address=/fault.smtp-probe.test/127.0.20.4 \
-    --address=/mail.smtp-probe.test/127.0.20.4 2>"$tmp/dnsmasq.err" &
+    --address=/mail.smtp-probe.test/127.0.20.4 "$@" 2>"$tmp/dnsmasq.err" &
   local pid=$! i
   pids+=("$pid")
   for ((i = 0; i < 200; i++)); do
@@ -489,6 +490,16 @@ scenario_dns_ok() {
   expect_check 0 "20700 ok" -- -H fault.smtp-probe.test -p 20700 \
     --dns-server 127.0.20.53:5301 --cafile "$(CA)" --sni mail.smtp-probe.test
   expect_dns_log 'fault\.smtp-probe\.test is 127\.0\.20\.4'
+}
+
+scenario_all_addresses() {
+  # multi.smtp-probe.test has two addresses: a good server and a refusal.
+  start_dnsmasq 5303 --host-record=multi.smtp-probe.test,127.0.20.4 \
+    --host-record=multi.smtp-probe.test,127.0.20.3
+  start_server 127.0.20.4:20703=starttls
+  expect_check 2 "20703@127.0.20.3 connect_refused" "20703@127.0.20.4 ok" \
+    -- -H multi.smtp-probe.test -p 20703 --dns-server 127.0.20.53:5303 \
+    --cafile "$(CA)" --sni mail.smtp-probe.test --all-addresses
 }
 
 # ---- network namespaces -----------------------------------------------------
