@@ -67,7 +67,9 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # ---- 1. build and lint ------------------------------------------------------
 bash "$top/packaging/build-deb.sh" --lintian "$out" >"$tmp/build.log" 2>&1 || {
   tail -60 "$tmp/build.log"; echo "FAIL: build-deb.sh"; exit 1; }
-ok "built and linted: $(cd "$out" && ls ./*.deb | grep -v dbgsym | tr '\n' ' ')"
+built=()
+for f in "$out"/*.deb; do case "$f" in *dbgsym*) ;; *) built+=("$(basename "$f")") ;; esac; done
+ok "built and linted: ${built[*]}"
 
 # ---- 2. install with service starts blocked ---------------------------------
 if [ ! -e "$policy" ]; then
@@ -80,8 +82,11 @@ for p in "${pkgs[@]}"; do debs+=("$(ls "$out/${p}"_*.deb)"); done
 installed=1
 dpkg -i "${debs[@]}" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; echo "FAIL: dpkg -i"; exit 1; }
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}\n' "$p" | grep -q 'install ok installed' && ok "$p installed" ||
+  if dpkg-query -W -f='${Status}\n' "$p" | grep -q 'install ok installed'; then
+    ok "$p installed"
+  else
     fail "$p not installed"
+  fi
 done
 
 # ---- 3a. the Nagios plugin ----------------------------------------------------
@@ -135,8 +140,11 @@ cfg=/etc/smtp-probe/smtp_exporter.yml
 dpkg-query --control-show smtp-probe-exporter conffiles 2>/dev/null | grep -q "^$cfg\$" ||
   grep -q "^$cfg\$" /var/lib/dpkg/info/smtp-probe-exporter.conffiles ||
   fail "$cfg is not a conffile"
-/usr/bin/smtp_exporter --config.file="$cfg" --config.check >"$tmp/check.log" 2>&1 &&
-  ok "smtp_exporter --config.check accepts $cfg" || { cat "$tmp/check.log"; fail "config.check"; }
+if /usr/bin/smtp_exporter --config.file="$cfg" --config.check >"$tmp/check.log" 2>&1; then
+  ok "smtp_exporter --config.check accepts $cfg"
+else
+  cat "$tmp/check.log"; fail "config.check"
+fi
 /usr/bin/smtp_exporter --config.file="$cfg" --web.listen-address="$addr:19588" \
   --log.level=warn >"$tmp/exporter.log" 2>&1 &
 exporter_pid=$!
@@ -148,11 +156,17 @@ for _ in $(seq 1 100); do
 done
 if [ "$ready" = 1 ]; then
   curl -fsS "http://$addr:19588/metrics" >"$tmp/metrics" || true
-  grep -q '^smtp_exporter_build_info{' "$tmp/metrics" && ok "exporter /metrics has smtp_exporter_build_info" ||
+  if grep -q '^smtp_exporter_build_info{' "$tmp/metrics"; then
+    ok "exporter /metrics has smtp_exporter_build_info"
+  else
     fail "exporter /metrics lacks smtp_exporter_build_info"
+  fi
   curl -fsS "http://$addr:19588/probe?target=$addr:1&module=submission" >"$tmp/probe" || true
-  grep -q 'smtp_probe_diagnosis_info{.*code="connect_refused"' "$tmp/probe" &&
-    ok "exporter /probe of $addr:1: connect_refused" || { cat "$tmp/probe"; fail "exporter /probe"; }
+  if grep -q 'smtp_probe_diagnosis_info{.*code="connect_refused"' "$tmp/probe"; then
+    ok "exporter /probe of $addr:1: connect_refused"
+  else
+    cat "$tmp/probe"; fail "exporter /probe"
+  fi
 else
   cat "$tmp/exporter.log"
   fail "installed exporter not ready on $addr:19588"

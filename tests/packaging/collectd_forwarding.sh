@@ -50,8 +50,9 @@ CFG
     sed "s|\"0.0.0.0\"|\"127.0.60.2\"|; s|\"/etc/collectd/network-passwords\"|\"$dir/network-passwords\"|"
   printf 'LoadPlugin csv\n<Plugin csv>\n  DataDir "%s"\n  StoreRates false\n</Plugin>\n' "$dir/csv"
 } >"$dir/server.conf"
-grep -q '127.0.60.2' "$dir/server.conf" && grep -q "$dir/network-passwords" "$dir/server.conf" ||
-  { cat "$dir/server.conf"; echo "FAIL: could not adapt forward-server.conf"; exit 1; }
+if ! grep -q '127.0.60.2' "$dir/server.conf" || ! grep -q "$dir/network-passwords" "$dir/server.conf"; then
+  cat "$dir/server.conf"; echo "FAIL: could not adapt forward-server.conf"; exit 1
+fi
 # The client example's user and password.
 user=$(sed -n 's/^ *Username "\(.*\)"/\1/p' "$ex/forward-client.conf")
 pass=$(sed -n 's/^ *Password "\(.*\)"/\1/p' "$ex/forward-client.conf")

@@ -25,23 +25,23 @@ root=$dir/root
 status=0
 want() { if [ -e "$root$1" ]; then echo "ok: $1"; else echo "FAIL: missing $1"; status=1; fi; }
 if [ -d "$build/nagios" ] && [ -x "$build/nagios/check_smtp_ports" ]; then
-  want $prefix/lib/nagios/plugins/check_smtp_ports
-  want $prefix/share/icinga2/include/plugins-contrib.d/smtp-probe.conf
-  want $prefix/share/man/man1/check_smtp_ports.1
-  want $prefix/share/doc/smtp-probe-nagios/examples/nagios/commands.cfg
+  want "$prefix"/lib/nagios/plugins/check_smtp_ports
+  want "$prefix"/share/icinga2/include/plugins-contrib.d/smtp-probe.conf
+  want "$prefix"/share/man/man1/check_smtp_ports.1
+  want "$prefix"/share/doc/smtp-probe-nagios/examples/nagios/commands.cfg
 fi
 if [ -f "$build/collectd/smtp_probe.so" ]; then
-  want $prefix/lib/collectd/smtp_probe.so
-  want $sysconf/collectd/collectd.conf.d/smtp_probe.conf
-  want $prefix/share/man/man5/smtp_probe.5
+  want "$prefix"/lib/collectd/smtp_probe.so
+  want "$sysconf"/collectd/collectd.conf.d/smtp_probe.conf
+  want "$prefix"/share/man/man5/smtp_probe.5
 fi
 if [ -x "$build/prometheus/smtp_exporter" ]; then
-  want $prefix/bin/smtp_exporter
-  want $sysconf/smtp-probe/smtp_exporter.yml
-  want $unitdir/smtp-probe-exporter.service
-  want $prefix/share/man/man1/smtp_exporter.1
-  want $prefix/share/doc/smtp-probe-exporter/examples/grafana/smtp-probe-dashboard.json
-  want $prefix/share/doc/smtp-probe-exporter/examples/prometheus/smtp-probe.rules.yml
+  want "$prefix"/bin/smtp_exporter
+  want "$sysconf"/smtp-probe/smtp_exporter.yml
+  want "$unitdir"/smtp-probe-exporter.service
+  want "$prefix"/share/man/man1/smtp_exporter.1
+  want "$prefix"/share/doc/smtp-probe-exporter/examples/grafana/smtp-probe-dashboard.json
+  want "$prefix"/share/doc/smtp-probe-exporter/examples/prometheus/smtp-probe.rules.yml
 fi
 # Nothing may land in a multiarch directory (plugins must not follow LIBDIR).
 if find "$root" -path '*-linux-gnu*' | grep .; then

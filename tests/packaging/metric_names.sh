@@ -18,6 +18,7 @@ dash=$pkg/grafana/smtp-probe-dashboard.json
 
 dir=$(mktemp -d /tmp/sp-metrics.XXXXXX)
 pid=
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$dir"

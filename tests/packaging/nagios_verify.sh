@@ -56,6 +56,7 @@ define service {
     contacts                nobody
 }
 CFG
+# shellcheck disable=SC2016  # a literal Nagios macro
 printf '$USER1$=/usr/lib/nagios/plugins\n' >"$dir/resource.cfg"
 cat >"$dir/nagios.cfg" <<CFG
 log_file=$dir/nagios.log
