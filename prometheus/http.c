@@ -27,6 +27,8 @@
 #define MAX_BODY 65536
 /* Largest debug page. */
 #define MAX_DEBUG_PAGE (1024 * 1024)
+/* Stack of each connection thread (handlers keep little on the stack). */
+#define THREAD_STACK (512 * 1024)
 /* Most policy deviations reported per probe. */
 #define MAX_DEVIATIONS 64
 /* Below this many seconds left after waiting for a slot, answer 503. */
@@ -466,6 +468,7 @@ struct MHD_Daemon *http_start(struct exporter *ex,
       mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
       MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
   if (d == NULL)
     snprintf(err, errlen, "cannot listen (address in use or not local?)");
