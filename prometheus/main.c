@@ -18,6 +18,7 @@
 
 #include "exporter.h"
 #include "http.h"
+#include "metrics.h"
 #include "modules.h"
 
 /* Everything the flags set. */
@@ -220,6 +221,7 @@ int main(int argc, char **argv) {
            EXPORTER_DEFAULT_PORT);
   f.listen = listen_default;
   parse_flags(argc, argv, &f);
+  metrics_note_start();
   int level = exporter_log_level_from_name(f.log_level);
   if (level < 0) {
     fprintf(stderr, "smtp_exporter: --log.level: error, warn, info or "

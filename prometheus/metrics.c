@@ -332,6 +332,16 @@ int metrics_self(struct expo_set *set, struct exporter_stats *st,
   return expo_error(set) ? -1 : 0;
 }
 
+/* Wall-clock start time noted by metrics_note_start, or 0. */
+static double noted_start;
+
+/* Remember the start time (see metrics.h). */
+void metrics_note_start(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  noted_start = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Read /proc/self/stat's fields 14.. (after the command name) into
  * utime, stime, starttime (ticks), vsize (bytes), rss (pages). */
 static int read_proc_stat(unsigned long long *utime, unsigned long long *stime,
@@ -390,8 +400,8 @@ static int open_fds(void) {
 
 /* Add process_* metrics read from /proc/self. */
 int metrics_process(struct expo_set *set) {
-  unsigned long long utime, stime, start, vsize;
-  long long rss;
+  unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+  long long rss = 0;
   long ticks = sysconf(_SC_CLK_TCK);
   long page = sysconf(_SC_PAGESIZE);
   if (read_proc_stat(&utime, &stime, &start, &vsize, &rss) == 0 && ticks > 0 &&
@@ -407,13 +417,17 @@ int metrics_process(struct expo_set *set) {
     expo_family(set, "process_virtual_memory_bytes", EXPO_GAUGE,
                 "Virtual memory size in bytes.");
     expo_add(set, "process_virtual_memory_bytes", (double)vsize, NULL);
-    double bt = boot_time();
-    if (bt > 0) {
-      expo_family(set, "process_start_time_seconds", EXPO_GAUGE,
-                  "Start time of the process since unix epoch in seconds.");
-      expo_add(set, "process_start_time_seconds",
-               bt + (double)start / (double)ticks, NULL);
-    }
+  }
+  double bt = boot_time();
+  double started = 0;
+  if (bt > 0 && ticks > 0 && start > 0)
+    started = bt + (double)start / (double)ticks;
+  else
+    started = noted_start;
+  if (started > 0) {
+    expo_family(set, "process_start_time_seconds", EXPO_GAUGE,
+                "Start time of the process since unix epoch in seconds.");
+    expo_add(set, "process_start_time_seconds", started, NULL);
   }
   int fds = open_fds();
   if (fds >= 0) {

@@ -72,6 +72,10 @@ struct build_versions {
 int metrics_self(struct expo_set *set, struct exporter_stats *st,
                  const struct build_versions *versions, int engine_inflight);
 
+/* Remember the start time (call once at start-up): process_start_time_seconds
+ * falls back to it when /proc/stat is hidden (systemd ProcSubset=pid). */
+void metrics_note_start(void);
+
 /* Add process_* metrics read from /proc/self (CPU, memory, fds, start). */
 int metrics_process(struct expo_set *set);
 
