@@ -27,9 +27,8 @@ static int spc_config_blocks;              /* <Target> blocks seen */
 /* ---- Configuration ---------------------------------------------------- */
 
 /* Write a formatted message into a caller's buffer. */
-static void spc_msg(char *buf, size_t buflen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void spc_msg(char *buf, size_t buflen, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void
+spc_msg(char *buf, size_t buflen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, buflen, fmt, ap);
@@ -328,6 +327,38 @@ static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
   return -1;
 }
 
+/* The configuration key for a field named by sp_request_validate's
+ * message ("banner_wait: ..." -> "BannerWait"), or NULL. */
+static const char *spc_key_for_field(const char *msg, size_t *fieldlen) {
+  static const struct {
+    const char *field; /* the core's field name */
+    const char *key;   /* our configuration key */
+  } map[] = {{"host", "Host"},
+             {"ports", "Port"},
+             {"tls", "TLS"},
+             {"role", "Role"},
+             {"timeout", "Timeout"},
+             {"banner_wait", "BannerWait"},
+             {"sni", "SNI"},
+             {"ehlo", "EHLO"},
+             {"source", "Source"},
+             {"dns_server", "DNSServer"},
+             {"cafile", "CAFile"},
+             {"cert_days", "CertCriticalDays"},
+             {"family", "AddressFamily"}};
+  const char *colon = strchr(msg, ':');
+  if (colon == NULL)
+    return NULL;
+  size_t len = (size_t)(colon - msg);
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(map); i++) {
+    if (strlen(map[i].field) == len && strncmp(msg, map[i].field, len) == 0) {
+      *fieldlen = len;
+      return map[i].key;
+    }
+  }
+  return NULL;
+}
+
 /* Parse one <Target> block; NULL with a message naming block and key. */
 struct spc_target *spc_target_parse(const oconfig_item_t *ci,
                                     cdtime_t default_interval, char *err,
@@ -437,7 +468,14 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   t->req.dns_server = t->dns_server;
 
   if (sp_request_validate(&t->req, why, sizeof(why)) != 0) {
-    spc_msg(err, errlen, "Target \"%s\": invalid request: %s", t->name, why);
+    /* Name our key for the core's field when we know it. */
+    size_t flen = 0;
+    const char *key = spc_key_for_field(why, &flen);
+    if (key != NULL)
+      spc_msg(err, errlen, "Target \"%s\": %s:%s", t->name, key,
+              why + flen + 1);
+    else
+      spc_msg(err, errlen, "Target \"%s\": invalid request: %s", t->name, why);
     spc_target_free(t);
     return NULL;
   }
