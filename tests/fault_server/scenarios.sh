@@ -422,6 +422,15 @@ scenario_slow_critical() {
     -w 0.5 -c 1
 }
 
+scenario_slow_phase_thresholds() {
+  # Per-phase thresholds: the banner (1.2 s late) is over its warning, the
+  # TLS handshake (not delayed) is well under its critical.
+  start_server 127.0.20.1:20036=slow,delay=1200
+  expect_check 1 "20036 ok" -- -H 127.0.20.1 -p 20036 --cafile "$(CA)" \
+    --phase-warn banner=1 --phase-crit tls_handshake=20
+  grep -q 'banner' "$tmp/check.out" || fail "the summary does not name the banner phase"
+}
+
 # ---- several ports at once --------------------------------------------------
 
 scenario_mixed_ports() {
