@@ -12,7 +12,9 @@
 #     services (the exporter's unit is enabled by the package, never started);
 #  3. runs each installed binary once, on loopback 127.0.60.1 only:
 #     - check_smtp_ports against 127.0.60.1:587, where nobody listens: exit
-#       2 (CRITICAL) with connect_refused;
+#       2 (CRITICAL) with connect_refused; and when SP_ENV_SH names the env.sh
+#       of a running mail environment (tests/env, e.g.
+#       build/testenv/env.sh), against its Postfix on all four ports: exit 0;
 #     - collectd -T with a private config that includes the installed conf.d
 #       snippet and loads the installed plugin with one loopback target (Debian
 #       12's `collectd -t` does not read the config, so -T: load, configure,
@@ -100,6 +102,22 @@ if [ "$rc" = 2 ] && printf '%s' "$line" | grep -q 'SMTP CRITICAL - 587 connect_r
   ok "check_smtp_ports: exit 2, connect_refused"
 else
   fail "check_smtp_ports: exit $rc, expected 2 with connect_refused"
+fi
+
+if [ -n "${SP_ENV_SH:-}" ]; then
+  # shellcheck disable=SC1090
+  . "$SP_ENV_SH"
+  set +e
+  line=$("$plugin" -H "$SP_POSTFIX_ADDR" -p 25,465,587,2525 --cafile "$SP_CA_FILE" \
+    --sni "$SP_MAIL_NAME" -t 20)
+  rc=$?
+  set -e
+  echo "  $line"
+  if [ "$rc" = 0 ] && printf '%s' "$line" | grep -q '^SMTP OK'; then
+    ok "check_smtp_ports against the mail environment's Postfix: OK on 25,465,587,2525"
+  else
+    fail "check_smtp_ports against $SP_POSTFIX_ADDR: exit $rc, expected 0"
+  fi
 fi
 
 # ---- 3b. the collectd plugin ----------------------------------------------------
