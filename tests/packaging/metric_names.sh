@@ -69,6 +69,36 @@ for f in "$dash" "$pkg"/examples/prometheus/*.yml; do
     echo "ok: $(basename "$f"): $(wc -l <"$dir/used") metric names, all emitted"
   fi
 done
+# Every dashboard query is valid PromQL: with the Grafana variables
+# replaced, they become recording rules that `promtool check rules` parses.
+if command -v promtool >/dev/null; then
+  python3 - "$dash" "$dir/dash-rules.yml" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+exprs = []
+def walk(panels):
+    for p in panels:
+        for t in p.get("targets", []):
+            exprs.append(t["expr"])
+        walk(p.get("panels", []))
+walk(d["panels"])
+for v in d["templating"]["list"]:
+    q = v.get("query")
+    if isinstance(q, dict) and q["query"].startswith("label_values("):
+        inner = q["query"][len("label_values("):].rsplit(",", 1)[0]
+        exprs.append(inner)
+with open(sys.argv[2], "w") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(exprs):
+        for var in ("$job", "$instance", "$port"):
+            e = e.replace(var, ".*")
+        f.write("      - record: dashboard_expr_%d\n        expr: %s\n" % (i, json.dumps(e)))
+print("%d dashboard expressions" % len(exprs))
+PY
+  promtool check rules "$dir/dash-rules.yml" >"$dir/promtool.out" 2>&1 ||
+    { cat "$dir/promtool.out" "$dir/dash-rules.yml"; echo "FAIL: a dashboard query is not valid PromQL"; exit 1; }
+  echo "ok: every dashboard query parses (promtool)"
+fi
 # The dashboard must cover what the issue asks: phases, success, codes, cert expiry.
 for m in smtp_probe_phase_duration_seconds smtp_probe_success smtp_probe_diagnosis_info \
   smtp_probe_cert_chain_earliest_not_after_timestamp_seconds; do
