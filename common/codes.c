@@ -241,3 +241,8 @@ long sp_days_left(time_t not_after, time_t now) {
     days -= 1;
   return (long)days;
 }
+
+/* Success, the same for every adapter: the diagnosis is ok. */
+bool sp_result_success(const struct sp_result *res) {
+  return res->code == SP_OK;
+}

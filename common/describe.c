@@ -94,7 +94,7 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
     sp_caps_format(&res->caps_tls, caps, sizeof(caps));
     put(&o, "  capabilities after TLS: %s\n", caps);
   }
-    if (res->auth_mech[0])
+  if (res->auth_mech[0])
     put(&o, "  AUTH: %s accepted\n", res->auth_mech);
   if (res->message_id[0])
     put(&o, "  test message accepted: Message-ID <%s>\n", res->message_id);

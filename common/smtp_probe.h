@@ -285,6 +285,11 @@ int sp_secret_load(const char *file, const char *envvar, char *buf,
                    size_t buflen, char *warn, size_t warnlen, char *err,
                    size_t errlen);
 
+/* Whether a result counts as success in every adapter (collectd's
+ * `success`, the exporter's smtp_probe_success): the diagnosis is ok.
+ * A WARNING such as cert_expiring is not success; the state says how bad. */
+bool sp_result_success(const struct sp_result *res);
+
 /* Days until a time (negative once past), rounded down. */
 long sp_days_left(time_t not_after, time_t now);
 

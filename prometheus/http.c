@@ -202,8 +202,7 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
     sb_printf(trail, "port %u%s%s: %s, state %s, success %d (%.3fs)\n",
               (unsigned)res->port, res->address[0] ? " via " : "", res->address,
               sp_code_name(res->code), sp_state_name(res->state),
-              metrics_result_success(res) ? 1 : 0,
-              res->phase_s[SP_PHASE_TOTAL]);
+              sp_result_success(res) ? 1 : 0, res->phase_s[SP_PHASE_TOTAL]);
     exporter_log(XLOG_DEBUG, "probe %s port %u module %s: %s", res->host,
                  (unsigned)res->port, mod->name, sp_code_name(res->code));
   }

@@ -44,16 +44,11 @@ void stats_count_probe(struct exporter_stats *st, const char *module,
   pthread_mutex_unlock(&st->lock);
 }
 
-/* True when a result counts as a success: state OK or WARNING. */
-bool metrics_result_success(const struct sp_result *res) {
-  return res->state == SP_STATE_OK || res->state == SP_STATE_WARNING;
-}
-
 /* Declare every /probe family, in the order they are written. */
 static void declare_probe_families(struct expo_set *set) {
   expo_family(set, "smtp_probe_success", EXPO_GAUGE,
-              "Whether the port works: 1 when its state is OK or WARNING "
-              "(see smtp_probe_diagnosis_info), else 0.");
+              "1 when the port's diagnosis is ok, else 0 (see "
+              "smtp_probe_diagnosis_info and smtp_probe_state).");
   expo_family(set, "smtp_probe_duration_seconds", EXPO_GAUGE,
               "How long the probe of the port took, in seconds.");
   expo_family(set, "smtp_probe_phase_duration_seconds", EXPO_GAUGE,
@@ -165,7 +160,7 @@ static void add_auth(struct expo_set *set, const struct sp_result *res,
 
 /* Add every sample of one result. */
 static void add_result(struct expo_set *set, const struct sp_result *res) {
-  add(set, res, "smtp_probe_success", metrics_result_success(res) ? 1 : 0, NULL,
+  add(set, res, "smtp_probe_success", sp_result_success(res) ? 1 : 0, NULL,
       NULL, NULL, NULL);
   add(set, res, "smtp_probe_duration_seconds", res->phase_s[SP_PHASE_TOTAL],
       NULL, NULL, NULL, NULL);

@@ -56,10 +56,6 @@ int metrics_probe(struct expo_set *set, const struct sp_batch *batch);
 int metrics_policy(struct expo_set *set, const struct sp_deviation *devs,
                    int ndevs);
 
-/* True when a result counts as a success: state OK or WARNING (the port
- * works; the diagnosis code tells what to look at). */
-bool metrics_result_success(const struct sp_result *res);
-
 /* Versions named by smtp_exporter_build_info. */
 struct build_versions {
   const char *version;       /* smtp-probe version */
