@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of the fuzz harnesses (tests/fuzz/corpus/NAME/).
+
+Run from anywhere: python3 tests/fuzz/gen_corpus.py. The files are
+committed; this script only documents how they were made and can make
+them again. Formats are described at the top of each fuzz_NAME.c.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+BANNER = b"220 mx.example.com ESMTP Postfix (Debian/GNU)\r\n"
+EHLO = (b"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+        b"250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
+        b"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+        b"250 SMTPUTF8\r\n")
+EHLO_TEXT = (b"mx.example.com Hello\nPIPELINING\nSIZE 10240000\nSTARTTLS\n"
+             b"AUTH PLAIN LOGIN CRAM-MD5\nAUTH=PLAIN LOGIN\n"
+             b"ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING\n"
+             b"REQUIRETLS")
+
+
+def write(name, fname, data):
+    d = os.path.join(HERE, "corpus", name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, fname), "wb") as f:
+        f.write(data)
+
+
+def records(*chunks):
+    return b"".join(struct.pack(">H", len(c)) + c for c in chunks)
+
+
+# reply: [nsched][schedule][stream]
+write("reply", "banner", b"\x00" + BANNER)
+write("reply", "ehlo", b"\x00" + EHLO)
+write("reply", "ehlo-cut", b"\x03\x00\x06\x10" + EHLO)
+write("reply", "bare-code", b"\x02\x01\x00" + b"250\r\n220-a\r\n220 b\r\n")
+write("reply", "lf-only", b"\x01\x07" + b"250-a\n250-b\n250 c\n")
+write("reply", "reject", b"\x00" + b"554 5.7.1 <x>: Relay access denied\r\n")
+write("reply", "code-change", b"\x00" + b"250-a\r\n251 b\r\n")
+write("reply", "garbage", b"\x00" + b"\x16\x03\x01\x00\xa5\x01\x00")
+
+# caps: the reply text as stored (no "250-" prefixes)
+write("caps", "postfix", EHLO_TEXT)
+write("caps", "exchange", b"mail.example.com Hello [127.0.0.1]\nSIZE 37748736\n"
+      b"PIPELINING\nDSN\nENHANCEDSTATUSCODES\nSTARTTLS\nX-ANONYMOUSTLS\n"
+      b"AUTH NTLM\nX-EXPS GSSAPI NTLM\n8BITMIME\nBINARYMIME\nCHUNKING\n"
+      b"SMTPUTF8\nXRDST")
+write("caps", "size-only", b"x\nSIZE\nSIZE=99999999999999999999999\n")
+write("caps", "auth-dups", b"x\nAUTH PLAIN plain LOGIN\nAUTH=LOGIN XOAUTH2")
+
+# sasl: a server challenge / an AUTH list
+write("sasl", "cram-rfc2195", b"PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+")
+write("sasl", "mechs", b"PLAIN LOGIN CRAM-MD5 XOAUTH2")
+write("sasl", "bad", b"=====")
+
+# range: Nagios threshold ranges
+for i, r in enumerate([b"10", b"10:", b"~:10", b"10:20", b"@10:20", b"0.5:1.5",
+                       b"-5:-1", b"@~:0"]):
+    write("range", "r%d" % i, r)
+
+# probe: [options][server bytes]
+QUIT = b"221 2.0.0 Bye\r\n"
+write("probe", "none-ok", bytes([0x04]) + records(BANNER, EHLO, QUIT))
+write("probe", "none-trial", bytes([0x04 | 0x10 | 0x08]) + records(
+    BANNER, EHLO.replace(b"250-AUTH PLAIN LOGIN\r\n", b""), b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n",
+    b"250 2.0.0 Ok\r\n", QUIT))
+write("probe", "starttls-hello", bytes([0x05]) + records(
+    BANNER, EHLO, b"220 2.0.0 Ready to start TLS\r\n",
+    b"\x16\x03\x03\x00\x02\x02\x28"))
+write("probe", "starttls-454", bytes([0x05 | 0x08]) + records(
+    BANNER, EHLO, b"454 4.7.0 TLS not available\r\n", QUIT))
+write("probe", "auto-plain", bytes([0x06]) + records(
+    BANNER, b"250-mx\r\n250 PIPELINING\r\n", QUIT))
+write("probe", "implicit-plain", bytes([0x03]) + BANNER)
+write("probe", "greet554", bytes([0x00]) + b"554 5.3.2 go away\r\n")
+write("probe", "helo-fallback", bytes([0x04]) + records(
+    BANNER, b"502 5.5.2 Error: command not recognized\r\n",
+    b"250 mx.example.com\r\n", QUIT))
+write("probe", "whole-stream", bytes([0x00]) + BANNER + EHLO + QUIT)
+write("probe", "auth-before-tls", bytes([0x86]) + records(
+    BANNER, b"250-mx\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"))
+
+# target: target\nheader\nduration
+for i, t in enumerate([b"mail.example.com\n10\n5s", b"mail.example.com:587\n\n1m30s",
+                       b"[::1]:465\n0.5\n500ms", b"::1\nabc\n0",
+                       b"127.0.0.1:25\n4.5\n1h2m3s4ms"]):
+    write("target", "t%d" % i, t)
+
+# modules: exporter YAML files
+write("modules", "example", open(os.path.join(HERE, "..", "..", "prometheus",
+                                              "smtp_exporter.yml"), "rb").read())
+write("modules", "full", b"""modules:
+  sub:
+    ports: [587, 2525]
+    tls: starttls
+    role: submission
+    timeout: 1m30s
+    banner_wait: 2s
+    server_name: mail.example.com
+    ehlo: probe.example.com
+    ip_protocol: ip4
+    insecure_skip_verify: false
+    all_addresses: true
+    dns_server: 127.0.0.1:53
+    cert_warning_days: 14
+    cert_critical_days: 7
+  relay:
+    ports: [25]
+    role: relay
+""")
+write("modules", "alias", b"modules:\n  a: &x {ports: [25]}\n  b: *x\n")
