@@ -811,6 +811,8 @@ int spc_init(void) {
     spc_engine = NULL;
     return -1;
   }
+  INFO(SPC_PLUGIN ": probing %d target(s) of %d configured", registered,
+       spc_config_blocks);
   return 0;
 }
 

@@ -807,6 +807,7 @@ static void test_init_registers_reads(void **state) {
   assert_ptr_equal(cd.read_uds[0].data, spc_targets());
   assert_ptr_equal(cd.read_uds[1].data, spc_targets()->next);
   assert_null(cd.read_uds[0].free_func);
+  assert_true(logged("probing 2 target(s) of 2 configured", NULL));
   assert_int_equal(spc_shutdown(), 0);
   assert_int_equal(eng.stops, 1);
   assert_int_equal(eng.frees, 1);
