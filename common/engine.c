@@ -539,8 +539,9 @@ static void on_connected(struct probe *p) {
   double total = p->batch->req.timeout_s;
   if (wait <= 0)
     wait = total / 3 < 2.0 ? total / 3 : 2.0;
-  p->banner_deadline =
-      p->res->role == SP_ROLE_RELAY || p->injection ? 0 : now_s() + wait;
+  bool test_implicit = p->res->role != SP_ROLE_RELAY && !p->injection &&
+                       p->mode != SP_TLS_NONE; /* none: never any TLS */
+  p->banner_deadline = test_implicit ? now_s() + wait : 0;
   want(p, EPOLLIN);
 }
 
@@ -1370,7 +1371,7 @@ static enum sp_tls_mode effective_mode(const struct sp_port_spec *spec) {
 /* Make the probes of a batch once its addresses are known. */
 static void batch_spawn(struct batch *b) {
   struct sp_request *req = &b->req;
-  bool per_addr = req->all_addresses && b->naddrs > 1;
+  bool per_addr = req->all_addresses && b->naddrs > 0;
   int per_port = per_addr ? b->naddrs : 1;
   int nmain = req->nports * per_port;
   int ninj = 0;
