@@ -98,7 +98,7 @@ line=$("$plugin" -H "$addr" -p 587 -t 5)
 rc=$?
 set -e
 echo "  $line"
-if [ "$rc" = 2 ] && printf '%s' "$line" | grep -q 'SMTP CRITICAL - 587 connect_refused'; then
+if [ "$rc" = 2 ] && grep -q 'SMTP CRITICAL - 587 connect_refused' <<<"$line"; then
   ok "check_smtp_ports: exit 2, connect_refused"
 else
   fail "check_smtp_ports: exit $rc, expected 2 with connect_refused"
@@ -113,7 +113,7 @@ if [ -n "${SP_ENV_SH:-}" ]; then
   rc=$?
   set -e
   echo "  $line"
-  if [ "$rc" = 0 ] && printf '%s' "$line" | grep -q '^SMTP OK'; then
+  if [ "$rc" = 0 ] && grep -q '^SMTP OK' <<<"$line"; then
     ok "check_smtp_ports against the mail environment's Postfix: OK on 25,465,587,2525"
   else
     fail "check_smtp_ports against $SP_POSTFIX_ADDR: exit $rc, expected 0"

@@ -17,8 +17,9 @@ dir=$(mktemp -d /tmp/sp-collectd.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 snippet=$pkg/collectd/smtp_probe.conf
 
-if grep -v '^[[:space:]]*$' "$snippet" | grep -qv '^#'; then
-  grep -nv '^#' "$snippet" | grep -v ':$'
+bad=$(grep -v '^[[:space:]]*$' "$snippet" | grep -v '^#' || true)
+if [ -n "$bad" ]; then
+  echo "$bad"
   echo "FAIL: the conf.d snippet has lines that are not commented out"
   exit 1
 fi

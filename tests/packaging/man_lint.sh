@@ -25,7 +25,7 @@ check_opts() {
   text=$(MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/‐/-/g')
   opts=$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z.-]*[a-z]' | sort -u)
   for o in $opts; do
-    if ! printf '%s\n' "$text" | grep -q -- "$o"; then
+    if ! grep -q -- "$o" <<<"$text"; then
       echo "FAIL: $(basename "$page") does not document $o"
       status=1
     fi

@@ -80,8 +80,8 @@ illegal_macro_output_chars=\`~\$&|'"<>
 CFG
 out=$("$nagios" -v "$dir/nagios.cfg" 2>&1) || { echo "$out"; echo "FAIL: nagios4 -v"; exit 1; }
 echo "$out" | grep -E 'Total (Warnings|Errors)|Checked [0-9]+ (services|hosts|commands)'
-echo "$out" | grep -q 'Total Warnings: 0' || { echo "$out"; echo "FAIL: warnings"; exit 1; }
-echo "$out" | grep -q 'Checked 2 services' || { echo "FAIL: expected 2 services"; exit 1; }
+grep -q 'Total Warnings: 0' <<<"$out" || { echo "$out"; echo "FAIL: warnings"; exit 1; }
+grep -q 'Checked 2 services' <<<"$out" || { echo "FAIL: expected 2 services"; exit 1; }
 # The example commands are the ones the nagios4 end-to-end test runs.
 e2e=$1/tests/nagios4/commands.cfg
 if [ -f "$e2e" ]; then
