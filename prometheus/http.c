@@ -117,6 +117,8 @@ static void count_status(struct exporter *ex, unsigned status) {
     ex->stats.requests_503++;
   else if (status == MHD_HTTP_BAD_REQUEST)
     ex->stats.requests_400++;
+  else if (status == MHD_HTTP_FORBIDDEN)
+    ex->stats.requests_403++;
   else
     ex->stats.requests_500++;
   pthread_mutex_unlock(&ex->stats.lock);
@@ -128,6 +130,14 @@ bad_request(struct exporter *ex, struct MHD_Connection *conn, const char *msg) {
   exporter_log(XLOG_DEBUG, "bad /probe request: %s", msg);
   count_status(ex, MHD_HTTP_BAD_REQUEST);
   return respond_text(conn, MHD_HTTP_BAD_REQUEST, "%s\n", msg);
+}
+
+/* Answer a /probe of a target outside allowed_targets with 403. */
+static enum MHD_Result forbidden(struct exporter *ex,
+                                 struct MHD_Connection *conn, const char *msg) {
+  exporter_log(XLOG_WARN, "refused /probe: %s", msg);
+  count_status(ex, MHD_HTTP_FORBIDDEN);
+  return respond_text(conn, MHD_HTTP_FORBIDDEN, "%s\n", msg);
 }
 
 /* A GET argument, or NULL when absent or empty. */
@@ -277,6 +287,8 @@ static enum MHD_Result handle_probe(struct exporter *ex,
   enum MHD_Result rc;
   if (target_request(mod, &target, budget, debug, &req, err, sizeof(err)) < 0)
     rc = bad_request(ex, conn, err);
+  else if (!allow_request(&modules->allow, &req, err, sizeof(err)))
+    rc = forbidden(ex, conn, err);
   else
     rc = run_probe(ex, conn, mod, &req, start, budget, debug, &trail);
   sb_free(&trail);

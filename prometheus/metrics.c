@@ -307,6 +307,8 @@ int metrics_self(struct expo_set *set, struct exporter_stats *st,
            "status", "200", NULL);
   expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_400,
            "status", "400", NULL);
+  expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_403,
+           "status", "403", NULL);
   expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_503,
            "status", "503", NULL);
   expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_500,

@@ -30,6 +30,7 @@ struct exporter_stats {
   int nmodules;             /* how many of modules[] are used */
   uint64_t requests_200;    /* /probe answered 200 */
   uint64_t requests_400;    /* /probe answered 400 */
+  uint64_t requests_403;    /* /probe refused: target not allowed */
   uint64_t requests_503;    /* /probe rejected: no slot in time */
   uint64_t requests_500;    /* /probe failed inside the exporter */
   int inflight;             /* /probe requests holding a slot */

@@ -375,6 +375,19 @@ static int module_option(struct parse_ctx *ctx, struct module *mod,
                     mod->name);
 }
 
+/* 0 when path opens for reading as a regular file; else -1 with errno
+ * set (0 for "not a regular file"). */
+static int readable_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return -1;
+  struct stat st;
+  int rc = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? 0 : -1;
+  close(fd);
+  errno = 0;
+  return rc;
+}
+
 /* Check a module's options together (and through the core's request
  * validation); -1 with a message pointing at the module's name. */
 static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
@@ -395,9 +408,10 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
                       "module \"%s\": cert_critical_days is above "
                       "cert_warning_days",
                       mod->name);
-  if (mod->ca_file != NULL && access(mod->ca_file, R_OK) != 0)
+  if (mod->ca_file != NULL && readable_file(mod->ca_file) < 0)
     return node_error(ctx, namenode, "module \"%s\": ca_file %.200s: %s",
-                      mod->name, mod->ca_file, strerror(errno));
+                      mod->name, mod->ca_file,
+                      errno ? strerror(errno) : "not a regular file");
   if (mod->auth_password_file != NULL && mod->auth_user == NULL)
     return node_error(ctx, namenode,
                       "module \"%s\": auth_password_file needs auth_user",
@@ -511,6 +525,99 @@ static int parse_module(struct parse_ctx *ctx, struct module_set *set,
   return module_check(ctx, namenode, mod);
 }
 
+/* Parse one list of allowed_targets (hosts, networks or ports) into a. */
+static int allow_list(struct parse_ctx *ctx, const char *key,
+                      const yaml_node_t *val, struct allowlist *a) {
+  if (val->type != YAML_SEQUENCE_NODE)
+    return node_error(ctx, val, "allowed_targets.%s must be a list", key);
+  for (yaml_node_item_t *it = val->data.sequence.items.start;
+       it < val->data.sequence.items.top; it++) {
+    const yaml_node_t *item = node_at(ctx, *it);
+    const char *s = scalar(ctx, item, "an allowed_targets entry");
+    if (s == NULL)
+      return -1;
+    if (strcmp(key, "ports") == 0) {
+      long port;
+      if (parse_int(s, 1, 65535, &port) < 0)
+        return node_error(ctx, item,
+                          "allowed_targets.ports: invalid port \"%.40s\" "
+                          "(1..65535)",
+                          s);
+      if (a->nports >= ALLOW_MAX_ENTRIES)
+        return node_error(ctx, item, "allowed_targets.ports: more than %d",
+                          ALLOW_MAX_ENTRIES);
+      a->ports[a->nports++] = (uint16_t)port;
+    } else if (strcmp(key, "networks") == 0) {
+      if (a->nnetworks >= ALLOW_MAX_ENTRIES)
+        return node_error(ctx, item, "allowed_targets.networks: more than %d",
+                          ALLOW_MAX_ENTRIES);
+      if (allow_parse_network(s, &a->networks[a->nnetworks]) < 0)
+        return node_error(ctx, item,
+                          "allowed_targets.networks: \"%.64s\" is not a "
+                          "network ADDRESS/PREFIX with zero host bits (e.g. "
+                          "192.0.2.0/24, 2001:db8::/32)",
+                          s);
+      a->nnetworks++;
+    } else {
+      if (a->nhosts >= ALLOW_MAX_ENTRIES)
+        return node_error(ctx, item, "allowed_targets.hosts: more than %d",
+                          ALLOW_MAX_ENTRIES);
+      if (allow_check_pattern(s) < 0)
+        return node_error(ctx, item,
+                          "allowed_targets.hosts: \"%.64s\" is not a host "
+                          "name or \"*.\" followed by one (IP addresses go "
+                          "in networks)",
+                          s);
+      a->hosts[a->nhosts] = strdup(s);
+      if (a->hosts[a->nhosts] == NULL)
+        return node_error(ctx, item, "out of memory");
+      a->nhosts++;
+    }
+  }
+  if (val->data.sequence.items.start == val->data.sequence.items.top)
+    return node_error(ctx, val,
+                      "allowed_targets.%s is empty (leave it out to allow "
+                      "any)",
+                      key);
+  return 0;
+}
+
+/* Parse the allowed_targets mapping (keys hosts, networks, ports). */
+static int parse_allowed(struct parse_ctx *ctx, const yaml_node_t *node,
+                         struct allowlist *a) {
+  if (node->type != YAML_MAPPING_NODE ||
+      node->data.mapping.pairs.start == node->data.mapping.pairs.top)
+    return node_error(ctx, node,
+                      "allowed_targets must be a mapping with hosts, "
+                      "networks and/or ports");
+  a->enabled = true;
+  for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+       p < node->data.mapping.pairs.top; p++) {
+    const yaml_node_t *keynode = node_at(ctx, p->key);
+    const char *key = scalar(ctx, keynode, "an allowed_targets key");
+    if (key == NULL)
+      return -1;
+    bool *seen = NULL;
+    if (strcmp(key, "hosts") == 0)
+      seen = &a->hosts_set;
+    else if (strcmp(key, "networks") == 0)
+      seen = &a->networks_set;
+    else if (strcmp(key, "ports") == 0)
+      seen = &a->ports_set;
+    else
+      return node_error(ctx, keynode,
+                        "unknown key \"%.64s\" in allowed_targets (hosts, "
+                        "networks, ports)",
+                        key);
+    if (*seen)
+      return node_error(ctx, keynode, "allowed_targets.%s repeated", key);
+    *seen = true;
+    if (allow_list(ctx, key, node_at(ctx, p->value), a) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* Parse the document's root: a mapping with the single key "modules". */
 static int parse_root(struct parse_ctx *ctx, struct module_set *set,
                       const yaml_node_t *root) {
@@ -523,9 +630,17 @@ static int parse_root(struct parse_ctx *ctx, struct module_set *set,
     const char *key = scalar(ctx, keynode, "a top-level key");
     if (key == NULL)
       return -1;
+    if (strcmp(key, "allowed_targets") == 0) {
+      if (set->allow.enabled)
+        return node_error(ctx, keynode, "\"allowed_targets\" repeated");
+      if (parse_allowed(ctx, node_at(ctx, p->value), &set->allow) < 0)
+        return -1;
+      continue;
+    }
     if (strcmp(key, "modules") != 0)
       return node_error(ctx, keynode,
-                        "unknown top-level key \"%.64s\" (only \"modules\")",
+                        "unknown top-level key \"%.64s\" (\"modules\" or "
+                        "\"allowed_targets\")",
                         key);
     if (modules != NULL)
       return node_error(ctx, keynode, "\"modules\" repeated");
@@ -642,6 +757,7 @@ struct module_set *modules_load(const char *path, char *err, size_t errlen) {
 void modules_free(struct module_set *set) {
   if (set == NULL)
     return;
+  allow_free(&set->allow);
   for (int i = 0; i < set->nmodules; i++) {
     struct module *m = &set->modules[i];
     free(m->server_name);

@@ -1,7 +1,8 @@
 /*
  * modules.h - probe modules: the exporter's YAML configuration.
  *
- * A file holds one top-level "modules:" mapping of module name to options.
+ * A file holds one top-level "modules:" mapping of module name to options
+ * and, optionally, "allowed_targets:" (hosts, networks, ports; allow.h).
  * Option keys follow the core request's options (see README / USAGE.md);
  * unknown keys, wrong types, bad durations and duplicates are errors that
  * name the file, line and column.
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allow.h"
 #include "smtp_probe.h"
 
 /* Longest module name, with its NUL. */
@@ -64,7 +66,8 @@ struct module_set {
   struct module modules[MOD_MAX_MODULES]; /* the modules, in file order */
   int nmodules;                           /* how many */
   int refs;                               /* references held (see http.c) */
-  char warning[512]; /* first non-fatal remark (e.g. secret file mode) */
+  struct allowlist allow; /* allowed_targets: (enabled: false if absent) */
+  char warning[512];      /* first non-fatal remark (e.g. secret file mode) */
 };
 
 /* Parse YAML text; name is used in error messages. Returns a new set, or

@@ -199,6 +199,61 @@ static void test_bad_inputs(void **state) {
       {"modules:\n  a:\n   ports: [25]\n    tls: auto\n", "t.yml:4:", "YAML"},
       {"modules:\n  a: {}\n---\nmodules:\n  b: {}\n",
        "t.yml:3:", "one YAML document"},
+      /* missing or unreadable files named by options */
+      {"modules:\n  a:\n    auth_user: u\n    auth_password_file: /nonexistent/"
+       "pw\n",
+       "t.yml:2:3:", "/nonexistent/pw"},
+      {"modules:\n  a:\n    policy_file: /nonexistent/policy\n",
+       "t.yml:2:3:", "policy_file"},
+      {"modules:\n  a:\n    ca_file: /\n    ports: [25]\n",
+       "t.yml:2:3:", "ca_file"},
+      /* values of the wrong type or out of range */
+      {"modules:\n  a:\n    source_ip_address: not-an-ip\n",
+       "t.yml:2:3:", "module \"a\""},
+      {"modules:\n  a:\n    cert_warning_days: 3651\n",
+       "t.yml:3:24:", "0..3650"},
+      {"modules:\n  a:\n    min_tls_version: TLS14\n",
+       "t.yml:3:22:", "min_tls_version"},
+      {"modules:\n  a:\n    timeout: {s: 5}\n", "t.yml:3:14:", "single value"},
+      {"modules:\n  a:\n    check_injection: 1\n",
+       "t.yml:3:22:", "true or false"},
+      /* allowed_targets */
+      {"allowed_targets: [a]\nmodules:\n  a: {}\n",
+       "t.yml:1:18:", "allowed_targets must be a mapping"},
+      {"allowed_targets: {}\nmodules:\n  a: {}\n",
+       "t.yml:1:18:", "allowed_targets must be a mapping"},
+      {"allowed_targets:\n  hostz: [a.b]\nmodules:\n  a: {}\n",
+       "t.yml:2:3:", "unknown key \"hostz\" in allowed_targets"},
+      {"allowed_targets:\n  hosts: a.b\nmodules:\n  a: {}\n",
+       "t.yml:2:10:", "allowed_targets.hosts must be a list"},
+      {"allowed_targets:\n  hosts: []\nmodules:\n  a: {}\n",
+       "t.yml:2:10:", "empty"},
+      {"allowed_targets:\n  hosts: [\"*\"]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "not a host name"},
+      {"allowed_targets:\n  hosts: [\"a.*.b\"]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "not a host name"},
+      {"allowed_targets:\n  hosts: [192.0.2.1]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "IP addresses go in networks"},
+      {"allowed_targets:\n  hosts: [[a]]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "single value"},
+      {"allowed_targets:\n  networks: [192.0.2.1/24]\nmodules:\n  a: {}\n",
+       "t.yml:2:14:", "zero host bits"},
+      {"allowed_targets:\n  networks: [192.0.2.0/33]\nmodules:\n  a: {}\n",
+       "t.yml:2:14:", "not a network"},
+      {"allowed_targets:\n  networks: [mail.example.com]\nmodules:\n  a: {}\n",
+       "t.yml:2:14:", "not a network"},
+      {"allowed_targets:\n  networks: [\"2001:db8::/129\"]\nmodules:\n  a: "
+       "{}\n",
+       "t.yml:2:14:", "not a network"},
+      {"allowed_targets:\n  ports: [0]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "allowed_targets.ports: invalid port"},
+      {"allowed_targets:\n  ports: [smtp]\nmodules:\n  a: {}\n",
+       "t.yml:2:11:", "invalid port"},
+      {"allowed_targets:\n  ports: [25]\n  ports: [26]\nmodules:\n  a: {}\n",
+       "t.yml:3:3:", "repeated"},
+      {"allowed_targets:\n  ports: [25]\nallowed_targets:\n  ports: [26]\n"
+       "modules:\n  a: {}\n",
+       "t.yml:3:1:", "repeated"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char err[512];
@@ -212,6 +267,141 @@ static void test_bad_inputs(void **state) {
       fail_msg("case %zu: got \"%s\", want prefix \"%s\" and \"%s\"", i, err,
                cases[i].where, cases[i].what);
   }
+}
+
+/* An over-long value is refused with the line and the key. */
+static void test_overlong_values(void **state) {
+  (void)state;
+  static const char *const keys[] = {"server_name", "ehlo", "ca_file",
+                                     "dns_server", "mail_from"};
+  for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+    char yml[4096];
+    char longval[2100];
+    memset(longval, 'a', sizeof(longval) - 1);
+    longval[sizeof(longval) - 1] = '\0';
+    snprintf(yml, sizeof(yml), "modules:\n  a:\n    %s: %s\n", keys[k],
+             longval);
+    char err[512];
+    struct module_set *set = parse(yml, err, sizeof(err));
+    if (set != NULL) {
+      modules_free(set);
+      fail_msg("over-long %s accepted", keys[k]);
+    }
+    if (strncmp(err, "t.yml:3:", 8) != 0 || strstr(err, keys[k]) == NULL)
+      fail_msg("%s: got \"%s\"", keys[k], err);
+  }
+  char yml[256];
+  snprintf(yml, sizeof(yml), "modules:\n  %0100d: {}\n", 1);
+  char err[512];
+  assert_null(parse(yml, err, sizeof(err)));
+  assert_non_null(strstr(err, "invalid module name"));
+}
+
+/* Build a request for host and ports as /probe would. */
+static void request_for(struct sp_request *req, const char *host,
+                        const uint16_t *ports, int nports) {
+  sp_request_init(req);
+  req->host = host;
+  for (int i = 0; i < nports; i++)
+    sp_request_add_port(req, ports[i], SP_TLS_AUTO, SP_ROLE_DEFAULT);
+}
+
+/* allowed_targets: names by pattern, literals by network, ports. */
+static void test_allowlist(void **state) {
+  (void)state;
+  const char *yml = "allowed_targets:\n"
+                    "  hosts: [mail.example.com, \"*.example.net\"]\n"
+                    "  networks: [192.0.2.0/24, \"2001:db8::/32\", "
+                    "127.0.40.1, 10.0.0.0/7]\n"
+                    "  ports: [25, 465, 587, 2525]\n"
+                    "modules:\n  a: {}\n";
+  char err[512];
+  struct module_set *set = parse(yml, err, sizeof(err));
+  if (set == NULL)
+    fail_msg("%s", err);
+  assert_true(set->allow.enabled);
+  assert_int_equal(set->allow.nhosts, 2);
+  assert_int_equal(set->allow.nnetworks, 4);
+  assert_int_equal(set->allow.nports, 4);
+  static const struct {
+    const char *host; /* the target host */
+    uint16_t port;    /* its port */
+    bool allowed;     /* the verdict */
+    const char *why;  /* a word of the refusal */
+  } cases[] = {
+      {"mail.example.com", 587, true, NULL},
+      {"MAIL.Example.COM.", 25, true, NULL},
+      {"mx1.example.net", 465, true, NULL},
+      {"a.b.example.net", 2525, true, NULL},
+      {"example.net", 25, false, "hosts"},
+      {"badexample.net", 25, false, "hosts"},
+      {"mail.example.com.evil.org", 25, false, "hosts"},
+      {"other.example.com", 25, false, "hosts"},
+      {"mail.example.com", 22, false, "port 22"},
+      {"192.0.2.7", 25, true, NULL},
+      {"192.0.3.7", 25, false, "networks"},
+      {"127.0.40.1", 25, true, NULL},
+      {"127.0.40.2", 25, false, "networks"},
+      {"11.255.255.255", 25, true, NULL},
+      {"12.0.0.0", 25, false, "networks"},
+      {"2001:db8:1::25", 587, true, NULL},
+      {"2001:db9::25", 587, false, "networks"},
+      {"::ffff:192.0.2.7", 25, false, "networks"},
+      {"2130706433", 25, false, "numeric"},
+      {"127.1", 25, false, "numeric"},
+      {"0x7f.1", 25, false, "numeric"},
+      {"localhost", 25, false, "hosts"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct sp_request req;
+    request_for(&req, cases[i].host, &cases[i].port, 1);
+    char why[256] = "";
+    bool ok = allow_request(&set->allow, &req, why, sizeof(why));
+    if (ok != cases[i].allowed)
+      fail_msg("%s:%u: got %d (%s)", cases[i].host, (unsigned)cases[i].port, ok,
+               why);
+    if (!ok && strstr(why, cases[i].why) == NULL)
+      fail_msg("%s: reason \"%s\" lacks \"%s\"", cases[i].host, why,
+               cases[i].why);
+  }
+  /* every port of a multi-port request must be allowed */
+  const uint16_t ports[] = {587, 465, 143};
+  struct sp_request req;
+  request_for(&req, "mail.example.com", ports, 3);
+  char why[256] = "";
+  assert_false(allow_request(&set->allow, &req, why, sizeof(why)));
+  assert_non_null(strstr(why, "port 143"));
+  request_for(&req, "mail.example.com", ports, 2);
+  assert_true(allow_request(&set->allow, &req, why, sizeof(why)));
+  modules_free(set);
+
+  /* only ports: any host; no section: everything */
+  set = parse("allowed_targets:\n  ports: [25]\nmodules:\n  a: {}\n", err,
+              sizeof(err));
+  assert_non_null(set);
+  request_for(&req, "anything.example", ports, 1);
+  assert_false(allow_request(&set->allow, &req, why, sizeof(why)));
+  const uint16_t p25 = 25;
+  request_for(&req, "anything.example", &p25, 1);
+  assert_true(allow_request(&set->allow, &req, why, sizeof(why)));
+  modules_free(set);
+  set = parse("modules:\n  a: {}\n", err, sizeof(err));
+  assert_non_null(set);
+  assert_false(set->allow.enabled);
+  request_for(&req, "10.1.2.3", ports, 3);
+  assert_true(allow_request(&set->allow, &req, why, sizeof(why)));
+  modules_free(set);
+
+  /* networks only: every name is refused (resolved addresses unchecked) */
+  set = parse("allowed_targets:\n  networks: [\"::1/128\"]\nmodules:\n"
+              "  a: {}\n",
+              err, sizeof(err));
+  assert_non_null(set);
+  request_for(&req, "::1", &p25, 1);
+  assert_true(allow_request(&set->allow, &req, why, sizeof(why)));
+  request_for(&req, "localhost", &p25, 1);
+  assert_false(allow_request(&set->allow, &req, why, sizeof(why)));
+  modules_free(set);
 }
 
 /* A missing file is an error naming it. */
@@ -345,10 +535,15 @@ static void test_policy_option(void **state) {
 /* Run every test of this file. */
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sample_file),   cmocka_unit_test(test_all_options),
-      cmocka_unit_test(test_durations),     cmocka_unit_test(test_bad_inputs),
-      cmocka_unit_test(test_missing_file),  cmocka_unit_test(test_auth_options),
+      cmocka_unit_test(test_sample_file),
+      cmocka_unit_test(test_all_options),
+      cmocka_unit_test(test_durations),
+      cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_auth_options),
       cmocka_unit_test(test_policy_option),
+      cmocka_unit_test(test_overlong_values),
+      cmocka_unit_test(test_allowlist),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
