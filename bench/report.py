@@ -235,11 +235,38 @@ def rows_exporter(t, raw):
         t.add("4", "RSS idle", "-", kb(num(idle, "ours_kb")), kb(num(idle, "bb_kb")),
               ratio(num(idle, "ours_kb"), num(idle, "bb_kb")), 0.5,
               note="'well below' read as ≤ 0.5×")
+    if idle and num(idle, "ours_anon_kb"):
+        t.add("4", "RSS idle, anonymous only (heap, stacks; no shared libraries)", "-",
+              kb(num(idle, "ours_anon_kb")), kb(num(idle, "bb_anon_kb")),
+              ratio(num(idle, "ours_anon_kb"), num(idle, "bb_anon_kb")), 0.5)
     if load:
         t.add("4", "RSS under load (peak, up to 64 concurrent)", lean,
               kb(num(load, "ours_hwm_kb")), kb(num(load, "bb_hwm_kb")),
               ratio(num(load, "ours_hwm_kb"), num(load, "bb_hwm_kb")), 0.5,
               note="'well below' read as ≤ 0.5×")
+    o64, b64 = raw.get("exp.lean.c64.ours"), raw.get("exp.lean.c64.bb")
+    if o64 and b64 and num(o64, "anon_kb"):
+        t.add("4", "RSS anonymous right after 64 concurrent", lean,
+              kb(num(o64, "anon_kb")), kb(num(b64, "anon_kb")),
+              ratio(num(o64, "anon_kb"), num(b64, "anon_kb")), 0.5)
+    # The physical bound of the CPU ratio: no exporter can spend less client
+    # CPU per probe than the floor does.
+    floors = [raw[k] for k in ("scale.floor", "scale.floor2") if k in raw]
+    b1 = raw.get("exp.lean.c1.bb")
+    if floors and b1:
+        fc = statistics.mean(num(m, "cpu_per_probe_ms") for m in floors)
+        t.add("4", "bound: floor CPU per probe ÷ blackbox CPU per probe (1 concurrent)",
+              lean, ms(fc), ms(cpu_per_req_ms(b1)), ratio(fc, cpu_per_req_ms(b1)), None,
+              note="the lowest CPU ratio any exporter could reach")
+    inproc_f = median_of(raw, "inproc.floor", "cpu_per_probe_ms")
+    if inproc_f and ours_r and bb_r:
+        t.add("4", "bound: floor CPU per probe ÷ blackbox CPU per probe", srv,
+              ms(inproc_f), ms(c_b), ratio(inproc_f, c_b), None,
+              note="the lowest CPU ratio any exporter could reach")
+        fw = median_of(raw, "inproc.floor", "wall_per_probe_ms")
+        t.add("4", "bound: floor wall per probe ÷ blackbox wall per probe", srv,
+              ms(fw), ms(w_b), ratio(fw, w_b), None,
+              note="the lowest wall ratio any exporter could reach")
 
 
 def rss_per(m):

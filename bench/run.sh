@@ -60,7 +60,7 @@ if [ "$QUICK" = 1 ]; then
   ROUNDS=2 N_INPROC=100 HF_RUNS=8 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120
   N_SCALE=1000 N_HOLD=200 COLLECTD_S=6
 else
-  ROUNDS=5 N_INPROC=600 HF_RUNS=40 HF_WARM=5 N_EXP_SEQ=150 N_EXP_LOAD=1000
+  ROUNDS=5 N_INPROC=600 HF_RUNS=80 HF_WARM=5 N_EXP_SEQ=150 N_EXP_LOAD=1000
   N_SCALE=10000 N_HOLD=1000 COLLECTD_S=30
 fi
 INFLIGHT_N=10                  # row 2: probes in flight against Postfix
@@ -413,7 +413,8 @@ exporter_load() {
   out=$("$HL" --addr "$addr" --port "$port" --path "$path" --expect "$expect" \
     --count "$n" --concurrency "$c" --timeout 30) || true
   t1=$(proc_ticks "$pid")
-  record "$tag $out cpu_ticks=$((t1 - t0)) clk_tck=$CLK_TCK rss_kb=$(proc_kb "$pid" VmRSS) hwm_kb=$(proc_kb "$pid" VmHWM)"
+  record "$tag $out cpu_ticks=$((t1 - t0)) clk_tck=$CLK_TCK rss_kb=$(proc_kb "$pid" VmRSS)" \
+    "hwm_kb=$(proc_kb "$pid" VmHWM) anon_kb=$(proc_kb "$pid" RssAnon)"
 }
 
 # Check that our exporter's answer says success 1 (the load's expect string
@@ -439,7 +440,8 @@ section_exporter() {
   check_ours_success "$LEAN" lean
   exporter_load exp.idle.ours ours lean "$LEAN" 5 1
   exporter_load exp.idle.bb bb lean "$LEAN" 5 1
-  record "exp.idle_rss ours_kb=$(proc_kb "$EXP_PID" VmRSS) bb_kb=$(proc_kb "$BB_PID" VmRSS)"
+  record "exp.idle_rss ours_kb=$(proc_kb "$EXP_PID" VmRSS) bb_kb=$(proc_kb "$BB_PID" VmRSS)" \
+    "ours_anon_kb=$(proc_kb "$EXP_PID" RssAnon) bb_anon_kb=$(proc_kb "$BB_PID" RssAnon)"
   local c
   for c in "${EXP_LEVELS[@]}"; do
     say "4: exporters, $N_EXP_LOAD requests at $c concurrent (lean server)"
@@ -559,7 +561,7 @@ section_collectd() {
     SNI \"$MAIL_NAME\"
     CAFile \"$CA_PF\"
     EHLO \"$EHLO\"
-    Timeout 5
+    Timeout 0.9
   </Target>
 </Plugin>"
   # The exec plugin refuses to run programs as root: nobody runs the script.
