@@ -34,4 +34,30 @@ check_opts() {
 }
 if [ -n "${CHECK:-}" ]; then check_opts "$man/check_smtp_ports.1" "$("$CHECK" --help || true)"; fi
 if [ -n "${EXPORTER:-}" ]; then check_opts "$man/smtp_exporter.1" "$("$EXPORTER" --help || true)"; fi
+# Names in the sources must be in the pages: the exporter's metric families
+# and module keys, the collectd plugin's options.
+src=$1
+words_in_page() { # PAGE WORD...
+  local page=$1 text w
+  shift
+  text=$(MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/‐/-/g')
+  for w in "$@"; do
+    if ! grep -qw -- "$w" <<<"$text"; then
+      echo "FAIL: $(basename "$page") does not mention $w"
+      status=1
+    fi
+  done
+  echo "checked $# names from the source in $(basename "$page")"
+}
+if ls "$src"/prometheus/*.c >/dev/null 2>&1; then
+  # shellcheck disable=SC2046
+  words_in_page "$man/smtp_exporter.1" \
+    $(grep -ho 'expo_family([^"]*"smtp_[a-z_]*"' "$src"/prometheus/*.c | grep -o '"[a-z_]*"' | tr -d '"' | sort -u) \
+    $(grep -ho 'strcmp(key, "[a-z_]*")' "$src"/prometheus/modules.c | grep -o '"[a-z_]*"' | tr -d '"' | grep -vx 'modules' | sort -u)
+fi
+if [ -f "$src/collectd/smtp_probe.c" ]; then
+  # shellcheck disable=SC2046
+  words_in_page "$man/smtp_probe.5" \
+    $(grep -o 'strcasecmp(key, "[A-Za-z]*")' "$src/collectd/smtp_probe.c" | grep -o '"[A-Za-z]*"' | tr -d '"' | sort -u)
+fi
 exit $status
