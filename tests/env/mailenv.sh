@@ -274,11 +274,32 @@ do_stop() {
     pkill_instance "$home/postfix"
   fi
   pid=$(read_pid "$dir/dnsmasq.pid")
-  if pid_alive "$pid"; then
+  # Only a dnsmasq started for this DIR (a stale pid may have been reused).
+  if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+    grep -qF -- "--pid-file=$dir/dnsmasq.pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     wait_pid_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+    wait_pid_gone "$pid" 50 || {
+      say "dnsmasq $pid did not exit"
+      return 1
+    }
   fi
   rm -f "$dir/dnsmasq.pid"
+  if [ -n "$(instance_pids "$home/postfix")" ]; then
+    say "Postfix processes of $home/postfix still running: $(instance_pids "$home/postfix")"
+    return 1
+  fi
+}
+
+# The pids of processes whose environment says they belong to this Postfix
+# config directory (MAIL_CONFIG=DIR, set by postfix -c for every daemon).
+instance_pids() {
+  local conf=$1 p
+  for p in /proc/[0-9]*; do
+    if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "MAIL_CONFIG=$conf"; then
+      echo "${p#/proc/}"
+    fi
+  done
 }
 
 # Name the environment that holds 127.0.10.1:25: the listener's MAIL_CONFIG
@@ -293,14 +314,16 @@ port_owner() {
   echo "${conf:-unknown}"
 }
 
-# Kill processes whose environment says they belong to this Postfix config
-# directory (MAIL_CONFIG=DIR, set by postfix -c for every daemon).
+# Kill what is left of this Postfix instance (see instance_pids) and wait
+# (at most 5 s) for it to be gone.
 pkill_instance() {
-  local conf=$1 p
-  for p in /proc/[0-9]*; do
-    if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "MAIL_CONFIG=$conf"; then
-      kill -KILL "${p#/proc/}" 2>/dev/null || true
-    fi
+  local p tries=50
+  for p in $(instance_pids "$1"); do
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  while [ -n "$(instance_pids "$1")" ] && [ "$tries" -gt 0 ]; do
+    sleep 0.1
+    tries=$((tries - 1))
   done
 }
 
