@@ -394,7 +394,11 @@ def main():
     if dat and a.gnuplot_script:
         png = os.path.join(a.out, "scaling.png")
         try:
-            subprocess.run(["gnuplot", "-e", f"datafile='{dat}'; outfile='{png}'",
+            probes = next((v.get("probes") for k, v in sorted(raw.items())
+                           if k.startswith("scale.engine.")), "?")
+            probes = f"{int(probes):,}" if str(probes).isdigit() else probes
+            subprocess.run(["gnuplot", "-e",
+                            f"datafile='{dat}'; outfile='{png}'; probes='{probes}'",
                             a.gnuplot_script], check=True)
         except (OSError, subprocess.CalledProcessError) as e:
             print(f"report: gnuplot failed: {e}", file=sys.stderr)

@@ -97,6 +97,7 @@ record() { echo "$*" >>"$RAW"; }
 # ---- Cleanup: everything this script started --------------------------------
 PIDS=()
 ENV_UP=0
+EXEC_DIR="" # collectd exec script directory under /tmp, while it exists
 ENVSH=$ROOT/tests/env/mailenv.sh # set to the measured revision's copy below
 # Stop every process we started and the Postfix environment if it is up.
 cleanup() {
@@ -110,6 +111,7 @@ cleanup() {
   if [ "$ENV_UP" = 1 ]; then
     bash "$ENVSH" stop "$WORK/mailenv" || true
   fi
+  if [ -n "$EXEC_DIR" ]; then rm -rf "$EXEC_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -564,10 +566,12 @@ section_collectd() {
     Timeout 0.9
   </Target>
 </Plugin>"
-  # The exec plugin refuses to run programs as root: nobody runs the script.
+  # The exec plugin refuses to run programs as root: nobody runs the script,
+  # so it lives in a directory nobody can reach (not under a private $HOME).
   mkdir -p "$d2"
-  chmod 755 "$d2"
-  cat >"$d2/check.sh" <<EOF
+  EXEC_DIR=$(mktemp -d /tmp/smtp-probe-bench.XXXXXX)
+  chmod 755 "$EXEC_DIR"
+  cat >"$EXEC_DIR/check.sh" <<EOF
 #!/bin/sh
 # One read = check_smtp (-S) on 25, 587, 2525 and check_ssmtp on 465.
 I=\${COLLECTD_INTERVAL:-1}
@@ -583,15 +587,17 @@ while :; do
   sleep "\$I"
 done
 EOF
-  chmod 755 "$d2/check.sh"
+  chmod 755 "$EXEC_DIR/check.sh"
   collectd_conf "$d2" "LoadPlugin exec
 <Plugin exec>
-  Exec \"nobody:nogroup\" \"$d2/check.sh\"
+  Exec \"nobody:nogroup\" \"$EXEC_DIR/check.sh\"
 </Plugin>"
   say "6: collectd with smtp_probe.so, ${COLLECTD_S}s (Postfix, 4 ports)"
   collectd_measure collectd.ours "$d1" smtp_probe-bench-587/bool-success
   say "6: collectd exec + check_smtp, ${COLLECTD_S}s (Postfix, 4 ports)"
   collectd_measure collectd.exec "$d2" exec-smtp/gauge-587
+  rm -rf "$EXEC_DIR"
+  EXEC_DIR=""
   env_stop
 }
 
