@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# icinga2_validate.sh SRCDIR CASE - validate smtp-probe's Icinga 2 files with
+# icinga2_validate.sh SRCDIR CASE [CHECK] - validate smtp-probe's Icinga 2 files with
 # `icinga2 daemon -C` against a private config directory (never /etc/icinga2;
 # no daemon is started: -C exits after validation).
 #   CASE command:   the CheckCommand + examples/icinga2/services.conf
@@ -7,9 +7,12 @@
 # Then reads the validated objects file and checks what the files promise:
 # the command exists with its arguments, the address defaults to
 # $check_address$, and the apply rules produced the expected services.
+# With CHECK (the built check_smtp_ports), every long option of its --help
+# must be an argument of the CheckCommand (or its short form).
 set -euo pipefail
 src=$1
 case_=$2
+check=${3:-}
 pkg=$src/packaging
 
 command -v icinga2 >/dev/null || { echo "icinga2 not installed (icinga2-bin)"; exit 1; }
@@ -52,9 +55,11 @@ grep -E 'warning/|critical/' "$dir/out" && { echo "FAIL: icinga2 warnings"; exit
 grep 'Finished validating' "$dir/out"
 
 # The objects file holds one netstring per object: LEN:JSON,
-python3 - "$dir/cache/icinga2.debug" "$case_" <<'PY'
-import json, sys
-path, case = sys.argv[1], sys.argv[2]
+help=
+if [ -n "$check" ]; then help=$("$check" --help || true); fi
+python3 - "$dir/cache/icinga2.debug" "$case_" "$help" <<'PY'
+import json, re, sys
+path, case, helptext = sys.argv[1], sys.argv[2], sys.argv[3]
 data = open(path, encoding="utf-8").read()
 objs, i = [], 0
 while i < len(data):
@@ -93,6 +98,15 @@ for k, a in args.items():
         fail("argument %s would put a secret in argv" % k)
 if cmd.get("env", {}).get("SMTP_PROBE_PASSWORD") != "$smtp_ports_auth_password$":
     fail("the password does not reach the plugin through SMTP_PROBE_PASSWORD")
+if helptext:
+    short = {"--hostname": "-H", "--port": "-p", "--ipv4": "-4", "--ipv6": "-6",
+             "--warning": "-w", "--critical": "-c", "--cert-days": "-D",
+             "--timeout": "-t", "--verbose": "-v"}
+    longs = set(re.findall(r"(--[a-z][a-z0-9-]*[a-z0-9])", helptext)) - {"--help", "--version"}
+    missing = sorted(o for o in longs if o not in args and short.get(o) not in args)
+    if missing:
+        fail("options of check_smtp_ports --help missing from the CheckCommand: %s" % " ".join(missing))
+    print("ok: all %d long options of --help are CheckCommand arguments" % len(longs))
 print("ok: CheckCommand smtp_ports with %d arguments (%d set_if)" % (len(args), len(flags)))
 
 services = by.get("Service", {})

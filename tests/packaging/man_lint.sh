@@ -23,7 +23,7 @@ check_opts() {
   local page=$1 help=$2
   local text opts
   text=$(MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/‐/-/g')
-  opts=$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z.-]*[a-z]' | sort -u)
+  opts=$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z0-9.-]*[a-z0-9]' | sort -u)
   for o in $opts; do
     if ! grep -q -- "$o" <<<"$text"; then
       echo "FAIL: $(basename "$page") does not document $o"
