@@ -416,7 +416,8 @@ def main():
               "with `bash bench/run.sh`. Every ratio compares two figures measured "
               "side by side in this run (absolute times on a shared machine drift).")
     md += ["", "| Machine and versions | |", "|---|---|"]
-    for k in ("cpu", "memory", "kernel", "os", "load_at_start", "compiler", "openssl",
+    for k in ("cpu", "memory", "kernel", "os", "load_at_start", "load_at_end", "duration",
+              "compiler", "openssl",
               "postfix", "monitoring_plugins", "blackbox_exporter", "collectd",
               "hyperfine", "gnuplot"):
         md.append(f"| {k} | {md_escape(machine.get(k, '?'))} |")

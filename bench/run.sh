@@ -240,7 +240,7 @@ bash "$SRC/tests/env/make-certs.sh" "$WORK/mailenv/certs"
   echo "postfix=$(postconf -d -h mail_version 2>/dev/null || echo '?')"
   echo "monitoring_plugins=$($PLUGINS/check_smtp -V 2>&1 | head -n 1)"
   echo "blackbox_exporter=$(prometheus-blackbox-exporter --version 2>&1 | head -n 1)"
-  echo "collectd=$(collectd -h 2>&1 | awk '/^collectd [0-9]/ {print $2; exit}')"
+  echo "collectd=$(collectd -h 2>&1 | awk '/^collectd [0-9]/ {sub(/,$/, "", $2); print $2; exit}')"
   echo "hyperfine=$(hyperfine --version)"
   echo "gnuplot=$(gnuplot --version)"
 } >"$RUN/machine.txt"
@@ -610,5 +610,7 @@ want process && section_process
 want collectd && section_collectd
 stop_pid "$LEAN_PID"
 
+echo "load_at_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/machine.txt"
+echo "duration=$((SECONDS / 60)) min $((SECONDS % 60)) s" >>"$RUN/machine.txt"
 say "writing the report"
 python3 "$HERE/report.py" --run "$RUN" --out "$OUT" --gnuplot-script "$HERE/scaling.gp"
