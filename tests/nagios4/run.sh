@@ -125,11 +125,17 @@ until [ -p "$work/rw/nagios.cmd" ] && grep -q 'service_description=SMTP ports' "
   sleep 0.2
 done
 
-# Ask nagios4 to run a service check now.
+# Ask nagios4 to run a service check now. Opening the FIFO blocks until
+# nagios4 reads it, so the write is bounded by a timeout.
 force_check() {
-  local now
+  local now line
   now=$(date +%s)
-  printf '[%s] SCHEDULE_FORCED_SVC_CHECK;%s;%s;%s\n' "$now" "$1" "$2" "$now" >"$work/rw/nagios.cmd"
+  line=$(printf '[%s] SCHEDULE_FORCED_SVC_CHECK;%s;%s;%s' "$now" "$1" "$2" "$now")
+  # shellcheck disable=SC2016  # $1 and $2 expand in the inner shell
+  if ! timeout 10 bash -c 'printf "%s\n" "$1" >"$2"' _ "$line" "$work/rw/nagios.cmd"; then
+    echo "FAIL: could not write to the nagios4 command file" >&2
+    exit 1
+  fi
 }
 
 # Print one field of one service's servicestatus block in status.dat.
