@@ -26,7 +26,8 @@
 # private /tmp/smtp-probe-mailenv.* directory that DIR/postfix-home links to.
 #
 # DIR/env.sh exports SP_TESTENV, SP_CERT_DIR, SP_CA_FILE, SP_MAIL_NAME,
-# SP_POSTFIX_ADDR, SP_DNS_SERVER, SP_SASL_USER, SP_SASL_PASSWORD_FILE.
+# SP_POSTFIX_ADDR, SP_DNS_SERVER, SP_SASL_USER, SP_SASL_PASSWORD_FILE and
+# SP_POSTFIX_CONFIG (the instance's Postfix config directory).
 #
 # Only one environment can own 127.0.10.1 at a time. When another DIR's
 # instance holds the ports, start waits up to SP_ENV_WAIT seconds (default
