@@ -366,6 +366,11 @@ owned_by_us() {
 start_once() {
   local dir=$1 deadline out home
   home=$(new_pf_home "$dir")
+  # Certificates older than a day are made again (the "expiring" leaf has
+  # only days to live); make-certs.sh keeps younger ones.
+  if [ -n "$(find "$dir/certs/.done" -mtime +0 2>/dev/null)" ]; then
+    rm -rf "$dir/certs"
+  fi
   "$HERE/make-certs.sh" "$dir/certs"
   write_postfix_config "$dir" "$home"
   write_sasl "$dir" "$home"
