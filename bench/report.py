@@ -138,6 +138,9 @@ def raw_inflight(raw):
     return r[0].get("inflight", "N") if r else "N"
 
 
+HYPERFINE_LINES = []  # per-round hyperfine means, for the raw section
+
+
 def why_na(raw, tag):
     """Why a section has no figures: its recorded reason, or not run."""
     if tag in raw:
@@ -148,12 +151,24 @@ def why_na(raw, tag):
 def rows_process(t, raw, run):
     """Row 3: check_smtp_ports vs check_smtp / check_ssmtp (hyperfine)."""
     srv = "Postfix (RSA-2048, TLS 1.3)"
-    path = os.path.join(run, "hyperfine.json")
-    if not os.path.exists(path):
+    paths = [os.path.join(run, f"hyperfine-{i}.json") for i in (1, 2)]
+    paths = [p for p in paths if os.path.exists(p)]
+    if not paths or "process.na" in raw:
         t.na("3", "check_smtp_ports vs check_smtp", srv, why_na(raw, "process.na"))
         return
-    with open(path) as f:
-        res = {r["command"]: r for r in json.load(f)["results"]}
+    # Average each command's mean wall, user and system over the rounds.
+    acc = {}
+    for p in paths:
+        with open(p) as f:
+            for r in json.load(f)["results"]:
+                acc.setdefault(r["command"], []).append(r)
+                HYPERFINE_LINES.append(
+                    f"hyperfine.{os.path.basename(p)[10:11]}.{r['command']} "
+                    f"mean_ms={r['mean'] * 1e3:.3f} stddev_ms={r['stddev'] * 1e3:.3f} "
+                    f"user_ms={r['user'] * 1e3:.3f} system_ms={r['system'] * 1e3:.3f} "
+                    f"runs={len(r.get('times', []))}")
+    res = {c: {k: statistics.mean(r[k] for r in rs) for k in ("mean", "user", "system")}
+           for c, rs in acc.items()}
 
     def wall(name):
         return res[name]["mean"] * 1e3 if name in res else None
@@ -437,6 +452,7 @@ def main():
     md += ["", "## Raw measurements", "", "```"]
     with open(os.path.join(a.run, "raw.txt")) as f:
         md += [line.rstrip("\n") for line in f]
+    md += HYPERFINE_LINES
     md += ["```", ""]
     with open(os.path.join(a.out, "latest.md"), "w") as f:
         f.write("\n".join(md))
