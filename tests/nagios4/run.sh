@@ -3,7 +3,8 @@
 # Postfix and reports states, output and perfdata through status.dat.
 #
 # usage: run.sh PLUGIN_DIR TESTENV_DIR
-#   PLUGIN_DIR   directory holding check_smtp_ports (becomes $USER1$)
+#   PLUGIN_DIR   directory holding check_smtp_ports (copied; nagios4 runs it
+#                as the nagios user)
 #   TESTENV_DIR  the running mail environment (tests/env/mailenv.sh)
 #
 # Everything nagios4 writes lives in a fresh temporary directory; nagios4
@@ -45,15 +46,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/rw" "$work/checkresults" "$work/tmp"
-# nagios4 runs checks as nagios_user; as root it stays root here (the
-# plugin, the CA file and this directory are then all reachable).
-user=$(id -un)
-group=$(id -gn)
+mkdir -p "$work/rw" "$work/checkresults" "$work/tmp" "$work/plugins"
+# As in a real installation, nagios4 (started as root) drops to the nagios
+# user and runs the plugin unprivileged. The plugin and the CA file are
+# copied into the work directory so that user can reach them wherever the
+# build tree lives.
+cp "$plugin_dir/check_smtp_ports" "$work/plugins/"
+cp "$SP_CA_FILE" "$work/ca.pem"
+if id nagios >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  user=nagios
+  group=$(id -gn nagios)
+else
+  user=$(id -un)
+  group=$(id -gn)
+fi
+chown -R "$user:$group" "$work"
 
 cat >"$work/resource.cfg" <<EOF
-\$USER1\$=$plugin_dir
-\$USER2\$=$SP_CA_FILE
+\$USER1\$=$work/plugins
+\$USER2\$=$work/ca.pem
 \$USER3\$=$SP_DNS_SERVER
 EOF
 
