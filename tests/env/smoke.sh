@@ -33,8 +33,9 @@ finger() {
     -F "$SP_CA_FILE" "[$SP_POSTFIX_ADDR]:$1" "$SP_MAIL_NAME" 2>&1
 }
 
-# True when the text does not contain the pattern.
-lacks() { ! grep -q "$1" <<<"$2"; }
+# True when the text (last argument) does not match the grep pattern
+# (earlier arguments: options and pattern).
+lacks() { ! grep -q "${@:1:$#-1}" <<<"${!#}"; }
 
 # The EHLO reply lines posttls-finger saw before STARTTLS.
 ehlo_plain() { sed -n '/> EHLO/,/> STARTTLS/p; /> STARTTLS/q' <<<"$1"; }
@@ -116,6 +117,12 @@ check "dns: nope.smtp-probe.test NXDOMAIN" \
   grep -q 'status: NXDOMAIN' <<<"$(ask nope.smtp-probe.test A)"
 check "dns: names outside the test zone are not forwarded (REFUSED)" \
   grep -q 'status: REFUSED' <<<"$(ask example.com A)"
+
+# The instance's own log: no fatal errors, no configuration warnings.
+log="${SP_POSTFIX_CONFIG%/postfix}/postfix.log"
+check "postfix.log: no fatal/panic" lacks -E ': (fatal|panic):' "$(cat "$log")"
+check "postfix.log: no configuration warnings" \
+  lacks -E 'warning: .*(main\.cf|master\.cf|unused parameter|deprecated)' "$(cat "$log")"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
