@@ -20,7 +20,7 @@ PKGS=(
   # test tooling
   openssl iproute2 nftables procps curl ca-certificates python3 bind9-dnsutils valgrind
   # packaging checks (tests/packaging) and packaging/build-deb.sh
-  icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot
+  icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot python3-yaml shellcheck
 )
 
 missing=()
