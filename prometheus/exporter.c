@@ -99,7 +99,9 @@ int exporter_reload(struct exporter *ex, char *err, size_t errlen) {
     if (set->warning[0] != '\0')
       exporter_log(XLOG_WARN, "%s: %s", ex->config_file, set->warning);
   } else {
-    exporter_log(XLOG_ERROR, "configuration rejected, keeping the old one: %s",
+    exporter_log(XLOG_ERROR, "configuration rejected%s: %s",
+                 ex->modules != NULL ? ", keeping the old one"
+                                     : " (--config.file), nothing to run",
                  err);
   }
   pthread_mutex_unlock(&ex->reload_lock);

@@ -20,18 +20,22 @@
 /* Log levels, least to most verbose. */
 enum log_level { XLOG_ERROR, XLOG_WARN, XLOG_INFO, XLOG_DEBUG };
 
+struct web_config;
+
 /* Everything the HTTP handlers share. */
 struct exporter {
-  struct sp_engine *engine;    /* the one probe engine (own thread) */
-  const char *config_file;     /* --config.file */
-  double timeout_offset_s;     /* subtracted from the scrape timeout */
-  pthread_mutex_t config_lock; /* guards modules and its refs */
-  struct module_set *modules;  /* the current configuration */
-  pthread_mutex_t reload_lock; /* one reload at a time */
-  pthread_mutex_t slot_lock;   /* guards slots_free */
-  pthread_cond_t slot_cond;    /* signalled when a slot frees */
-  int slots_free;              /* probe slots not taken */
-  struct exporter_stats stats; /* counters for /metrics */
+  struct sp_engine *engine;     /* the one probe engine (own thread) */
+  const char *config_file;      /* --config.file */
+  double timeout_offset_s;      /* subtracted from the scrape timeout */
+  pthread_mutex_t config_lock;  /* guards modules and its refs */
+  struct module_set *modules;   /* the current configuration */
+  pthread_mutex_t reload_lock;  /* one reload at a time */
+  pthread_mutex_t slot_lock;    /* guards slots_free */
+  pthread_cond_t slot_cond;     /* signalled when a slot frees */
+  int slots_free;               /* probe slots not taken */
+  struct exporter_stats stats;  /* counters for /metrics */
+  const struct web_config *web; /* TLS and basic auth, or NULL: none */
+  unsigned idle_timeout_s;      /* --web.idle-timeout */
 };
 
 /* The verbosity of the log (set from --log.level). */

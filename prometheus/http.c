@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "strbuf.h"
 #include "target.h"
+#include "webconfig.h"
 
 /* Largest request body read (POST /-/reload takes none); beyond: 413. */
 #define MAX_BODY 65536
@@ -388,6 +389,41 @@ static enum MHD_Result handle_reload(struct exporter *ex,
   return respond_text(conn, MHD_HTTP_OK, "OK\n");
 }
 
+/* Check basic auth when the web config has users; true when the request
+ * may go on, else a 401 is queued (rc set). */
+static bool authorized(struct exporter *ex, struct MHD_Connection *conn,
+                       enum MHD_Result *rc) {
+  if (ex->web == NULL || ex->web->nusers == 0)
+    return true;
+  char *password = NULL;
+  char *user = MHD_basic_auth_get_username_password(conn, &password);
+  bool ok = user != NULL && password != NULL &&
+            webconfig_check_user(ex->web, user, password);
+  if (password != NULL) {
+    explicit_bzero(password, strlen(password));
+    MHD_free(password);
+  }
+  if (user != NULL)
+    MHD_free(user);
+  if (ok)
+    return true;
+  pthread_mutex_lock(&ex->stats.lock);
+  ex->stats.unauthorized++;
+  pthread_mutex_unlock(&ex->stats.lock);
+  static const char msg[] = "Unauthorized\n";
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+  if (r == NULL) {
+    *rc = MHD_NO;
+    return false;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "text/plain; charset=utf-8");
+  *rc = MHD_queue_basic_auth_fail_response(conn, "smtp_exporter", r);
+  MHD_destroy_response(r);
+  return false;
+}
+
 /* True for GET and HEAD. */
 static bool is_get(const char *method) {
   return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
@@ -419,6 +455,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   exporter_log(XLOG_DEBUG, "%s %s", method, url);
+  enum MHD_Result denied;
+  if (!authorized(ex, conn, &denied))
+    return denied;
   if (strcmp(url, "/-/reload") == 0) {
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 ||
         strcmp(method, MHD_HTTP_METHOD_PUT) == 0)
@@ -432,8 +471,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "404 page not found\n");
   if (!is_get(method))
     return respond_405(conn, "GET, HEAD");
-  if (strcmp(url, "/probe") == 0)
-    return handle_probe(ex, conn);
+  if (strcmp(url, "/probe") == 0) {
+    enum MHD_Result rc = handle_probe(ex, conn);
+    /* restart the idle timer: the probe may have outlasted it (setting it
+     * from 0 to a value resets the timer) */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              ex->idle_timeout_s);
+    return rc;
+  }
   if (strcmp(url, "/metrics") == 0)
     return handle_metrics(ex, conn);
   if (strcmp(url, "/-/healthy") == 0)
@@ -474,15 +520,40 @@ struct MHD_Daemon *http_start(struct exporter *ex,
   } else {
     port = ntohs(((const struct sockaddr_in *)opts->addr)->sin_port);
   }
+  struct MHD_OptionItem tls[] = {
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
+      /* TLS 1.2 and 1.3 only, as Prometheus' min_version default */
+      {MHD_OPTION_HTTPS_PRIORITIES, 0,
+       (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+      {MHD_OPTION_END, 0, NULL}};
+  if (opts->web != NULL && opts->web->tls) {
+    if (!http_tls_supported()) {
+      snprintf(err, errlen,
+               "this libmicrohttpd has no HTTPS support (tls_server_config)");
+      return NULL;
+    }
+    flags |= MHD_USE_TLS;
+    tls[0].ptr_value = opts->web->cert_pem;
+    tls[1].ptr_value = opts->web->key_pem;
+  } else {
+    tls[0].option = MHD_OPTION_END;
+  }
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, port, NULL, NULL, handler, ex, MHD_OPTION_EXTERNAL_LOGGER,
       mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
       MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->per_ip_limit,
       MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s,
       MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
-      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_ARRAY, tls,
+      MHD_OPTION_END);
   if (d == NULL)
-    snprintf(err, errlen, "cannot listen (address in use or not local?)");
+    snprintf(err, errlen,
+             (opts->web != NULL && opts->web->tls)
+                 ? "cannot start HTTPS (address in use, or cert_file and "
+                   "key_file unusable or not a pair?)"
+                 : "cannot listen (address in use or not local?)");
   return d;
 }
 
@@ -490,6 +561,11 @@ struct MHD_Daemon *http_start(struct exporter *ex,
 void http_stop(struct MHD_Daemon *daemon) {
   if (daemon != NULL)
     MHD_stop_daemon(daemon);
+}
+
+/* True when libmicrohttpd has HTTPS (see http.h). */
+bool http_tls_supported(void) {
+  return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
 }
 
 /* The libmicrohttpd version string. */

@@ -5,6 +5,7 @@
 #ifndef SMTP_EXPORTER_HTTP_H
 #define SMTP_EXPORTER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -14,9 +15,11 @@ struct MHD_Daemon;
 
 /* How the HTTP server runs. */
 struct http_options {
-  const struct sockaddr *addr; /* where to listen */
-  unsigned max_connections;    /* MHD_OPTION_CONNECTION_LIMIT */
-  unsigned idle_timeout_s;     /* MHD_OPTION_CONNECTION_TIMEOUT */
+  const struct sockaddr *addr;  /* where to listen */
+  unsigned max_connections;     /* MHD_OPTION_CONNECTION_LIMIT */
+  unsigned idle_timeout_s;      /* MHD_OPTION_CONNECTION_TIMEOUT */
+  unsigned per_ip_limit;        /* MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0: off */
+  const struct web_config *web; /* TLS and basic auth, or NULL */
 };
 
 /* Start serving (one thread per connection, bounded by max_connections).
@@ -27,6 +30,9 @@ struct MHD_Daemon *http_start(struct exporter *ex,
 
 /* Stop serving; waits for requests in progress. */
 void http_stop(struct MHD_Daemon *daemon);
+
+/* True when this libmicrohttpd was built with HTTPS (GnuTLS). */
+bool http_tls_supported(void);
 
 /* The libmicrohttpd version string. */
 const char *http_library_version(void);

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "modules.h"
+#include "webconfig.h"
 
 /* Everything the flags set. */
 struct flags {
@@ -30,6 +31,9 @@ struct flags {
   long max_concurrent;     /* --probe.max-concurrent */
   double timeout_offset;   /* --probe.timeout-offset (seconds) */
   const char *log_level;   /* --log.level */
+  const char *web_config;  /* --web.config.file, or NULL */
+  long per_ip;             /* --web.max-connections-per-ip; -1: half */
+  long idle_timeout;       /* --web.idle-timeout (seconds) */
 };
 
 /* Print the usage text to stdout. */
@@ -50,8 +54,19 @@ static void usage(void) {
       "                              empty HOST is 127.0.0.1, use 0.0.0.0 or "
       "[::]\n"
       "                              to listen on every address)\n"
+      "  --web.config.file=FILE      TLS and basic auth (Prometheus "
+      "web-config\n"
+      "                              format: tls_server_config, "
+      "basic_auth_users)\n"
       "  --web.max-connections=N     concurrent HTTP connections (default "
       "128)\n"
+      "  --web.max-connections-per-ip=N\n"
+      "                              from one client address; 0: no limit "
+      "(default:\n"
+      "                              half of --web.max-connections)\n"
+      "  --web.idle-timeout=SECONDS  close a connection idle (or sending "
+      "nothing)\n"
+      "                              this long; 1..3600 (default 10)\n"
       "  --probe.max-concurrent=N    concurrent /probe requests; more wait "
       "for a\n"
       "                              slot until their deadline, then get 503 "
@@ -82,7 +97,9 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
   static const char *const valued[] = {
       "--config.file",          "--web.listen-address",
       "--web.max-connections",  "--probe.max-concurrent",
-      "--probe.timeout-offset", "--log.level"};
+      "--probe.timeout-offset", "--log.level",
+      "--web.config.file",      "--web.max-connections-per-ip",
+      "--web.idle-timeout"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -149,8 +166,30 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
         exit(2);
       }
       break;
-    default:
+    case 5:
       f->log_level = value;
+      break;
+    case 6:
+      if (value[0] == '\0') {
+        fprintf(stderr, "smtp_exporter: --web.config.file: empty path\n");
+        exit(2);
+      }
+      f->web_config = value;
+      break;
+    case 7:
+      if (parse_long(value, 0, 4096, &n) < 0) {
+        fprintf(stderr,
+                "smtp_exporter: --web.max-connections-per-ip: 0..4096\n");
+        exit(2);
+      }
+      f->per_ip = n;
+      break;
+    default:
+      if (parse_long(value, 1, 3600, &n) < 0) {
+        fprintf(stderr, "smtp_exporter: --web.idle-timeout: 1..3600 s\n");
+        exit(2);
+      }
+      f->idle_timeout = n;
       break;
     }
   }
@@ -198,12 +237,22 @@ static int parse_listen(const char *text, struct sockaddr_storage *ss) {
   return -1;
 }
 
+/* True when a listen address is on the loopback interface. */
+static bool loopback_address(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  }
+  const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+  return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+}
+
 /* Check the modules file, print the verdict, return the exit code. */
 static int config_check(const char *path) {
   char err[1024];
   struct module_set *set = modules_load(path, err, sizeof(err));
   if (set == NULL) {
-    fprintf(stderr, "smtp_exporter: %s\n", err);
+    fprintf(stderr, "smtp_exporter: --config.file: %s\n", err);
     return 1;
   }
   if (set->warning[0] != '\0')
@@ -215,7 +264,8 @@ static int config_check(const char *path) {
 
 /* Start everything, serve until SIGINT/SIGTERM, reload on SIGHUP. */
 int main(int argc, char **argv) {
-  struct flags f = {"smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info"};
+  struct flags f = {
+      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, -1, 10};
   char listen_default[32];
   snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d",
            EXPORTER_DEFAULT_PORT);
@@ -229,6 +279,22 @@ int main(int argc, char **argv) {
     return 2;
   }
   exporter_log_level = (enum log_level)level;
+  static struct web_config web;
+  if (f.web_config != NULL) {
+    char werr[1024];
+    if (webconfig_load(f.web_config, &web, werr, sizeof(werr)) < 0) {
+      fprintf(stderr, "smtp_exporter: --web.config.file: %s\n", werr);
+      return 1;
+    }
+    if (web.warning[0] != '\0')
+      fprintf(stderr, "smtp_exporter: warning: --web.config.file: %s\n",
+              web.warning);
+    if (web.tls && !http_tls_supported()) {
+      fprintf(stderr, "smtp_exporter: --web.config.file: this libmicrohttpd "
+                      "has no HTTPS support\n");
+      return 1;
+    }
+  }
   if (f.config_check)
     return config_check(f.config_file);
   struct sockaddr_storage addr;
@@ -262,9 +328,12 @@ int main(int argc, char **argv) {
                  ex.engine ? "thread" : err);
     return 1;
   }
-  struct http_options opts = {(const struct sockaddr *)&addr,
-                              (unsigned)f.max_connections,
-                              MOD_MAX_TIMEOUT_MS / 1000 + 30};
+  ex.web = f.web_config != NULL ? &web : NULL;
+  ex.idle_timeout_s = (unsigned)f.idle_timeout;
+  long per_ip = f.per_ip >= 0 ? f.per_ip : (f.max_connections + 1) / 2;
+  struct http_options opts = {
+      (const struct sockaddr *)&addr, (unsigned)f.max_connections,
+      (unsigned)f.idle_timeout, (unsigned)per_ip, ex.web};
   struct MHD_Daemon *daemon = http_start(&ex, &opts, err, sizeof(err));
   if (daemon == NULL) {
     exporter_log(XLOG_ERROR, "%s: %s", f.listen, err);
@@ -272,8 +341,19 @@ int main(int argc, char **argv) {
     return 1;
   }
   exporter_log(XLOG_INFO,
-               "smtp_exporter %s listening on %s (max %ld concurrent probes)",
-               SP_VERSION, f.listen, f.max_concurrent);
+               "smtp_exporter %s listening on %s%s%s (max %ld concurrent "
+               "probes, %ld connections, %ld per client address)",
+               SP_VERSION, f.listen, web.tls ? " with TLS" : "",
+               web.nusers ? ", basic auth" : "", f.max_concurrent,
+               f.max_connections, per_ip);
+  if (!loopback_address(&addr))
+    exporter_log(XLOG_WARN,
+                 "listening on %s, not loopback: anyone who can reach it can "
+                 "make the exporter connect to mail ports%s",
+                 f.listen,
+                 ex.modules != NULL && ex.modules->allow.enabled
+                     ? ""
+                     : " anywhere (no allowed_targets in the modules file)");
   for (;;) {
     int sig = 0;
     if (sigwait(&sigs, &sig) != 0)
@@ -288,6 +368,7 @@ int main(int argc, char **argv) {
   }
   http_stop(daemon);
   sp_engine_free(ex.engine);
+  webconfig_free(&web);
   struct module_set *set = ex.modules;
   ex.modules = NULL;
   exporter_modules_put(&ex, set);

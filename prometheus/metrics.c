@@ -276,6 +276,10 @@ int metrics_self(struct expo_set *set, struct exporter_stats *st,
               "code.");
   expo_family(set, "smtp_exporter_probe_requests_total", EXPO_COUNTER,
               "/probe requests answered, by HTTP status.");
+  expo_family(set, "smtp_exporter_http_requests_unauthorized_total",
+              EXPO_COUNTER,
+              "HTTP requests refused with 401 (basic_auth_users of the web "
+              "config).");
   expo_family(set, "smtp_exporter_probe_requests_rejected_total", EXPO_COUNTER,
               "/probe requests that found no free probe slot before their "
               "deadline (answered 503).");
@@ -313,6 +317,8 @@ int metrics_self(struct expo_set *set, struct exporter_stats *st,
            "status", "503", NULL);
   expo_add(set, "smtp_exporter_probe_requests_total", (double)st->requests_500,
            "status", "500", NULL);
+  expo_add(set, "smtp_exporter_http_requests_unauthorized_total",
+           (double)st->unauthorized, NULL);
   expo_add(set, "smtp_exporter_probe_requests_rejected_total",
            (double)st->requests_503, NULL);
   expo_add(set, "smtp_exporter_probes_in_flight", st->inflight, NULL);

@@ -33,6 +33,7 @@ struct exporter_stats {
   uint64_t requests_403;    /* /probe refused: target not allowed */
   uint64_t requests_503;    /* /probe rejected: no slot in time */
   uint64_t requests_500;    /* /probe failed inside the exporter */
+  uint64_t unauthorized;    /* requests answered 401 (basic auth) */
   int inflight;             /* /probe requests holding a slot */
   int waiting;              /* /probe requests waiting for a slot */
   int max_concurrent;       /* the slot count (--probe.max-concurrent) */

@@ -38,7 +38,7 @@ static int node_error(struct parse_ctx *ctx, const yaml_node_t *node,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  snprintf(ctx->err, ctx->errlen, "%s:%lu:%lu: %s", ctx->name,
+  snprintf(ctx->err, ctx->errlen, "%.256s:%lu:%lu: %s", ctx->name,
            (unsigned long)node->start_mark.line + 1,
            (unsigned long)node->start_mark.column + 1, msg);
   return -1;
@@ -723,13 +723,14 @@ struct module_set *modules_parse(const char *text, size_t len, const char *name,
 struct module_set *modules_load(const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    snprintf(err, errlen, "%.256s%s: %s", path, strlen(path) > 256 ? "..." : "",
+             strerror(errno));
     return NULL;
   }
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MOD_MAX_FILE) {
-    snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path,
-             MOD_MAX_FILE);
+    snprintf(err, errlen, "%.256s: not a regular file of at most %d bytes",
+             path, MOD_MAX_FILE);
     close(fd);
     return NULL;
   }

@@ -60,6 +60,59 @@ grep -q 'bad.yml:4:14: timeout: invalid duration' "$TMP/err" || fail "bad config
 run --config.file="$TMP/bad.yml" --web.listen-address=127.0.40.19:9587
 [ "$rc" = 1 ] || fail "start with a bad config exit $rc"
 
+# Every flag with a wrong type, an out-of-range number, an over-long value,
+# a missing or unusable file: exit non-zero at start with a message naming
+# the flag. Lines: EXIT_CODE|MESSAGE_WORDS|ARGS (ARGS split on spaces).
+LONG=$(printf 'a%.0s' $(seq 1 5000))
+printf 'modules:\n  a: {}\n' >"$TMP/good.yml"
+mkdir -p "$TMP/dir.yml"
+printf 'basic_auth_users:\n  u: plaintext\n' >"$TMP/web-bad.yml"
+printf 'tls_server_config:\n  cert_file: /nonexistent/tls.crt\n  key_file: /nonexistent/tls.key\n' >"$TMP/web-nofile.yml"
+while IFS='|' read -r want words args; do
+  [ -n "$want" ] || continue
+  args=${args//@LONG@/$LONG}
+  args=${args//@TMP@/$TMP}
+  # shellcheck disable=SC2086
+  run --web.listen-address=127.0.40.19:9587 --config.file="$TMP/good.yml" $args
+  words=${words//@TMP@/$TMP}
+  shown=${args:0:120}
+  [ "$rc" = "$want" ] || fail "$shown: exit $rc, want $want ($(head -c 300 "$TMP/err"))"
+  grep -qF -- "$words" "$TMP/err" || fail "$shown: message lacks \"$words\": $(head -c 300 "$TMP/err")"
+  [ "$(wc -c <"$TMP/err")" -lt 2000 ] || fail "$shown: message over 2000 bytes"
+done <<'CASES'
+2|--web.max-connections: 1..4096|--web.max-connections=abc
+2|--web.max-connections: 1..4096|--web.max-connections=0
+2|--web.max-connections: 1..4096|--web.max-connections=4097
+2|--web.max-connections: 1..4096|--web.max-connections=99999999999999999999999
+2|--web.max-connections: 1..4096|--web.max-connections=@LONG@
+2|--probe.max-concurrent: 1..1024|--probe.max-concurrent=-1
+2|--probe.max-concurrent: 1..1024|--probe.max-concurrent=1.5
+2|--probe.timeout-offset: 0..60 s|--probe.timeout-offset=nan
+2|--probe.timeout-offset: 0..60 s|--probe.timeout-offset=61
+2|--probe.timeout-offset: 0..60 s|--probe.timeout-offset=0.5s
+2|--web.max-connections-per-ip: 0..4096|--web.max-connections-per-ip=-1
+2|--web.max-connections-per-ip: 0..4096|--web.max-connections-per-ip=many
+2|--web.idle-timeout: 1..3600|--web.idle-timeout=0
+2|--web.idle-timeout: 1..3600|--web.idle-timeout=10s
+2|--web.idle-timeout: 1..3600|--web.idle-timeout=3601
+2|--log.level: error, warn, info or debug|--log.level=@LONG@
+2|--log.level: error, warn, info or debug|--log.level=
+2|--web.listen-address: expected [HOST]:PORT|--web.listen-address=@LONG@
+2|--web.listen-address: expected [HOST]:PORT|--web.listen-address=127.0.0.1:70000
+2|--web.listen-address: expected [HOST]:PORT|--web.listen-address=[::1
+2|--web.listen-address: expected [HOST]:PORT|--web.listen-address=mail.example.com:9587
+2|--web.config.file: empty path|--web.config.file=
+2|needs a value|--web.config.file
+1|--config.file), nothing to run: /nonexistent/smtp.yml: No such file|--config.file=/nonexistent/smtp.yml
+1|not a regular file|--config.file=@TMP@/dir.yml
+1|File name too long|--config.file=@LONG@
+1|--web.config.file: /nonexistent/web.yml: No such file|--web.config.file=/nonexistent/web.yml
+1|--web.config.file: @TMP@/dir.yml: not a non-empty regular file|--web.config.file=@TMP@/dir.yml
+1|File name too long|--web.config.file=@LONG@
+1|web-bad.yml:2:6: the hash of user "u" is not a bcrypt hash|--web.config.file=@TMP@/web-bad.yml
+1|web-nofile.yml:2:14: cert_file /nonexistent/tls.crt: No such file|--web.config.file=@TMP@/web-nofile.yml
+CASES
+
 if command -v promtool >/dev/null; then
   promtool check rules "$RULES" >"$TMP/out" 2>&1 || fail "promtool check rules: $(cat "$TMP/out")"
 fi
