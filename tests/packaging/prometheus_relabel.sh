@@ -88,6 +88,7 @@ for sc in job["static_configs"]:
         want[host] = sc["labels"]["module"]
 got = {}
 shards = {0: [], 1: [], 2: []}
+shard_modules = {}
 for a in t:
     u = urllib.parse.urlparse(a["scrapeUrl"])
     q = urllib.parse.parse_qs(u.query)
@@ -102,6 +103,7 @@ for a in t:
         got[q["target"][0]] = q["module"][0]
     else:
         shards[int(name.rsplit("-", 1)[1])].append(q["target"][0])
+        shard_modules[q["target"][0]] = q["module"][0]
 if got != want:
     sys.exit("FAIL: scraped %r, expected %r" % (got, want))
 print("ok: prometheus.yml scrapes /probe?target=HOST&module=M for", ", ".join(sorted(got)))
@@ -111,5 +113,8 @@ listed = sorted(h for g in json.load(open(sys.argv[3])) for h in g["targets"])
 kept = sorted(h for v in shards.values() for h in v)
 if kept != listed:
     sys.exit("FAIL: shards kept %r, the target list is %r (each must be kept exactly once)" % (kept, listed))
-print("ok: 3 shards partition the %d targets" % len(listed))
+sd_modules = {h: g["labels"]["module"] for g in json.load(open(sys.argv[3])) for h in g["targets"]}
+if shard_modules != sd_modules:
+    sys.exit("FAIL: shard modules %r, file_sd says %r" % (shard_modules, sd_modules))
+print("ok: 3 shards partition the %d targets, each probed with its file_sd module" % len(listed))
 PY
