@@ -19,6 +19,8 @@ PKGS=(
   collectd-core collectd-utils nagios4-core prometheus
   # test tooling
   openssl iproute2 nftables procps curl ca-certificates python3 bind9-dnsutils valgrind
+  # exporter tests: bcrypt hashes (mkpasswd) for basic auth, HTTP load (wrk)
+  whois wrk
   # packaging checks (tests/packaging) and packaging/build-deb.sh
   icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot python3-yaml shellcheck
 )
