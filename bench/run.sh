@@ -192,6 +192,13 @@ elif [ "$WORKTREE" = 1 ] && git -C "$ROOT" rev-parse --verify -q HEAD >/dev/null
   REV="$(git -C "$ROOT" rev-parse --short HEAD)+worktree"
 fi
 ENVSH=$SRC/tests/env/mailenv.sh
+# A build directory configured from the other source tree is started afresh.
+for d in "$WORK/build" "$WORK/bench"; do
+  if [ -f "$d/CMakeCache.txt" ] &&
+    ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$([ "$d" = "$WORK/build" ] && echo "$SRC" || echo "$HERE")" "$d/CMakeCache.txt"; then
+    rm -rf "$d"
+  fi
+done
 say "building $REV (Release) in $WORK"
 {
   cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DSP_BUILD_TESTS=ON &&
