@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #define MAX_HOLD 20000      /* connections held open at most */
 #define MAX_INFLIGHT 10000  /* engine probes in flight at most */
 #define RSS_SAMPLE_EVERY 16 /* engine: sample RSS every this many probes */
+#define FLOOR_TIMEOUT_S 10  /* floor: seconds any one socket call may wait */
 
 /* Command-line options shared by every mode. */
 struct opts {
@@ -215,6 +217,10 @@ static bool floor_connect(struct fconn *c, const struct sockaddr_in *sa,
   }
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* Bounded: no read, write or connect waits longer than this. */
+  struct timeval tv = {FLOOR_TIMEOUT_S, 0};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) != 0) {
     snprintf(why, whylen, "connect: %s", strerror(errno));
     return false;
