@@ -23,6 +23,8 @@ PKGS=(
   whois wrk
   # packaging checks (tests/packaging) and packaging/build-deb.sh
   icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot python3-yaml shellcheck
+  # fuzzing (tests/fuzz, SP_FUZZ=ON): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()

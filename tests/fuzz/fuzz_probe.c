@@ -40,7 +40,7 @@
 
 #define FP_TIMEOUT_S 2.0  /* the probe's deadline */
 #define FP_MAX_CONNS 4    /* connections served per input */
-#define FP_TURN_MS 100    /* longest wait for the probe's next command */
+#define FP_TURN_MS 30     /* longest wait for the probe's next command */
 #define FP_DRAIN_MS 3000  /* longest wait for the probe to close */
 #define FP_READ_CAP 65536 /* bytes read from the probe per connection */
 

@@ -71,6 +71,11 @@ set -e
 tail -n 25 "$log"
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
 speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
+if [ -z "$execs" ]; then
+  # Fork mode prints "#EXECS: cov: ..." progress lines instead.
+  execs=$(grep -oE '^#[0-9]+' "$log" | tail -n1 | tr -d '#' || true)
+  [ -n "$execs" ] && speed=$((execs / (secs > 0 ? secs : 1)))
+fi
 found=$(find "$artifacts" -type f | wc -l)
 outcome=ok
 [ "$rc" -eq 0 ] || outcome="FAILED (exit $rc, artifacts in $artifacts)"
