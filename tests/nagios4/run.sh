@@ -48,11 +48,12 @@ trap cleanup EXIT
 
 mkdir -p "$work/rw" "$work/checkresults" "$work/tmp" "$work/plugins"
 # As in a real installation, nagios4 (started as root) drops to the nagios
-# user and runs the plugin unprivileged. The plugin and the CA file are
-# copied into the work directory so that user can reach them wherever the
-# build tree lives.
+# user and runs the plugin unprivileged. The plugin, the CA file and the
+# object definitions are copied into the work directory so that user can
+# reach them wherever the source and build trees live.
 cp "$plugin_dir/check_smtp_ports" "$work/plugins/"
 cp "$SP_CA_FILE" "$work/ca.pem"
+cp "$here/commands.cfg" "$here/objects.cfg" "$work/"
 if id nagios >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   user=nagios
   group=$(id -gn nagios)
@@ -70,8 +71,8 @@ EOF
 
 cat >"$work/nagios.cfg" <<EOF
 # Private nagios4 instance of the smtp-probe end-to-end test.
-cfg_file=$here/commands.cfg
-cfg_file=$here/objects.cfg
+cfg_file=$work/commands.cfg
+cfg_file=$work/objects.cfg
 resource_file=$work/resource.cfg
 log_file=$work/nagios.log
 debug_file=$work/nagios.debug
