@@ -173,6 +173,59 @@ static int spc_tls_from_name(const char *s) {
   return sp_tls_mode_from_name(s);
 }
 
+/* Read AuthMechanism: PLAIN, LOGIN, CRAM-MD5 or XOAUTH2 (any case), kept
+ * in upper case. */
+static int spc_get_mech(const oconfig_item_t *ci, char **out, char *why,
+                        size_t whylen) {
+  static const char *const known[] = {"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"};
+  char *s = NULL;
+  if (spc_get_string(ci, 32, &s, why, whylen) != 0)
+    return -1;
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(known); i++) {
+    if (strcasecmp(s, known[i]) == 0) {
+      free(*out);
+      *out = s;
+      sstrncpy(s, known[i], strlen(known[i]) + 1);
+      return 0;
+    }
+  }
+  spc_msg(why, whylen, "\"%s\" is not one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2",
+          s);
+  free(s);
+  return -1;
+}
+
+/* Read MinTLS: "1.0" .. "1.3" (quoted or a bare number) into a TLS
+ * version number (0x0301 .. 0x0304). */
+static int spc_get_min_tls(const oconfig_item_t *ci, int *out, char *why,
+                           size_t whylen) {
+  static const struct {
+    const char *word; /* the value as written */
+    int version;      /* the TLS version number */
+  } versions[] = {
+      {"1.0", 0x0301}, {"1.1", 0x0302}, {"1.2", 0x0303}, {"1.3", 0x0304}};
+  if (spc_one_value(ci, why, whylen) != 0)
+    return -1;
+  const oconfig_value_t *v = &ci->values[0];
+  char word[32] = "";
+  if (v->type == OCONFIG_TYPE_STRING)
+    sstrncpy(word, v->value.string, sizeof(word));
+  else if (v->type == OCONFIG_TYPE_NUMBER && isfinite(v->value.number))
+    snprintf(word, sizeof(word), "%.1f", v->value.number);
+  const char *w = strncasecmp(word, "TLSv", 4) == 0 ? word + 4 : word;
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(versions); i++) {
+    /* A number must be exactly 1.x, not 1.25 printed as "1.2". */
+    bool exact = v->type != OCONFIG_TYPE_NUMBER ||
+                 fabs(v->value.number - (1.0 + 0.1 * (double)i)) < 1e-9;
+    if (strcmp(w, versions[i].word) == 0 && exact) {
+      *out = versions[i].version;
+      return 0;
+    }
+  }
+  spc_msg(why, whylen, "takes \"1.0\", \"1.1\", \"1.2\" or \"1.3\"");
+  return -1;
+}
+
 /* Read the Port option: one or more ports, appended to ports[]. */
 static int spc_get_ports(const oconfig_item_t *ci, uint16_t *ports, int *nports,
                          char *why, size_t whylen) {
@@ -245,6 +298,17 @@ void spc_target_free(struct spc_target *t) {
   free(t->ehlo);
   free(t->source);
   free(t->dns_server);
+  free(t->auth_user);
+  free(t->auth_file);
+  if (t->auth_secret != NULL) {
+    explicit_bzero(t->auth_secret, strlen(t->auth_secret));
+    free(t->auth_secret);
+  }
+  free(t->auth_mech);
+  free(t->mail_from);
+  free(t->rcpt_to);
+  free(t->policy_file);
+  sp_policy_free(t->policy);
   pthread_mutex_destroy(&t->lock);
   free(t);
 }
@@ -323,6 +387,37 @@ static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
   if (strcasecmp(key, "CertCriticalDays") == 0)
     return spc_get_int(c, -1, 36500, &r->cert_crit_days, why, whylen);
 
+  if (strcasecmp(key, "AuthUser") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->auth_user, why, whylen);
+  if (strcasecmp(key, "AuthPasswordFile") == 0)
+    return spc_get_string(c, 4096, &t->auth_file, why, whylen);
+  if (strcasecmp(key, "AuthMechanism") == 0)
+    return spc_get_mech(c, &t->auth_mech, why, whylen);
+  if (strcasecmp(key, "MailFrom") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->mail_from, why, whylen);
+  if (strcasecmp(key, "RcptTo") == 0)
+    return spc_get_string(c, SP_MAX_HOST - 1, &t->rcpt_to, why, whylen);
+  if (strcasecmp(key, "CheckInjection") == 0)
+    return spc_get_bool(c, &r->check_injection, why, whylen);
+  if (strcasecmp(key, "MinTLS") == 0)
+    return spc_get_min_tls(c, &r->min_tls_version, why, whylen);
+  if (strcasecmp(key, "PolicyFile") == 0)
+    return spc_get_string(c, 4096, &t->policy_file, why, whylen);
+  /* Never echo the value: it would be a password in the log. */
+  if (strcasecmp(key, "AuthPassword") == 0 ||
+      strcasecmp(key, "Password") == 0) {
+    spc_msg(why, whylen,
+            "no passwords in the configuration (it is often world-readable): "
+            "put it in a file of mode 600 and use AuthPasswordFile");
+    return -1;
+  }
+  if (strcasecmp(key, "Send") == 0 || strcasecmp(key, "SendMessage") == 0) {
+    spc_msg(why, whylen,
+            "not offered: collectd would send a test message every "
+            "interval (use the Nagios check's --send)");
+    return -1;
+  }
+
   spc_msg(why, whylen, "unknown option");
   return -1;
 }
@@ -345,7 +440,14 @@ static const char *spc_key_for_field(const char *msg, size_t *fieldlen) {
              {"dns_server", "DNSServer"},
              {"cafile", "CAFile"},
              {"cert_days", "CertCriticalDays"},
-             {"family", "AddressFamily"}};
+             {"family", "AddressFamily"},
+             {"auth_user", "AuthUser"},
+             {"auth_secret", "AuthPasswordFile"},
+             {"auth", "AuthUser"},
+             {"auth_mech", "AuthMechanism"},
+             {"mail_from", "MailFrom"},
+             {"rcpt_to", "RcptTo"},
+             {"min_tls_version", "MinTLS"}};
   const char *colon = strchr(msg, ':');
   if (colon == NULL)
     return NULL;
@@ -357,6 +459,84 @@ static const char *spc_key_for_field(const char *msg, size_t *fieldlen) {
     }
   }
   return NULL;
+}
+
+/* Check the AUTH and trial keys together and read the password file;
+ * on error write "KEY: reason" into why. A password file that group or
+ * others can read is accepted with a warning in the log. */
+static int spc_target_auth(struct spc_target *t, char *why, size_t whylen) {
+  if (t->auth_file != NULL && t->auth_user == NULL) {
+    spc_msg(why, whylen, "AuthPasswordFile: needs AuthUser");
+    return -1;
+  }
+  if (t->auth_user != NULL && t->auth_file == NULL) {
+    spc_msg(why, whylen,
+            "AuthUser: needs AuthPasswordFile (the password is read only "
+            "from a file)");
+    return -1;
+  }
+  if (t->auth_mech != NULL && t->auth_user == NULL) {
+    spc_msg(why, whylen, "AuthMechanism: needs AuthUser");
+    return -1;
+  }
+  if (t->rcpt_to != NULL && t->mail_from == NULL) {
+    spc_msg(why, whylen, "RcptTo: needs MailFrom");
+    return -1;
+  }
+  if (t->auth_file == NULL)
+    return 0;
+
+  char secret[SPC_MAX_SECRET];
+  char warn[SPC_MAX_ERR] = "";
+  char err[SPC_MAX_ERR] = "";
+  if (sp_secret_load(t->auth_file, NULL, secret, sizeof(secret), warn,
+                     sizeof(warn), err, sizeof(err)) != 0) {
+    explicit_bzero(secret, sizeof(secret));
+    spc_msg(why, whylen, "AuthPasswordFile: %s", err);
+    return -1;
+  }
+  if (warn[0] != '\0')
+    WARNING(SPC_PLUGIN ": Target \"%s\": AuthPasswordFile: %s", t->name, warn);
+  t->auth_secret = strdup(secret);
+  explicit_bzero(secret, sizeof(secret));
+  if (t->auth_secret == NULL) {
+    spc_msg(why, whylen, "AuthPasswordFile: out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Load the PolicyFile and take its ports; on error write "KEY: reason"
+ * into why. The policy names the ports (and their TLS modes), so Port and
+ * TLS must not be given with it. */
+static int spc_target_policy(struct spc_target *t, int nports, bool tls_set,
+                             char *why, size_t whylen) {
+  char err[SPC_MAX_ERR] = "";
+  if (nports > 0) {
+    spc_msg(why, whylen,
+            "Port: not with PolicyFile (the policy names the ports)");
+    return -1;
+  }
+  if (tls_set) {
+    spc_msg(why, whylen,
+            "TLS: not with PolicyFile (the policy gives each port's TLS "
+            "mode)");
+    return -1;
+  }
+  t->policy = sp_policy_load(t->policy_file, err, sizeof(err));
+  if (t->policy == NULL) {
+    spc_msg(why, whylen, "PolicyFile: %s: %s", t->policy_file, err);
+    return -1;
+  }
+  if (sp_policy_add_ports(t->policy, &t->req) != 0) {
+    spc_msg(why, whylen, "PolicyFile: more than %d ports", SP_MAX_PORTS);
+    return -1;
+  }
+  if (t->req.nports == 0) {
+    spc_msg(why, whylen, "PolicyFile: %s names no port", t->policy_file);
+    return -1;
+  }
+  return 0;
 }
 
 /* Parse one <Target> block; NULL with a message naming block and key. */
@@ -392,6 +572,7 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   int role = SP_ROLE_DEFAULT;
   double interval_s = 0;
   bool timeout_set = false, warn_set = false, crit_set = false;
+  bool tls_set = false;
 
   for (int i = 0; i < ci->children_num; i++) {
     const oconfig_item_t *c = &ci->children[i];
@@ -404,6 +585,7 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
     timeout_set = timeout_set || strcasecmp(c->key, "Timeout") == 0;
     warn_set = warn_set || strcasecmp(c->key, "CertWarningDays") == 0;
     crit_set = crit_set || strcasecmp(c->key, "CertCriticalDays") == 0;
+    tls_set = tls_set || strcasecmp(c->key, "TLS") == 0;
   }
 
   if (t->host == NULL) {
@@ -446,7 +628,18 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
     return NULL;
   }
 
-  if (nports == 0) {
+  if (spc_target_auth(t, why, sizeof(why)) != 0 ||
+      (t->policy_file != NULL &&
+       spc_target_policy(t, nports, tls_set, why, sizeof(why)) != 0)) {
+    spc_msg(err, errlen, "Target \"%s\": %s", t->name, why);
+    spc_target_free(t);
+    return NULL;
+  }
+  if (t->policy != NULL) {
+    /* The policy's ports, each with the block's Role when one is given. */
+    for (int i = 0; i < t->req.nports; i++)
+      t->req.ports[i].role = (enum sp_role)role;
+  } else if (nports == 0) {
     for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_default_ports); i++)
       ports[nports++] = spc_default_ports[i];
   }
@@ -466,6 +659,12 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   t->req.ehlo_name = t->ehlo;
   t->req.source = t->source;
   t->req.dns_server = t->dns_server;
+  t->req.auth_user = t->auth_user;
+  t->req.auth_secret = t->auth_secret;
+  t->req.auth_mech = t->auth_mech;
+  t->req.mail_from = t->mail_from;
+  t->req.rcpt_to = t->rcpt_to;
+  t->req.send_message = false; /* never from collectd: see USAGE.md */
 
   if (sp_request_validate(&t->req, why, sizeof(why)) != 0) {
     /* Name our key for the core's field when we know it. */
@@ -630,13 +829,33 @@ static void spc_sanitise(char *s) {
   }
 }
 
+/* Fill the fields every notification of one result shares. */
+static void spc_notif_init(notification_t *n, int severity, cdtime_t when,
+                           const char *instance, const char *type_instance) {
+  memset(n, 0, sizeof(*n));
+  n->severity = severity;
+  n->time = when;
+  sstrncpy(n->host, hostname_g != NULL ? hostname_g : "", sizeof(n->host));
+  sstrncpy(n->plugin, SPC_PLUGIN, sizeof(n->plugin));
+  sstrncpy(n->plugin_instance, instance, sizeof(n->plugin_instance));
+  sstrncpy(n->type, "bool", sizeof(n->type));
+  sstrncpy(n->type_instance, type_instance, sizeof(n->type_instance));
+}
+
+/* Mark a message cut by snprintf (len is what it wanted), sanitise it and
+ * dispatch the notification. */
+static void spc_notif_send(notification_t *n, int len) {
+  if (len >= (int)sizeof(n->message)) /* mark a cut message */
+    memcpy(n->message + sizeof(n->message) - 4, "...", 4);
+  spc_sanitise(n->message);
+  plugin_dispatch_notification(n);
+}
+
 /* Dispatch a notification when a target-port's state or code changed, and
  * on its first result when that is not OK. */
-static void spc_notify_if_changed(struct spc_target *t,
-                                  const struct sp_result *res,
+static void spc_notify_if_changed(struct spc_target *t, struct spc_state *s,
+                                  bool is_new, const struct sp_result *res,
                                   const char *instance, cdtime_t when) {
-  bool is_new = false;
-  struct spc_state *s = spc_state_slot(t, res, &is_new);
   bool changed = is_new ? res->state != SP_STATE_OK
                         : (res->state != s->state || res->code != s->code);
   s->state = res->state;
@@ -655,26 +874,88 @@ static void spc_notify_if_changed(struct spc_target *t,
     snprintf(hint + used, sizeof(hint) - used, "%s%s", used ? " - " : "",
              generic);
   }
-  notification_t n = {.severity = spc_severity(res->state), .time = when};
+  notification_t n;
+  spc_notif_init(&n, spc_severity(res->state), when, instance, "success");
   int len = snprintf(n.message, sizeof(n.message), "%s port %u%s%s: %s %s: %s",
                      t->name, (unsigned)res->port,
                      s->address[0] != '\0' ? " address " : "", s->address,
                      sp_state_name(res->state), sp_code_name(res->code), hint);
-  if (len >= (int)sizeof(n.message)) /* mark a cut message */
-    memcpy(n.message + sizeof(n.message) - 4, "...", 4);
-  spc_sanitise(n.message);
-  sstrncpy(n.host, hostname_g != NULL ? hostname_g : "", sizeof(n.host));
-  sstrncpy(n.plugin, SPC_PLUGIN, sizeof(n.plugin));
-  sstrncpy(n.plugin_instance, instance, sizeof(n.plugin_instance));
-  sstrncpy(n.type, "bool", sizeof(n.type));
-  sstrncpy(n.type_instance, "success", sizeof(n.type_instance));
-  plugin_dispatch_notification(&n);
+  spc_notif_send(&n, len);
 }
 
-/* Dispatch the values and notification of one result. */
-static void spc_dispatch_result(struct spc_target *t,
-                                const struct sp_result *res, cdtime_t when) {
+/* A 64-bit FNV-1a hash of a deviation's rule and detail: what identifies
+ * a deviation from one round to the next. */
+static uint64_t spc_deviation_hash(const struct sp_deviation *d) {
+  uint64_t h = 14695981039346656037ull;
+  const char *parts[2] = {d->rule, d->detail};
+  size_t lens[2] = {strnlen(d->rule, sizeof(d->rule)),
+                    strnlen(d->detail, sizeof(d->detail))};
+  for (int p = 0; p < 2; p++) {
+    for (size_t i = 0; i < lens[p]; i++) {
+      h ^= (unsigned char)parts[p][i];
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff; /* separator: "ab"+"c" differs from "a"+"bc" */
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+/* Notify each policy deviation of one result that was not there in the
+ * previous round (severity by the result's state), and an OKAY once when
+ * the last of them has gone. */
+static void spc_notify_deviations(struct spc_target *t, struct spc_state *s,
+                                  const struct sp_result *res,
+                                  const struct sp_deviation *devs, int ndevs,
+                                  const char *instance, cdtime_t when) {
+  uint64_t now[SPC_MAX_DEVIATIONS];
+  int nnow = 0;
+  const char *addr_sep = s->address[0] != '\0' ? " address " : "";
+  for (int i = 0; i < ndevs && nnow < SPC_MAX_DEVIATIONS; i++) {
+    uint64_t h = spc_deviation_hash(&devs[i]);
+    bool known = false;
+    for (int k = 0; k < s->ndeviations; k++)
+      known = known || s->deviations[k] == h;
+    for (int k = 0; k < nnow; k++)
+      known = known || now[k] == h; /* the same deviation twice this round */
+    now[nnow++] = h;
+    if (known)
+      continue;
+    notification_t n;
+    spc_notif_init(&n, spc_severity(res->state), when, instance, "policy");
+    int len = snprintf(n.message, sizeof(n.message),
+                       "%s port %u%s%s: %s policy_violation: rule %s: %s",
+                       t->name, (unsigned)devs[i].port, addr_sep, s->address,
+                       sp_state_name(res->state), devs[i].rule, devs[i].detail);
+    spc_notif_send(&n, len);
+  }
+  if (nnow == 0 && s->ndeviations > 0) {
+    notification_t n;
+    spc_notif_init(&n, NOTIF_OKAY, when, instance, "policy");
+    int len = snprintf(n.message, sizeof(n.message),
+                       "%s port %u%s%s: policy: no deviation any more (now "
+                       "%s %s)",
+                       t->name, (unsigned)res->port, addr_sep, s->address,
+                       sp_state_name(res->state), sp_code_name(res->code));
+    spc_notif_send(&n, len);
+  }
+  memcpy(s->deviations, now, sizeof(now[0]) * (size_t)nnow);
+  s->ndeviations = nnow;
+}
+
+/* Dispatch the values and notifications of one result; with a policy the
+ * result is checked against it first (it may become policy_violation). */
+static void spc_dispatch_result(struct spc_target *t, struct sp_result *res,
+                                cdtime_t when) {
   char inst[DATA_MAX_NAME_LEN];
+  struct sp_deviation devs[SPC_MAX_DEVIATIONS];
+  int ndevs = 0;
+  if (t->policy != NULL) {
+    /* A batch of this one result, so that each deviation belongs to it
+     * (with AllAddresses a port has several results). */
+    struct sp_batch one = {.results = res, .nresults = 1, .dns_s = -1};
+    ndevs = sp_policy_check(t->policy, &one, devs, SPC_MAX_DEVIATIONS);
+  }
   /* With AllAddresses the address is always part of the name (the core
    * marks per_address only when the host had several), so that a host's
    * identifiers do not change with the number of addresses it resolves to. */
@@ -690,8 +971,8 @@ static void spc_dispatch_result(struct spc_target *t,
       spc_dispatch_gauge(inst, "latency", sp_phase_name((enum sp_phase)p),
                          res->phase_s[p], when, t->interval);
   }
-  spc_dispatch_gauge(inst, "bool", "success", res->code == SP_OK ? 1 : 0, when,
-                     t->interval);
+  spc_dispatch_gauge(inst, "bool", "success", sp_result_success(res) ? 1 : 0,
+                     when, t->interval);
   if (res->leaf_not_after != 0)
     spc_dispatch_gauge(inst, "timeleft", "cert",
                        spc_time_left(res->leaf_not_after, when), when,
@@ -700,11 +981,15 @@ static void spc_dispatch_result(struct spc_target *t,
     spc_dispatch_gauge(inst, "timeleft", "cert_chain",
                        spc_time_left(res->chain_not_after, when), when,
                        t->interval);
-  spc_notify_if_changed(t, res, inst, when);
+  bool is_new = false;
+  struct spc_state *s = spc_state_slot(t, res, &is_new);
+  spc_notify_if_changed(t, s, is_new, res, inst, when);
+  if (t->policy != NULL)
+    spc_notify_deviations(t, s, res, devs, ndevs, inst, when);
 }
 
 /* Dispatch the values and notifications of one completed round. */
-void spc_dispatch_batch(struct spc_target *t, const struct sp_batch *batch,
+void spc_dispatch_batch(struct spc_target *t, struct sp_batch *batch,
                         cdtime_t when) {
   t->rounds++;
   for (int i = 0; i < batch->nresults; i++)

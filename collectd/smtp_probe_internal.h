@@ -21,6 +21,8 @@
 #define SPC_WARN_DAYS 14         /* CertWarningDays default */
 #define SPC_CRIT_DAYS 7          /* CertCriticalDays default */
 #define SPC_MAX_STATES (SP_MAX_PORTS * SP_MAX_ADDRESSES) /* per target */
+#define SPC_MAX_SECRET 512   /* bytes of a password, with its NUL */
+#define SPC_MAX_DEVIATIONS 8 /* policy deviations kept per result */
 
 /* The last state seen for one target-port (and address). */
 struct spc_state {
@@ -30,19 +32,32 @@ struct spc_state {
   enum sp_state state; /* last state dispatched */
   enum sp_code code;   /* last diagnosis dispatched */
   uint64_t seen;       /* round in which it was last seen (slot reuse) */
+  uint64_t deviations[SPC_MAX_DEVIATIONS]; /* hashes of the policy
+                                              deviations (rule, detail)
+                                              last notified */
+  int ndeviations;                         /* how many of deviations[] */
 };
 
 /* One <Target> block: its request, its read schedule, its last round. */
 struct spc_target {
-  char name[SPC_MAX_NAME]; /* the block's name, safe for instance names */
-  char *host;              /* Host (owned) */
-  char *sni;               /* SNI (owned) or NULL */
-  char *cafile;            /* CAFile (owned) or NULL */
-  char *ehlo;              /* EHLO (owned) or NULL */
-  char *source;            /* Source (owned) or NULL */
-  char *dns_server;        /* DNSServer (owned) or NULL */
-  struct sp_request req;   /* the request; its strings point at the above */
-  cdtime_t interval;       /* this block's read interval */
+  char name[SPC_MAX_NAME];  /* the block's name, safe for instance names */
+  char *host;               /* Host (owned) */
+  char *sni;                /* SNI (owned) or NULL */
+  char *cafile;             /* CAFile (owned) or NULL */
+  char *ehlo;               /* EHLO (owned) or NULL */
+  char *source;             /* Source (owned) or NULL */
+  char *dns_server;         /* DNSServer (owned) or NULL */
+  char *auth_user;          /* AuthUser (owned) or NULL */
+  char *auth_file;          /* AuthPasswordFile (owned) or NULL */
+  char *auth_secret;        /* the password read from it (owned, wiped on
+                               free, never logged) or NULL */
+  char *auth_mech;          /* AuthMechanism, upper case (owned) or NULL */
+  char *mail_from;          /* MailFrom (owned) or NULL */
+  char *rcpt_to;            /* RcptTo (owned) or NULL */
+  char *policy_file;        /* PolicyFile (owned) or NULL */
+  struct sp_policy *policy; /* the loaded policy (owned) or NULL */
+  struct sp_request req;    /* the request; its strings point at the above */
+  cdtime_t interval;        /* this block's read interval */
 
   pthread_mutex_t lock;  /* guards in_flight, done and done_time */
   bool in_flight;        /* a round is submitted and not yet done */
@@ -81,8 +96,10 @@ int spc_shutdown(void);
 /* The engine's completion callback for one target's round. */
 void spc_done(struct sp_batch *batch, void *user);
 
-/* Dispatch the values and notifications of one completed round. */
-void spc_dispatch_batch(struct spc_target *t, const struct sp_batch *batch,
+/* Dispatch the values and notifications of one completed round. With a
+ * PolicyFile the results are checked against the policy first (which turns
+ * a deviating result into policy_violation). */
+void spc_dispatch_batch(struct spc_target *t, struct sp_batch *batch,
                         cdtime_t when);
 
 /* The plugin_instance for one result: "<target>-<port>", plus
