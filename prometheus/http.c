@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <yaml.h>
 
 #include "debug.h"
@@ -35,10 +37,49 @@
 /* Below this many seconds left after waiting for a slot, answer 503. */
 #define MIN_PROBE_S 0.05
 
+/* One connection watched for the header deadline. */
+struct watched {
+  bool used;       /* the slot holds a live connection */
+  int fd;          /* its socket (open while used) */
+  double since;    /* when it began waiting for a request header */
+  bool in_request; /* a whole header arrived; a request is in progress */
+};
+
+/* The header-deadline watchdog: libmicrohttpd's own timeout is an idle
+ * timeout, which a client trickling one byte at a time never trips, so a
+ * thread shuts down connections whose request header is not complete
+ * within --web.read-header-timeout. One per process (one HTTP server). */
+static struct {
+  pthread_mutex_t lock;    /* guards everything below */
+  pthread_cond_t wake;     /* signalled to stop the thread */
+  struct watched *slots;   /* one per possible connection */
+  unsigned nslots;         /* size of slots[] */
+  double header_timeout_s; /* the deadline */
+  bool stop;               /* the thread should end */
+  bool running;            /* the thread was started */
+  pthread_t thread;        /* the watchdog thread */
+  unsigned long shut;      /* connections shut down for the deadline */
+} watch = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
 /* Per-connection state between the handler's calls. */
 struct conn_state {
-  size_t body; /* request body bytes seen (and dropped) */
+  size_t body;      /* request body bytes seen (and dropped) */
+  bool header_seen; /* the header deadline was lifted */
 };
+
+/* Mark a connection's request as started (header complete) or ended (the
+ * next header's deadline starts now). */
+static void watch_request(struct MHD_Connection *conn, bool started) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (ci == NULL || ci->socket_context == NULL)
+    return;
+  struct watched *w = ci->socket_context;
+  pthread_mutex_lock(&watch.lock);
+  w->in_request = started;
+  w->since = exporter_now();
+  pthread_mutex_unlock(&watch.lock);
+}
 
 /* Queue a response with a malloc'd body (taken over) and a type. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
@@ -307,6 +348,11 @@ static enum MHD_Result handle_metrics(struct exporter *ex,
                              yaml_get_version_string()};
   metrics_self(set, &ex->stats, &v, sp_engine_inflight(ex->engine));
   metrics_process(set);
+  expo_family(set, "smtp_exporter_http_header_timeouts_total", EXPO_COUNTER,
+              "Connections closed because their request header did not "
+              "arrive within --web.read-header-timeout.");
+  expo_add(set, "smtp_exporter_http_header_timeouts_total",
+           (double)http_header_timeouts(), NULL);
   enum MHD_Result rc = respond_set(conn, set);
   expo_free(set);
   return rc;
@@ -446,6 +492,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   struct conn_state *cs = *con_cls;
+  if (!cs->header_seen) { /* the header is complete: stop its deadline */
+    cs->header_seen = true;
+    watch_request(conn, true);
+  }
   if (*upload_data_size != 0) { /* a body: drop it, up to a cap */
     cs->body += *upload_data_size;
     *upload_data_size = 0;
@@ -493,10 +543,107 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)conn;
   (void)toe;
+  if (*con_cls != NULL)
+    watch_request(conn, false);
   free(*con_cls);
   *con_cls = NULL;
+}
+
+/* Track connections opening and closing for the header deadline; the
+ * socket is still open when CLOSED is notified. */
+static void notify_connection(void *cls, struct MHD_Connection *conn,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  pthread_mutex_lock(&watch.lock);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = NULL;
+    for (unsigned i = 0; ci != NULL && i < watch.nslots; i++) {
+      if (!watch.slots[i].used) {
+        watch.slots[i] =
+            (struct watched){true, ci->connect_fd, exporter_now(), false};
+        *socket_context = &watch.slots[i];
+        break;
+      }
+    }
+  } else if (*socket_context != NULL) {
+    ((struct watched *)*socket_context)->used = false;
+    *socket_context = NULL;
+  }
+  pthread_mutex_unlock(&watch.lock);
+}
+
+/* The watchdog: twice a second, shut down connections past the header
+ * deadline (libmicrohttpd then closes them as if the client had). */
+static void *watchdog(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&watch.lock);
+  while (!watch.stop) {
+    double now = exporter_now();
+    for (unsigned i = 0; i < watch.nslots; i++) {
+      struct watched *w = &watch.slots[i];
+      if (w->used && !w->in_request &&
+          now - w->since > watch.header_timeout_s) {
+        shutdown(w->fd, SHUT_RDWR);
+        w->since = now + 1e9; /* once */
+        watch.shut++;
+      }
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 500 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000 * 1000 * 1000;
+    }
+    pthread_cond_timedwait(&watch.wake, &watch.lock, &ts);
+  }
+  pthread_mutex_unlock(&watch.lock);
+  return NULL;
+}
+
+/* Start the header-deadline watchdog for up to n connections. */
+static int watch_start(unsigned n, double header_timeout_s) {
+  watch.slots = calloc(n, sizeof(*watch.slots));
+  if (watch.slots == NULL)
+    return -1;
+  watch.nslots = n;
+  watch.header_timeout_s = header_timeout_s;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&watch.wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (pthread_create(&watch.thread, NULL, watchdog, NULL) != 0)
+    return -1;
+  watch.running = true;
+  return 0;
+}
+
+/* Stop the watchdog (after the daemon: no connection is left). */
+static void watch_stop(void) {
+  if (!watch.running)
+    return;
+  pthread_mutex_lock(&watch.lock);
+  watch.stop = true;
+  pthread_cond_signal(&watch.wake);
+  pthread_mutex_unlock(&watch.lock);
+  pthread_join(watch.thread, NULL);
+  watch.running = false;
+  free(watch.slots);
+  watch.slots = NULL;
+  watch.nslots = 0;
+}
+
+/* Connections shut down for missing the header deadline (see http.h). */
+unsigned long http_header_timeouts(void) {
+  pthread_mutex_lock(&watch.lock);
+  unsigned long n = watch.shut;
+  pthread_mutex_unlock(&watch.lock);
+  return n;
 }
 
 /* Route libmicrohttpd's own error messages into our log. */
@@ -504,7 +651,17 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   char msg[512];
   vsnprintf(msg, sizeof(msg), fmt, ap);
-  exporter_log(XLOG_WARN, "libmicrohttpd: %s", msg);
+  /* what clients do (give up, go silent, crowd the limits) is theirs to
+   * repeat as often as they like: log it at debug so it cannot flood */
+  static const char *const client_noise[] = {
+      "closed by remote side", "incomplete request",
+      "connection limit",      "timed out",
+      "Connection reset",      "Failed to receive"};
+  enum log_level level = XLOG_WARN;
+  for (size_t i = 0; i < sizeof(client_noise) / sizeof(client_noise[0]); i++)
+    if (strstr(msg, client_noise[i]) != NULL)
+      level = XLOG_DEBUG;
+  exporter_log(level, "libmicrohttpd: %s", msg);
 }
 
 /* Start serving (see http.h). */
@@ -539,6 +696,11 @@ struct MHD_Daemon *http_start(struct exporter *ex,
   } else {
     tls[0].option = MHD_OPTION_END;
   }
+  /* connections beyond the limit are closed at accept, before STARTED */
+  if (watch_start(opts->max_connections + 16, opts->header_timeout_s) < 0) {
+    snprintf(err, errlen, "cannot start the header-deadline watchdog");
+    return NULL;
+  }
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, port, NULL, NULL, handler, ex, MHD_OPTION_EXTERNAL_LOGGER,
       mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
@@ -546,8 +708,11 @@ struct MHD_Daemon *http_start(struct exporter *ex,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->per_ip_limit,
       MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s,
       MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
-      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_ARRAY, tls,
-      MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL, MHD_OPTION_ARRAY,
+      tls, MHD_OPTION_END);
+  if (d == NULL)
+    watch_stop();
   if (d == NULL)
     snprintf(err, errlen,
              (opts->web != NULL && opts->web->tls)
@@ -561,6 +726,7 @@ struct MHD_Daemon *http_start(struct exporter *ex,
 void http_stop(struct MHD_Daemon *daemon) {
   if (daemon != NULL)
     MHD_stop_daemon(daemon);
+  watch_stop();
 }
 
 /* True when libmicrohttpd has HTTPS (see http.h). */

@@ -18,6 +18,7 @@ struct http_options {
   const struct sockaddr *addr;  /* where to listen */
   unsigned max_connections;     /* MHD_OPTION_CONNECTION_LIMIT */
   unsigned idle_timeout_s;      /* MHD_OPTION_CONNECTION_TIMEOUT */
+  double header_timeout_s;      /* whole request header within this */
   unsigned per_ip_limit;        /* MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0: off */
   const struct web_config *web; /* TLS and basic auth, or NULL */
 };
@@ -30,6 +31,10 @@ struct MHD_Daemon *http_start(struct exporter *ex,
 
 /* Stop serving; waits for requests in progress. */
 void http_stop(struct MHD_Daemon *daemon);
+
+/* Connections shut down because their request header did not arrive
+ * within header_timeout_s. */
+unsigned long http_header_timeouts(void);
 
 /* True when this libmicrohttpd was built with HTTPS (GnuTLS). */
 bool http_tls_supported(void);

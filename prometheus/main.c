@@ -34,6 +34,7 @@ struct flags {
   const char *web_config;  /* --web.config.file, or NULL */
   long per_ip;             /* --web.max-connections-per-ip; -1: half */
   long idle_timeout;       /* --web.idle-timeout (seconds) */
+  long header_timeout;     /* --web.read-header-timeout (seconds) */
 };
 
 /* Print the usage text to stdout. */
@@ -67,6 +68,10 @@ static void usage(void) {
       "  --web.idle-timeout=SECONDS  close a connection idle (or sending "
       "nothing)\n"
       "                              this long; 1..3600 (default 10)\n"
+      "  --web.read-header-timeout=SECONDS\n"
+      "                              the whole request header must arrive "
+      "within\n"
+      "                              this; 1..3600 (default 10)\n"
       "  --probe.max-concurrent=N    concurrent /probe requests; more wait "
       "for a\n"
       "                              slot until their deadline, then get 503 "
@@ -99,7 +104,7 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       "--web.max-connections",  "--probe.max-concurrent",
       "--probe.timeout-offset", "--log.level",
       "--web.config.file",      "--web.max-connections-per-ip",
-      "--web.idle-timeout"};
+      "--web.idle-timeout",     "--web.read-header-timeout"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -184,12 +189,20 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       }
       f->per_ip = n;
       break;
-    default:
+    case 8:
       if (parse_long(value, 1, 3600, &n) < 0) {
         fprintf(stderr, "smtp_exporter: --web.idle-timeout: 1..3600 s\n");
         exit(2);
       }
       f->idle_timeout = n;
+      break;
+    default:
+      if (parse_long(value, 1, 3600, &n) < 0) {
+        fprintf(stderr,
+                "smtp_exporter: --web.read-header-timeout: 1..3600 s\n");
+        exit(2);
+      }
+      f->header_timeout = n;
       break;
     }
   }
@@ -265,7 +278,7 @@ static int config_check(const char *path) {
 /* Start everything, serve until SIGINT/SIGTERM, reload on SIGHUP. */
 int main(int argc, char **argv) {
   struct flags f = {
-      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, -1, 10};
+      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, -1, 10, 10};
   char listen_default[32];
   snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d",
            EXPORTER_DEFAULT_PORT);
@@ -331,9 +344,12 @@ int main(int argc, char **argv) {
   ex.web = f.web_config != NULL ? &web : NULL;
   ex.idle_timeout_s = (unsigned)f.idle_timeout;
   long per_ip = f.per_ip >= 0 ? f.per_ip : (f.max_connections + 1) / 2;
-  struct http_options opts = {
-      (const struct sockaddr *)&addr, (unsigned)f.max_connections,
-      (unsigned)f.idle_timeout, (unsigned)per_ip, ex.web};
+  struct http_options opts = {(const struct sockaddr *)&addr,
+                              (unsigned)f.max_connections,
+                              (unsigned)f.idle_timeout,
+                              (double)f.header_timeout,
+                              (unsigned)per_ip,
+                              ex.web};
   struct MHD_Daemon *daemon = http_start(&ex, &opts, err, sizeof(err));
   if (daemon == NULL) {
     exporter_log(XLOG_ERROR, "%s: %s", f.listen, err);
