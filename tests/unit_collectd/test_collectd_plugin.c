@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -321,6 +323,42 @@ static bool logged(const char *a, const char *b) {
     if (strstr(cd.log[i], a) != NULL && (b == NULL || strstr(cd.log[i], b)))
       return true;
   }
+  return false;
+}
+
+/* A private directory for the password and policy files of the tests. */
+static char tmpdir[] = "/tmp/spc-unit.XXXXXX";
+
+/* The path of a file in tmpdir (a static buffer per slot 0..7). */
+static const char *tmp_path(int slot, const char *name) {
+  static char paths[8][128];
+  snprintf(paths[slot], sizeof(paths[slot]), "%s/%s", tmpdir, name);
+  return paths[slot];
+}
+
+/* Write a file in tmpdir with the given content and mode; its path. */
+static const char *write_tmp(int slot, const char *name, const char *content,
+                             mode_t mode) {
+  const char *path = tmp_path(slot, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_true(fputs(content, f) >= 0);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(chmod(path, mode), 0);
+  return path;
+}
+
+/* The test password: it must never show in a log line or notification. */
+#define SECRET "s3cret-PW-7f1c"
+
+/* True when the secret is in some log message or notification. */
+static bool secret_leaked(void) {
+  for (int i = 0; i < cd.nlog; i++)
+    if (strstr(cd.log[i], SECRET) != NULL)
+      return true;
+  for (int i = 0; i < cd.nnotifs; i++)
+    if (strstr(cd.notifs[i].message, SECRET) != NULL)
+      return true;
   return false;
 }
 
@@ -1165,6 +1203,573 @@ static void test_shutdown_frees_pending_round(void **state) {
   assert_int_equal(eng.stops, 1);
 }
 
+/* ---- Authentication, posture and policy keys ------------------------- */
+
+/* The policy the tests use: 587 STARTTLS, at least TLS 1.2, only PLAIN;
+ * 2525 closed. */
+static const char policy_yaml[] = "ports:\n"
+                                  "  587:\n"
+                                  "    tls: starttls\n"
+                                  "    min_tls: \"1.2\"\n"
+                                  "    mechanisms: [PLAIN]\n"
+                                  "  2525:\n"
+                                  "    state: closed\n";
+
+/* Every new key lands in the request; the password is read from its file
+ * (mode 600: no warning) and never logged; the policy gives the ports. */
+static void test_config_auth_keys(void **state) {
+  (void)state;
+  char err[SPC_MAX_ERR];
+  const char *pw = write_tmp(0, "pw", SECRET "\nsecond line\n", 0600);
+  const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                             {"Port", 1, {NV(587)}},
+                             {"AuthUser", 1, {SV("probe@smtp-probe.test")}},
+                             {"AuthPasswordFile", 1, {SV(pw)}},
+                             {"authmechanism", 1, {SV("cram-md5")}},
+                             {"MailFrom", 1, {SV("probe@smtp-probe.test")}},
+                             {"RcptTo", 1, {SV("postmaster@smtp-probe.test")}},
+                             {"CheckInjection", 1, {SV("yes")}},
+                             {"MinTLS", 1, {SV("1.3")}},
+                             {NULL, 0, {{{0}, 0}}}};
+  struct spc_target *t =
+      parse(target_block(name_mx1, 1, opts, NULL, NULL), err, sizeof(err));
+  if (t == NULL)
+    fail_msg("%s", err);
+  assert_string_equal(t->req.auth_user, "probe@smtp-probe.test");
+  assert_string_equal(t->req.auth_secret, SECRET); /* first line only */
+  assert_string_equal(t->req.auth_mech, "CRAM-MD5");
+  assert_string_equal(t->req.mail_from, "probe@smtp-probe.test");
+  assert_string_equal(t->req.rcpt_to, "postmaster@smtp-probe.test");
+  assert_true(t->req.check_injection);
+  assert_false(t->req.send_message);
+  assert_int_equal(t->req.min_tls_version, 0x0304);
+  assert_int_equal(cd.nlog, 0); /* mode 600: no warning */
+  spc_target_free(t);
+
+  /* MinTLS as a bare number, and the TLSv spelling. */
+  const struct {
+    oconfig_value_t v; /* the value */
+    int want;          /* the version number */
+  } tls[] = {{NV(1.0), 0x0301},
+             {NV(1.1), 0x0302},
+             {NV(1.2), 0x0303},
+             {SV("1.0"), 0x0301},
+             {SV("TLSv1.2"), 0x0303}};
+  for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+    struct opt o[] = {{"Host", 1, {SV("127.0.0.1")}},
+                      {"MinTLS", 1, {tls[i].v}},
+                      {NULL, 0, {{{0}, 0}}}};
+    t = parse(target_block(name_mx1, 1, o, NULL, NULL), err, sizeof(err));
+    if (t == NULL)
+      fail_msg("MinTLS case %zu: %s", i, err);
+    assert_int_equal(t->req.min_tls_version, tls[i].want);
+    spc_target_free(t);
+  }
+
+  /* PolicyFile: the policy's ports with their TLS modes, the block's Role
+   * on each. */
+  const char *pol = write_tmp(1, "policy.yml", policy_yaml, 0644);
+  const struct opt popts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                              {"PolicyFile", 1, {SV(pol)}},
+                              {"Role", 1, {SV("relay")}},
+                              {NULL, 0, {{{0}, 0}}}};
+  t = parse(target_block(name_mx1, 1, popts, NULL, NULL), err, sizeof(err));
+  if (t == NULL)
+    fail_msg("%s", err);
+  assert_non_null(t->policy);
+  assert_int_equal(t->req.nports, 2);
+  assert_int_equal(t->req.ports[0].port, 587);
+  assert_int_equal(t->req.ports[0].tls_mode, SP_TLS_STARTTLS);
+  assert_int_equal(t->req.ports[0].role, SP_ROLE_RELAY);
+  assert_int_equal(t->req.ports[1].port, 2525);
+  spc_target_free(t);
+}
+
+/* A password file group or others can read is used, with a warning that
+ * names block and key; the password shows in no log message. */
+static void test_config_password_file_readable(void **state) {
+  (void)state;
+  char err[SPC_MAX_ERR];
+  const char *pw = write_tmp(0, "pw-open", SECRET "\n", 0644);
+  const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                             {"Port", 1, {NV(587)}},
+                             {"AuthUser", 1, {SV("probe@smtp-probe.test")}},
+                             {"AuthPasswordFile", 1, {SV(pw)}},
+                             {NULL, 0, {{{0}, 0}}}};
+  struct spc_target *t =
+      parse(target_block(name_mx1, 1, opts, NULL, NULL), err, sizeof(err));
+  assert_non_null(t);
+  assert_string_equal(t->req.auth_secret, SECRET);
+  assert_true(logged("Target \"mx1\": AuthPasswordFile", "chmod 600"));
+  assert_false(secret_leaked());
+  spc_target_free(t);
+
+  /* A block that fails after the password was read: the error is about
+   * the other key, and the password is in no message either. */
+  const struct opt bad[] = {{"MailFrom", 1, {SV("<bad>")}},
+                            {NULL, 0, {{{0}, 0}}}};
+  t = parse(target_block(name_mx1, 1, opts, bad, NULL), err, sizeof(err));
+  assert_null(t);
+  assert_non_null(strstr(err, "MailFrom"));
+  assert_null(strstr(err, SECRET));
+  assert_false(secret_leaked());
+}
+
+/* One bad-input case of the new keys: up to three options on a block
+ * holding only Host (and, unless dropped, Port 587). */
+struct bad_case2 {
+  const char *what;    /* description */
+  struct opt extra[4]; /* the options (NULL key ends them) */
+  bool no_port;        /* leave Port out of the base block */
+  const char *key;     /* the key the message must name */
+  const char *why;     /* a fragment of the reason */
+};
+
+/* Every bad value of the AUTH, trial, posture and policy keys is refused,
+ * naming the block and the key; no message holds the password. */
+static void test_config_bad_auth_inputs(void **state) {
+  (void)state;
+  const char *pw = write_tmp(0, "pw", SECRET "\n", 0600);
+  const char *empty = write_tmp(1, "empty", "", 0600);
+  const char *pol = write_tmp(2, "policy.yml", policy_yaml, 0600);
+  const char *badpol =
+      write_tmp(3, "bad.yml", "ports:\n  587:\n    tls: sometimes\n", 0600);
+  const char *nopol = tmp_path(4, "nonexistent.yml");
+  const char *nopw = tmp_path(5, "nonexistent-pw");
+#define USER                                                                   \
+  {                                                                            \
+    "AuthUser", 1, {                                                           \
+      SV("probe@smtp-probe.test")                                              \
+    }                                                                          \
+  }
+#define PWF                                                                    \
+  {                                                                            \
+    "AuthPasswordFile", 1, {                                                   \
+      SV(pw)                                                                   \
+    }                                                                          \
+  }
+  const struct bad_case2 cases[] = {
+      {"AuthUser number",
+       {{"AuthUser", 1, {NV(1)}}, PWF},
+       0,
+       "AuthUser",
+       "string"},
+      {"AuthUser empty",
+       {{"AuthUser", 1, {SV("")}}, PWF},
+       0,
+       "AuthUser",
+       "characters"},
+      {"AuthUser with a space",
+       {{"AuthUser", 1, {SV("probe user")}}, PWF},
+       0,
+       "AuthUser",
+       "not printable"},
+      {"AuthUser without password",
+       {USER},
+       0,
+       "AuthUser",
+       "needs AuthPasswordFile"},
+      {"AuthUser with TLS none",
+       {USER, PWF, {"TLS", 1, {SV("none")}}},
+       0,
+       "AuthUser",
+       "never sent without TLS"},
+      {"AuthPasswordFile without AuthUser",
+       {PWF},
+       0,
+       "AuthPasswordFile",
+       "needs AuthUser"},
+      {"AuthPasswordFile number",
+       {USER, {"AuthPasswordFile", 1, {NV(5)}}},
+       0,
+       "AuthPasswordFile",
+       "string"},
+      {"AuthPasswordFile missing",
+       {USER, {"AuthPasswordFile", 1, {SV(nopw)}}},
+       0,
+       "AuthPasswordFile",
+       "No such file"},
+      {"AuthPasswordFile empty",
+       {USER, {"AuthPasswordFile", 1, {SV(empty)}}},
+       0,
+       "AuthPasswordFile",
+       "empty"},
+      {"inline AuthPassword",
+       {USER, {"AuthPassword", 1, {SV(SECRET)}}},
+       0,
+       "AuthPassword",
+       "AuthPasswordFile"},
+      {"inline Password",
+       {USER, {"Password", 1, {SV(SECRET)}}},
+       0,
+       "Password",
+       "no passwords"},
+      {"AuthMechanism unknown",
+       {USER, PWF, {"AuthMechanism", 1, {SV("DIGEST-MD5")}}},
+       0,
+       "AuthMechanism",
+       "not one of"},
+      {"AuthMechanism number",
+       {USER, PWF, {"AuthMechanism", 1, {NV(1)}}},
+       0,
+       "AuthMechanism",
+       "string"},
+      {"AuthMechanism without AuthUser",
+       {{"AuthMechanism", 1, {SV("PLAIN")}}},
+       0,
+       "AuthMechanism",
+       "needs AuthUser"},
+      {"MailFrom brackets",
+       {{"MailFrom", 1, {SV("<a@b>")}}},
+       0,
+       "MailFrom",
+       "not a usable address"},
+      {"MailFrom number", {{"MailFrom", 1, {NV(2)}}}, 0, "MailFrom", "string"},
+      {"MailFrom two values",
+       {{"MailFrom", 2, {SV("a@b"), SV("c@d")}}},
+       0,
+       "MailFrom",
+       "exactly one"},
+      {"RcptTo without MailFrom",
+       {{"RcptTo", 1, {SV("a@b")}}},
+       0,
+       "RcptTo",
+       "needs MailFrom"},
+      {"RcptTo with a space",
+       {{"MailFrom", 1, {SV("a@b")}}, {"RcptTo", 1, {SV("c d@e")}}},
+       0,
+       "RcptTo",
+       "not a usable address"},
+      {"Send", {{"Send", 1, {BV(1)}}}, 0, "Send", "not offered"},
+      {"SendMessage",
+       {{"SendMessage", 1, {BV(1)}}},
+       0,
+       "SendMessage",
+       "every interval"},
+      {"CheckInjection word",
+       {{"CheckInjection", 1, {SV("sometimes")}}},
+       0,
+       "CheckInjection",
+       "true or false"},
+      {"CheckInjection number",
+       {{"CheckInjection", 1, {NV(1)}}},
+       0,
+       "CheckInjection",
+       "true or false"},
+      {"MinTLS 1.4", {{"MinTLS", 1, {SV("1.4")}}}, 0, "MinTLS", "takes"},
+      {"MinTLS 2", {{"MinTLS", 1, {NV(2)}}}, 0, "MinTLS", "takes"},
+      {"MinTLS 1.25", {{"MinTLS", 1, {NV(1.25)}}}, 0, "MinTLS", "takes"},
+      {"MinTLS 0.9", {{"MinTLS", 1, {NV(0.9)}}}, 0, "MinTLS", "takes"},
+      {"MinTLS word", {{"MinTLS", 1, {SV("modern")}}}, 0, "MinTLS", "takes"},
+      {"MinTLS bool", {{"MinTLS", 1, {BV(1)}}}, 0, "MinTLS", "takes"},
+      {"MinTLS empty", {{"MinTLS", 0, {{{0}, 0}}}}, 0, "MinTLS", "exactly one"},
+      {"PolicyFile with Port",
+       {{"PolicyFile", 1, {SV(pol)}}},
+       0,
+       "Port",
+       "not with PolicyFile"},
+      {"PolicyFile with TLS",
+       {{"PolicyFile", 1, {SV(pol)}}, {"TLS", 1, {SV("starttls")}}},
+       1,
+       "TLS",
+       "not with PolicyFile"},
+      {"PolicyFile missing",
+       {{"PolicyFile", 1, {SV(nopol)}}},
+       1,
+       "PolicyFile",
+       "nonexistent.yml"},
+      {"PolicyFile bad value",
+       {{"PolicyFile", 1, {SV(badpol)}}},
+       1,
+       "PolicyFile",
+       "line"},
+      {"PolicyFile number",
+       {{"PolicyFile", 1, {NV(1)}}},
+       1,
+       "PolicyFile",
+       "string"},
+      {"PolicyFile empty name",
+       {{"PolicyFile", 1, {SV("")}}},
+       1,
+       "PolicyFile",
+       "characters"},
+  };
+#undef USER
+#undef PWF
+  const struct opt with_port[] = {{"Host", 1, {SV("127.0.0.1")}},
+                                  {"Port", 1, {NV(587)}},
+                                  {NULL, 0, {{{0}, 0}}}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const struct bad_case2 *c = &cases[i];
+    char err[SPC_MAX_ERR];
+    struct spc_target *t = parse(target_block(name_mx1, 1, with_port, c->extra,
+                                              c->no_port ? "Port" : NULL),
+                                 err, sizeof(err));
+    if (t != NULL || strstr(err, "Target \"mx1\"") == NULL ||
+        strstr(err, c->key) == NULL || strstr(err, c->why) == NULL)
+      fail_msg("case \"%s\": target %p, message \"%s\"", c->what, (void *)t,
+               err);
+    if (strstr(err, SECRET) != NULL)
+      fail_msg("case \"%s\": the password is in the message", c->what);
+    spc_target_free(t);
+  }
+  assert_false(secret_leaked());
+}
+
+/* The AUTH fields reach the engine with each submitted round. */
+static void test_read_submits_auth(void **state) {
+  (void)state;
+  const char *pw = write_tmp(0, "pw", SECRET "\n", 0600);
+  const oconfig_value_t n_a[] = {SV("a")};
+  const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                             {"Port", 1, {NV(587)}},
+                             {"AuthUser", 1, {SV("probe@smtp-probe.test")}},
+                             {"AuthPasswordFile", 1, {SV(pw)}},
+                             {"CheckInjection", 1, {BV(1)}},
+                             {"MinTLS", 1, {SV("1.2")}},
+                             {NULL, 0, {{{0}, 0}}}};
+  oconfig_item_t kids[1];
+  kids[0] = *target_block(n_a, 1, opts, NULL, NULL);
+  assert_int_equal(spc_config(item("Plugin", NULL, 0, kids, 1)), 0);
+  assert_int_equal(spc_init(), 0);
+  user_data_t ud = cd.read_uds[0];
+  assert_int_equal(spc_read(&ud), 0);
+  assert_int_equal(eng.submits, 1);
+  assert_string_equal(eng.last_req.auth_user, "probe@smtp-probe.test");
+  assert_string_equal(eng.last_req.auth_secret, SECRET);
+  assert_true(eng.last_req.check_injection);
+  assert_int_equal(eng.last_req.min_tls_version, 0x0303);
+  assert_false(eng.last_req.send_message);
+  assert_false(secret_leaked());
+}
+
+/* Configure one target "pol" probing 127.0.0.1 with the test policy
+ * (AllAddresses as given) and run init; returns the target. */
+static struct spc_target *configure_policy(bool all_addresses) {
+  char err[SPC_MAX_ERR];
+  const char *pol = write_tmp(1, "policy.yml", policy_yaml, 0600);
+  const oconfig_value_t n_pol[] = {SV("pol")};
+  const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                             {"PolicyFile", 1, {SV(pol)}},
+                             {"AllAddresses", 1, {BV(all_addresses)}},
+                             {NULL, 0, {{{0}, 0}}}};
+  oconfig_item_t kids[1];
+  kids[0] = *target_block(n_pol, 1, opts, NULL, NULL);
+  assert_int_equal(spc_config(item("Plugin", NULL, 0, kids, 1)), 0);
+  if (spc_targets() == NULL) {
+    snprintf(err, sizeof(err), "%s", cd.nlog > 0 ? cd.log[0] : "?");
+    fail_msg("policy block refused: %s", err);
+  }
+  assert_int_equal(spc_init(), 0);
+  return spc_targets();
+}
+
+/* Fill a result of port 587 that follows the policy (STARTTLS, TLS 1.3,
+ * AUTH PLAIN after TLS). */
+static void policy_ok_result(struct sp_result *r) {
+  good_result(r, 587);
+  snprintf(r->tls_version, sizeof(r->tls_version), "TLSv1.3");
+  r->caps_plain.seen = true;
+  r->caps_plain.flags = SP_CAP_STARTTLS;
+  r->caps_tls.seen = true;
+  r->caps_tls.flags = SP_CAP_AUTH;
+  snprintf(r->caps_tls.auth_mechs, sizeof(r->caps_tls.auth_mechs), "PLAIN");
+}
+
+/* Fill a refused result of a port. */
+static void refused_result(struct sp_result *r, uint16_t port) {
+  memset(r, 0, sizeof(*r));
+  r->port = port;
+  r->role = SP_ROLE_SUBMISSION;
+  r->code = SP_CONNECT_REFUSED;
+  r->state = SP_STATE_CRITICAL;
+  r->phase_done[SP_PHASE_CONNECT] = true;
+  r->phase_done[SP_PHASE_TOTAL] = true;
+  snprintf(r->detail, sizeof(r->detail), "Connection refused");
+}
+
+/* Notifications about policy deviations (type_instance "policy") whose
+ * message holds every given fragment, from index from on. */
+static int policy_notifs(int from, const char *a, const char *b) {
+  int n = 0;
+  for (int i = from; i < cd.nnotifs; i++) {
+    const notification_t *x = &cd.notifs[i];
+    if (strcmp(x->type_instance, "policy") == 0 &&
+        strstr(x->message, a) != NULL && (b == NULL || strstr(x->message, b)))
+      n++;
+  }
+  return n;
+}
+
+/* The last dispatched value of an identifier; -1 when there is none. */
+static double last_value(const char *inst, const char *type,
+                         const char *tinst) {
+  for (int i = cd.nvalues - 1; i >= 0; i--) {
+    const value_list_t *vl = &cd.values[i];
+    if (strcmp(vl->plugin_instance, inst) == 0 && strcmp(vl->type, type) == 0 &&
+        strcmp(vl->type_instance, tinst) == 0)
+      return cd.gauges[i];
+  }
+  return -1;
+}
+
+/* Fill the two results of one policy round (the plugin's policy check
+ * rewrites results, so every round gets fresh ones): 587 with its TLS
+ * version and mechanism list, 2525 refused or answering. */
+static void policy_round(struct sp_batch *b, const char *tls_version,
+                         const char *mechs, bool open_2525) {
+  policy_ok_result(&b->results[0]);
+  snprintf(b->results[0].tls_version, sizeof(b->results[0].tls_version), "%s",
+           tls_version);
+  snprintf(b->results[0].caps_tls.auth_mechs,
+           sizeof(b->results[0].caps_tls.auth_mechs), "%s", mechs);
+  if (open_2525)
+    good_result(&b->results[1], 2525);
+  else
+    refused_result(&b->results[1], 2525);
+}
+
+/* Each policy deviation is notified once when it appears (FAILURE, naming
+ * target, port, rule and detail), not every round; an OKAY follows when
+ * the port's deviations have gone; a closed port the policy expects closed
+ * counts as success. */
+static void test_policy_deviation_notifications(void **state) {
+  (void)state;
+  struct spc_target *t = configure_policy(false);
+  struct sp_batch *b = new_batch(2);
+  cdtime_t when = TIME_T_TO_CDTIME_T_STATIC(1700000000);
+
+  /* Round 1: 587 has TLS 1.0 and offers LOGIN too: two deviations. */
+  policy_round(b, "TLSv1.0", "PLAIN LOGIN", false);
+  spc_dispatch_batch(t, b, when);
+
+  double v = -1;
+  assert_non_null(find_value("pol-587", "bool", "success", &v));
+  assert_true(v == 0.0);
+  assert_non_null(find_value("pol-2525", "bool", "success", &v));
+  assert_true(v == 1.0); /* closed, as the policy expects */
+  /* The port's state notification (policy_violation), then one per
+   * deviation. */
+  assert_int_equal(cd.nnotifs, 3);
+  assert_string_equal(cd.notifs[0].type_instance, "success");
+  assert_non_null(strstr(cd.notifs[0].message, "policy_violation"));
+  assert_int_equal(policy_notifs(0, "pol port 587: CRITICAL policy_violation",
+                                 "rule min_tls: TLSv1.0 is below"),
+                   1);
+  assert_int_equal(
+      policy_notifs(0, "rule mechanisms: mechanisms LOGIN are offered", NULL),
+      1);
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(cd.notifs[i].severity, NOTIF_FAILURE);
+    assert_string_equal(cd.notifs[i].plugin_instance, "pol-587");
+    assert_string_equal(cd.notifs[i].host, "testhost");
+  }
+
+  /* Round 2: the same: nothing new. */
+  policy_round(b, "TLSv1.0", "PLAIN LOGIN", false);
+  spc_dispatch_batch(t, b, when + 1);
+  assert_int_equal(cd.nnotifs, 3);
+
+  /* Round 3: TLS fixed, LOGIN still offered: the remaining deviation was
+   * notified already, the port stays policy_violation: nothing new. */
+  policy_round(b, "TLSv1.3", "PLAIN LOGIN", false);
+  spc_dispatch_batch(t, b, when + 2);
+  assert_int_equal(cd.nnotifs, 3);
+
+  /* Round 4: 587 follows the policy: OKAY (state) and OKAY (policy);
+   * 2525 answers although it should be closed: a new deviation. */
+  policy_round(b, "TLSv1.3", "PLAIN", true);
+  spc_dispatch_batch(t, b, when + 3);
+  assert_int_equal(policy_notifs(3, "pol port 587", "no deviation any more"),
+                   1);
+  assert_int_equal(policy_notifs(3, "pol port 2525: CRITICAL policy_violation",
+                                 "rule state"),
+                   1);
+  int okay = 0, failure = 0;
+  for (int i = 3; i < cd.nnotifs; i++) {
+    if (strcmp(cd.notifs[i].type_instance, "policy") != 0)
+      continue;
+    okay += cd.notifs[i].severity == NOTIF_OKAY;
+    failure += cd.notifs[i].severity == NOTIF_FAILURE;
+  }
+  assert_int_equal(okay, 1);
+  assert_int_equal(failure, 1);
+  assert_true(last_value("pol-2525", "bool", "success") == 0.0);
+  assert_true(last_value("pol-587", "bool", "success") == 1.0);
+  int after4 = cd.nnotifs;
+
+  /* Round 5: unchanged: nothing new. Round 6: 587 deviates again: it is
+   * notified again. */
+  policy_round(b, "TLSv1.3", "PLAIN", true);
+  spc_dispatch_batch(t, b, when + 4);
+  assert_int_equal(cd.nnotifs, after4);
+  policy_round(b, "TLSv1.1", "PLAIN", true);
+  spc_dispatch_batch(t, b, when + 5);
+  assert_int_equal(policy_notifs(after4, "pol port 587", "rule min_tls"), 1);
+  __wrap_sp_batch_free(b);
+}
+
+/* With AllAddresses each address of a port has its own deviations. */
+static void test_policy_per_address(void **state) {
+  (void)state;
+  struct spc_target *t = configure_policy(true);
+  struct sp_batch *b = new_batch(2);
+  policy_ok_result(&b->results[0]);
+  policy_ok_result(&b->results[1]);
+  snprintf(b->results[0].address, sizeof(b->results[0].address), "192.0.2.1");
+  snprintf(b->results[1].address, sizeof(b->results[1].address), "192.0.2.2");
+  snprintf(b->results[1].tls_version, sizeof(b->results[1].tls_version),
+           "TLSv1.1");
+  spc_dispatch_batch(t, b, TIME_T_TO_CDTIME_T_STATIC(1700000000));
+  assert_int_equal(policy_notifs(0, "rule min_tls", NULL), 1);
+  assert_int_equal(policy_notifs(0, "address 192.0.2.2", "rule min_tls"), 1);
+  double v = -1;
+  assert_non_null(find_value("pol-587-192.0.2.1", "bool", "success", &v));
+  assert_true(v == 1.0);
+  assert_non_null(find_value("pol-587-192.0.2.2", "bool", "success", &v));
+  assert_true(v == 0.0);
+  __wrap_sp_batch_free(b);
+}
+
+/* A policy deviation whose detail holds control bytes and is long is cut
+ * and sanitised like any notification. */
+static void test_policy_notification_sanitised(void **state) {
+  (void)state;
+  struct spc_target *t = configure_policy(false);
+  struct sp_batch *b = new_batch(1);
+  policy_ok_result(&b->results[0]);
+  /* A server-chosen mechanism list, with an escape byte. */
+  memset(b->results[0].caps_tls.auth_mechs, 'M',
+         sizeof(b->results[0].caps_tls.auth_mechs) - 1);
+  b->results[0].caps_tls.auth_mechs[0] = '\033';
+  spc_dispatch_batch(t, b, TIME_T_TO_CDTIME_T_STATIC(1700000000));
+  assert_int_equal(policy_notifs(0, "rule mechanisms", NULL), 1);
+  for (int i = 0; i < cd.nnotifs; i++) {
+    const char *m = cd.notifs[i].message;
+    assert_true(strlen(m) < NOTIF_MAX_MSG_LEN);
+    for (const char *p = m; *p != '\0'; p++)
+      assert_true(*p >= 0x20 && *p <= 0x7e);
+  }
+  __wrap_sp_batch_free(b);
+}
+
+/* success is sp_result_success: a WARNING (cert_expiring) is not success. */
+static void test_success_is_core_definition(void **state) {
+  (void)state;
+  configure_two();
+  struct spc_target *t = spc_targets()->next;
+  struct sp_batch *b = new_batch(1);
+  good_result(&b->results[0], 25);
+  b->results[0].code = SP_CERT_EXPIRING;
+  b->results[0].state = SP_STATE_WARNING;
+  spc_dispatch_batch(t, b, TIME_T_TO_CDTIME_T_STATIC(1700000000));
+  double v = -1;
+  assert_non_null(find_value("mx2-25", "bool", "success", &v));
+  assert_true(v == (sp_result_success(&b->results[0]) ? 1.0 : 0.0));
+  assert_true(v == 0.0);
+  __wrap_sp_batch_free(b);
+}
+
 /* Run the tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -1200,6 +1805,28 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_state_slots_bounded, reset, reset),
       cmocka_unit_test_setup_teardown(test_shutdown_frees_pending_round, reset,
                                       reset),
+      cmocka_unit_test_setup_teardown(test_config_auth_keys, reset, reset),
+      cmocka_unit_test_setup_teardown(test_config_password_file_readable, reset,
+                                      reset),
+      cmocka_unit_test_setup_teardown(test_config_bad_auth_inputs, reset,
+                                      reset),
+      cmocka_unit_test_setup_teardown(test_read_submits_auth, reset, reset),
+      cmocka_unit_test_setup_teardown(test_policy_deviation_notifications,
+                                      reset, reset),
+      cmocka_unit_test_setup_teardown(test_policy_per_address, reset, reset),
+      cmocka_unit_test_setup_teardown(test_policy_notification_sanitised, reset,
+                                      reset),
+      cmocka_unit_test_setup_teardown(test_success_is_core_definition, reset,
+                                      reset),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  if (mkdtemp(tmpdir) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  const char *names[] = {"pw", "pw-open", "empty", "policy.yml", "bad.yml"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    unlink(tmp_path(0, names[i]));
+  rmdir(tmpdir);
+  return failed;
 }
