@@ -36,10 +36,11 @@ table() {
   flood_after_banner) echo "25150 25151 serve:flood-after-banner starttls protocol_error 10" ;;
   starttls_stall) echo "25160 25161 starttls-stall starttls read_timeout 3" ;;
   implicit_stall) echo "25170 25171 silent implicit read_timeout 3" ;;
+  bound_selftest) echo "25180 25181 endless-line starttls protocol_error 10" ;;
   *) return 1 ;;
   esac
 }
-all="endless_multiline endless_line huge_reply garbage garbage_flood flood_after_banner starttls_stall implicit_stall"
+all="endless_multiline endless_line huge_reply garbage garbage_flood flood_after_banner starttls_stall implicit_stall bound_selftest"
 
 if [ "$scenario" = --list ]; then
   printf '%s\n' $all
@@ -83,6 +84,28 @@ for _ in $(seq 1 200); do
 done
 [ -e "$tmp/ready" ] || { echo "hostile.sh: fault server not ready" >&2; exit 1; }
 
-"$driver" --ok "$ADDR:$okport" --hostile "$ADDR:$badport" --tls "$tls" \
-  --expect "$expect" --timeout "$timeout" --probes "${HOSTILE_PROBES:-50}" \
-  --cafile "$certs/ca.pem" --label "$scenario" "${serve[@]}"
+args=(--ok "$ADDR:$okport" --hostile "$ADDR:$badport" --tls "$tls"
+  --expect "$expect" --timeout "$timeout" --probes "${HOSTILE_PROBES:-50}"
+  --cafile "$certs/ca.pem" --label "$scenario" ${serve[@]+"${serve[@]}"})
+if [ "$scenario" != bound_selftest ]; then
+  "$driver" "${args[@]}"
+  exit $?
+fi
+
+# The bound's self-test: hold 300 KiB more per hostile probe (what a leak
+# would do); the driver must notice and fail, naming the RSS bound.
+set +e
+out=$("$driver" "${args[@]}" --rounds 1 --self-test-inflate 300)
+rc=$?
+set -e
+printf '%s\n' "$out"
+if grep -q "not judged under AddressSanitizer" <<<"$out"; then
+  echo "bound_selftest: RSS is not judged in ASan builds: skipped"
+  exit 77
+fi
+if [ "$rc" -eq 1 ] && grep -q "FAIL: RSS excess" <<<"$out"; then
+  echo "bound_selftest: the bound check caught the inflated probes: ok"
+  exit 0
+fi
+echo "bound_selftest: FAIL: the driver did not flag 300 KiB extra per probe (exit $rc)"
+exit 1
