@@ -14,7 +14,13 @@
  * shut), or, chunked, a sequence of [2-byte big-endian length][bytes]
  * records where each record after the first is sent once the probe has
  * said something (or FP_TURN_MS passed; after the first such silence the
- * rest is sent without waiting) - one record per server turn.
+ * rest is sent without waiting) - one record per server turn. A record
+ * length of 0xffff (no bytes follow) is the TLS marker: the server does a
+ * TLS handshake there (a self-signed P-256 certificate; the probe runs
+ * with no_verify) and plays the rest of the records inside TLS - first
+ * for implicit TLS, after the 220 to STARTTLS otherwise - so the dialogue
+ * after TLS (EHLO, AUTH, MAIL/RCPT, DATA, the injection test) is fuzzed
+ * too.
  *
  * Checks: exactly one result with a valid code and state; its detail,
  * reply texts, capabilities, TLS fields, transcript and describe/hint
@@ -24,8 +30,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,11 +48,12 @@
 #include "fuzz_check.h"
 #include "smtp_probe.h"
 
-#define FP_TIMEOUT_S 2.0  /* the probe's deadline */
-#define FP_MAX_CONNS 4    /* connections served per input */
-#define FP_TURN_MS 30     /* longest wait for the probe's next command */
-#define FP_DRAIN_MS 3000  /* longest wait for the probe to close */
-#define FP_READ_CAP 65536 /* bytes read from the probe per connection */
+#define FP_TIMEOUT_S 2.0   /* the probe's deadline */
+#define FP_MAX_CONNS 4     /* connections served per input */
+#define FP_TURN_MS 30      /* longest wait for the probe's next command */
+#define FP_DRAIN_MS 3000   /* longest wait for the probe to close */
+#define FP_READ_CAP 65536  /* bytes read from the probe per connection */
+#define FP_TLS_MARK 0xffff /* record length meaning "TLS handshake now" */
 
 /* The server side of one input. */
 struct script {
@@ -57,6 +68,8 @@ struct script {
 struct conn {
   const struct script *sc; /* what to send */
   int fd;                  /* the connection */
+  SSL *ssl;                /* TLS once a TLS marker record was played */
+  size_t got;              /* bytes read from the probe */
   pthread_t tid;           /* its thread */
 };
 
@@ -67,10 +80,44 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait up to ms for fd to be readable or the stop pipe; 1 readable,
- * 0 timeout, -1 stop or error. */
-static int wait_readable(const struct script *sc, int fd, int ms) {
-  struct pollfd pf[2] = {{fd, POLLIN, 0}, {sc->stopfd[0], POLLIN, 0}};
+/* The server's TLS context: a throw-away P-256 key and self-signed
+ * certificate, made once (the probe runs with no_verify). */
+static SSL_CTX *server_ctx(void) {
+  static SSL_CTX *ctx;
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  if (!ctx) {
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    FUZZ_ASSERT(key && cert, "test key and certificate");
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 365);
+    X509_NAME *name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *)"fuzz.smtp-probe.test",
+                               -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_set_pubkey(cert, key);
+    FUZZ_ASSERT(X509_sign(cert, key, EVP_sha256()) > 0, "self-sign");
+    ctx = SSL_CTX_new(TLS_server_method());
+    FUZZ_ASSERT(ctx && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+                    SSL_CTX_use_PrivateKey(ctx, key) == 1,
+                "server TLS context");
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  pthread_mutex_unlock(&lock);
+  return ctx;
+}
+
+/* Wait up to ms for the connection to be readable or the stop pipe;
+ * 1 readable, 0 timeout, -1 stop or error. */
+static int wait_readable(struct conn *c, int ms) {
+  if (c->ssl && SSL_pending(c->ssl) > 0)
+    return 1;
+  struct pollfd pf[2] = {{c->fd, POLLIN, 0}, {c->sc->stopfd[0], POLLIN, 0}};
   int r = poll(pf, 2, ms);
   if (r < 0 && errno != EINTR)
     return -1;
@@ -79,20 +126,34 @@ static int wait_readable(const struct script *sc, int fd, int ms) {
   return r > 0 && pf[0].revents ? 1 : 0;
 }
 
-/* Write all of buf unless the peer goes away; 0 or -1. */
-static int write_all(const struct script *sc, int fd, const uint8_t *buf,
-                     size_t n) {
+/* Write all of buf unless the peer goes away or FP_DRAIN_MS pass. */
+static int write_all(struct conn *c, const uint8_t *buf, size_t n) {
   long long end = now_ms() + FP_DRAIN_MS;
   while (n > 0) {
-    ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w;
+    int want = POLLOUT;
+    if (c->ssl) {
+      int chunk = n > 16384 ? 16384 : (int)n;
+      int r = SSL_write(c->ssl, buf, chunk);
+      int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+      if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ &&
+          e != SSL_ERROR_WANT_WRITE)
+        return -1;
+      w = r > 0 ? r : 0;
+      if (e == SSL_ERROR_WANT_READ)
+        want = POLLIN;
+    } else {
+      w = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    }
     if (w > 0) {
       buf += w;
       n -= (size_t)w;
       continue;
     }
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      return -1;
-    struct pollfd pf[2] = {{fd, POLLOUT, 0}, {sc->stopfd[0], POLLIN, 0}};
+    struct pollfd pf[2] = {{c->fd, (short)want, 0},
+                           {c->sc->stopfd[0], POLLIN, 0}};
     long long left = end - now_ms();
     if (left <= 0 || poll(pf, 2, (int)left) <= 0 || pf[1].revents)
       return -1;
@@ -100,26 +161,60 @@ static int write_all(const struct script *sc, int fd, const uint8_t *buf,
   return 0;
 }
 
-/* Read and drop what the probe sent; -1 at EOF or error. */
-static int drain_some(int fd, size_t *total) {
+/* Read and drop what the probe sent; -1 at EOF, error or the read cap. */
+static int drain_some(struct conn *c) {
   char buf[4096];
-  ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-  if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+  ssize_t r;
+  if (c->ssl) {
+    int n = SSL_read(c->ssl, buf, sizeof(buf));
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+      return 0;
+    r = n > 0 ? n : -1;
+  } else {
+    r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+      return 0;
+    if (r == 0)
+      r = -1;
+  }
+  if (r < 0)
     return -1;
-  if (r > 0)
-    *total += (size_t)r;
-  return *total > FP_READ_CAP ? -1 : 0;
+  c->got += (size_t)r;
+  return c->got > FP_READ_CAP ? -1 : 0;
+}
+
+/* Do the server side of a TLS handshake (the TLS marker record); 0 or
+ * -1. Bounded by FP_DRAIN_MS and the stop pipe. */
+static int tls_accept(struct conn *c) {
+  long long end = now_ms() + FP_DRAIN_MS;
+  c->ssl = SSL_new(server_ctx());
+  if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+    return -1;
+  for (;;) {
+    int r = SSL_accept(c->ssl);
+    if (r == 1)
+      return 0;
+    int e = SSL_get_error(c->ssl, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+      return -1;
+    short ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    struct pollfd pf[2] = {{c->fd, ev, 0}, {c->sc->stopfd[0], POLLIN, 0}};
+    long long left = end - now_ms();
+    if (left <= 0 || poll(pf, 2, (int)left) <= 0 || pf[1].revents)
+      return -1;
+  }
 }
 
 /* Play the script on one connection, then wait for the probe to close. */
 static void *serve_conn(void *arg) {
   struct conn *c = arg;
   const struct script *sc = c->sc;
-  size_t got = 0;
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
   if (!sc->chunked) {
-    if (write_all(sc, c->fd, sc->data, sc->size) != 0)
+    if (write_all(c, sc->data, sc->size) != 0)
       goto out;
   } else {
     size_t off = 0;
@@ -128,30 +223,44 @@ static void *serve_conn(void *arg) {
     while (off + 2 <= sc->size) {
       size_t len = ((size_t)sc->data[off] << 8) | sc->data[off + 1];
       off += 2;
+      if (len == FP_TLS_MARK) {
+        /* Start TLS here (implicit TLS first, or after a 220 to
+         * STARTTLS); the records after it go through TLS. */
+        if (c->ssl || tls_accept(c) != 0)
+          goto out;
+        /* Implicit TLS (marker first): the server greets at once; after
+         * STARTTLS it waits for the probe's EHLO. */
+        first = off == 2;
+        continue;
+      }
       if (len > sc->size - off)
         len = sc->size - off;
       if (!first) {
         /* A server turn: wait for the probe's next command. */
-        int r = wait_readable(sc, c->fd, patience);
-        if (r < 0 || (r > 0 && drain_some(c->fd, &got) < 0))
+        int r = wait_readable(c, patience);
+        if (r < 0 || (r > 0 && drain_some(c) < 0))
           goto out;
         if (r == 0)
           patience = 0;
       }
       first = false;
-      if (write_all(sc, c->fd, sc->data + off, len) != 0)
+      if (write_all(c, sc->data + off, len) != 0)
         goto out;
       off += len;
     }
   }
+  if (c->ssl)
+    SSL_shutdown(c->ssl); /* close_notify; not waiting for the answer */
   shutdown(c->fd, SHUT_WR);
   long long end = now_ms() + FP_DRAIN_MS;
   while (now_ms() < end) {
-    int r = wait_readable(sc, c->fd, (int)(end - now_ms()));
-    if (r <= 0 || drain_some(c->fd, &got) < 0)
+    int r = wait_readable(c, (int)(end - now_ms()));
+    if (r <= 0 || drain_some(c) < 0)
       break;
   }
 out:
+  SSL_free(c->ssl);
+  c->ssl = NULL;
   close(c->fd);
   return NULL;
 }
@@ -171,6 +280,8 @@ static void *serve(void *arg) {
       continue;
     conns[n].sc = sc;
     conns[n].fd = fd;
+    conns[n].ssl = NULL;
+    conns[n].got = 0;
     if (pthread_create(&conns[n].tid, NULL, serve_conn, &conns[n]) != 0) {
       close(fd);
       break;

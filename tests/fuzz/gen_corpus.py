@@ -112,3 +112,29 @@ write("modules", "full", b"""modules:
     role: relay
 """)
 write("modules", "alias", b"modules:\n  a: &x {ports: [25]}\n  b: *x\n")
+
+# probe with TLS: the 0xffff record is the TLS marker (see fuzz_probe.c)
+TLS = b"\xff\xff"
+EHLO_TLS = (b"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+            b"250-AUTH PLAIN LOGIN CRAM-MD5\r\n250-ENHANCEDSTATUSCODES\r\n"
+            b"250 8BITMIME\r\n")
+EHLO_PLAIN = EHLO.replace(b"250-AUTH PLAIN LOGIN\r\n", b"")
+READY = b"220 2.0.0 Ready to start TLS\r\n"
+write("probe", "starttls-ok", bytes([0x05 | 0x08]) + records(
+    BANNER, EHLO_PLAIN, READY) + TLS + records(EHLO_TLS, QUIT))
+write("probe", "starttls-auth-cram", bytes([0x05 | 0x08 | 0x20]) + records(
+    BANNER, EHLO_PLAIN, READY) + TLS + records(
+    EHLO_TLS, b"334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n",
+    b"235 2.7.0 Authentication successful\r\n", QUIT))
+write("probe", "starttls-auth-trial", bytes([0x05 | 0x08 | 0x20 | 0x10]) + records(
+    BANNER, EHLO_PLAIN, READY) + TLS + records(
+    EHLO_TLS.replace(b"CRAM-MD5", b""), b"235 2.7.0 Authentication successful\r\n",
+    b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n", b"250 2.0.0 Ok\r\n", QUIT))
+write("probe", "starttls-auth-login", bytes([0x05 | 0x20]) + records(
+    BANNER, EHLO_PLAIN, READY) + TLS + records(
+    b"250-mx\r\n250 AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n", b"334 UGFzc3dvcmQ6\r\n",
+    b"535 5.7.8 Error: authentication failed\r\n", QUIT))
+write("probe", "implicit-ok", bytes([0x07 | 0x08]) + TLS + records(
+    BANNER, EHLO_TLS, QUIT))
+write("probe", "starttls-injection", bytes([0x05 | 0x40]) + records(
+    BANNER, EHLO_PLAIN, READY) + TLS + records(EHLO_TLS, QUIT))
