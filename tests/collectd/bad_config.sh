@@ -47,6 +47,23 @@ spc_write_conf "$dir" "$plugin_so" 1 1 <<'EOF2'
   <Target "bad/name">
     Host "127.0.30.1"
   </Target>
+  <Target "mintls">
+    Host "127.0.30.1"
+    MinTLS "1.4"
+  </Target>
+  <Target "policyport">
+    Host "127.0.30.1"
+    Port 587
+    PolicyFile "/nonexistent/policy.yml"
+  </Target>
+  <Target "nopw">
+    Host "127.0.30.1"
+    AuthUser "probe@smtp-probe.test"
+  </Target>
+  <Target "send">
+    Host "127.0.30.1"
+    Send true
+  </Target>
   Verbose true
 EOF2
 
@@ -64,8 +81,12 @@ expect 'Target "tls": TLS: "sometimes" is not one of auto, none, starttls, impli
 expect 'Target "port": Port: 70000 is not a port number (1-65535)'
 expect 'Target "nohost": Host: missing (required)'
 expect 'Target "bad/name": the name may only hold letters'
+expect 'Target "mintls": MinTLS: takes "1.0", "1.1", "1.2" or "1.3"; skipping this block'
+expect 'Target "policyport": Port: not with PolicyFile (the policy names the ports); skipping this block'
+expect 'Target "nopw": AuthUser: needs AuthPasswordFile'
+expect 'Target "send": Send: not offered'
 expect '"Verbose" is not a known option'
-expect 'no usable <Target> block (6 configured)'
+expect 'no usable <Target> block (10 configured)'
 grep -q 'Initialization of plugin `smtp_probe. failed' "$dir/collectd.log" ||
   grep -qi 'smtp_probe.*fail' "$dir/collectd.log" ||
   spc_fail "collectd did not report the failed initialisation"
