@@ -141,6 +141,16 @@ grep -qF -- "$PASSWORD" "$TMP/tls.prom" && fail "password in /metrics"
 ok "HTTPS with TLS 1.2+, basic auth (401 without/with wrong password, counted), password not leaked"
 kill "$EXPORTER_PID"
 wait "$EXPORTER_PID" || true
+# a key that does not belong to the certificate: refused at start
+sed "s|$TMP/certs/server.key|$TMP/certs/ecdsa.key|" "$TMP/web.yml" >"$TMP/web-mismatch.yml"
+set +e
+timeout 20 "$BIN" --config.file="$TMP/plain.yml" --web.listen-address=127.0.40.23:9587 \
+  --web.config.file="$TMP/web-mismatch.yml" >"$TMP/mismatch.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "mismatched key: exit $rc, want 1"
+grep -q 'cannot start HTTPS' "$TMP/mismatch.log" || fail "mismatched key: $(cat "$TMP/mismatch.log")"
+ok "a key that does not match the certificate stops the start (exit 1)"
 
 # --- 4. an idle connection is closed after --web.idle-timeout
 start_exporter "$BIN" "$TMP/plain.yml" 127.0.40.22:9587 --web.idle-timeout=2
