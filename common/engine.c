@@ -597,7 +597,7 @@ static bool plaintext_answer(struct probe *p) {
     line++;
   char shown[64];
   sp_sanitize(shown, sizeof(shown), d, line < 60 ? line : 60);
-  if (n >= 3)
+  if (n >= 3 && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9')
     p->res->reply_code[SP_PHASE_BANNER] =
         (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
   if (p->batch->req.trace)

@@ -29,7 +29,8 @@ static bool line_prefix_ok(const char *s, size_t n, bool complete) {
     return false;
   if (n >= 3 && !isdigit((unsigned char)s[2]))
     return false;
-  if (n >= 4 && s[3] != ' ' && s[3] != '-')
+  /* a partial line may end in the CR of "250\r\n" (LF still to come) */
+  if (n >= 4 && s[3] != ' ' && s[3] != '-' && (complete || s[3] != '\r'))
     return false;
   if (complete && n < 3)
     return false;
@@ -51,7 +52,11 @@ enum sp_reply_status sp_reply_feed(struct sp_reply *r, struct sp_buf *in,
         snprintf(err, errlen, "not an SMTP reply: \"%s\"", shown);
         return SP_REPLY_ERROR;
       }
-      if (in->len > SP_MAX_LINE) {
+      /* the cap is on the line itself; a trailing CR waits for its LF */
+      size_t partial = in->len;
+      if (partial > 0 && in->data[partial - 1] == '\r')
+        partial--;
+      if (partial > SP_MAX_LINE) {
         snprintf(err, errlen, "reply line longer than %d bytes", SP_MAX_LINE);
         return SP_REPLY_ERROR;
       }

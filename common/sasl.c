@@ -29,10 +29,12 @@ int sp_b64_decode(const char *in, unsigned char *out, size_t outlen) {
   int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
   if (len < 0)
     return -1;
-  while (n > 0 && in[n - 1] == '=') { /* EVP_DecodeBlock counts padding */
-    len--;
-    n--;
-  }
+  int pad = 0; /* EVP_DecodeBlock counts padding as data: take it off */
+  while (pad < 2 && n > (size_t)pad && in[n - 1 - (size_t)pad] == '=')
+    pad++;
+  if (len < pad || (n > (size_t)pad && in[n - 1 - (size_t)pad] == '='))
+    return -1; /* more padding than base64 allows */
+  len -= pad;
   out[len] = '\0';
   return len;
 }
