@@ -20,8 +20,10 @@
 #       12's `collectd -t` does not read the config, so -T: load, configure,
 #       one read, exit);
 #     - smtp_exporter started directly with the installed
-#       /etc/smtp-probe/smtp_exporter.yml on 127.0.60.1:19588; /metrics and one
-#       /probe fetched; the installed unit passes systemd-analyze verify
+#       /etc/smtp-probe/smtp_exporter.yml on 127.0.60.1:19588, as nobody with
+#       no new privileges and no capabilities (setpriv: what the unit's
+#       DynamicUser/NoNewPrivileges/CapabilityBoundingSet= amount to);
+#       /metrics and one /probe fetched; the installed unit passes systemd-analyze verify
 #       (including its man: reference);
 #     - icinga2 daemon -C (private config dir) loads the installed CheckCommand
 #       through `include <plugins-contrib>`; man finds all three pages;
@@ -163,7 +165,10 @@ if /usr/bin/smtp_exporter --config.file="$cfg" --config.check >"$tmp/check.log" 
 else
   cat "$tmp/check.log"; fail "config.check"
 fi
-/usr/bin/smtp_exporter --config.file="$cfg" --web.listen-address="$addr:19588" \
+# As the unit runs it, as far as can be without systemd: an unprivileged
+# user, no new privileges, an empty capability bounding set.
+setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs --bounding-set=-all \
+  /usr/bin/smtp_exporter --config.file="$cfg" --web.listen-address="$addr:19588" \
   --log.level=warn >"$tmp/exporter.log" 2>&1 &
 exporter_pid=$!
 ready=0
@@ -175,7 +180,7 @@ done
 if [ "$ready" = 1 ]; then
   curl -fsS "http://$addr:19588/metrics" >"$tmp/metrics" || true
   if grep -q '^smtp_exporter_build_info{' "$tmp/metrics"; then
-    ok "exporter /metrics has smtp_exporter_build_info"
+    ok "exporter (as nobody, no privileges) /metrics has smtp_exporter_build_info"
   else
     fail "exporter /metrics lacks smtp_exporter_build_info"
   fi
