@@ -113,6 +113,43 @@ done <<'CASES'
 1|web-nofile.yml:2:14: cert_file /nonexistent/tls.crt: No such file|--web.config.file=@TMP@/web-nofile.yml
 CASES
 
+# Unreadable files (root reads everything, so run as nobody): each error
+# names the flag or key and the file.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  chmod 711 "$TMP"
+  mkdir -m 755 "$TMP/pub"
+  printf 'modules:\n  a: {}\n' >"$TMP/pub/secret.yml"
+  chmod 600 "$TMP/pub/secret.yml"
+  printf 'x\n' >"$TMP/pub/ca.pem"
+  chmod 600 "$TMP/pub/ca.pem"
+  printf 'modules:\n  a:\n    ca_file: %s\n' "$TMP/pub/ca.pem" >"$TMP/pub/ca.yml"
+  printf 'modules:\n  a: {}\n' >"$TMP/pub/good.yml"
+  printf 'basic_auth_users:\n  u: x\n' >"$TMP/pub/web.yml"
+  chmod 600 "$TMP/pub/web.yml"
+  chmod 644 "$TMP/pub/ca.yml" "$TMP/pub/good.yml"
+  as_nobody() {
+    set +e
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    set -e
+  }
+  as_nobody --config.check --config.file="$TMP/pub/secret.yml"
+  if [ "$rc" != 1 ] || ! grep -qF -- "--config.file: $TMP/pub/secret.yml: Permission denied" "$TMP/err"; then
+    fail "unreadable --config.file: exit $rc: $(cat "$TMP/err")"
+  fi
+  as_nobody --config.check --config.file="$TMP/pub/ca.yml"
+  if [ "$rc" != 1 ] || ! grep -qF -- 'ca.yml:2:3: module "a": ca_file' "$TMP/err" ||
+    ! grep -q 'Permission denied' "$TMP/err"; then
+    fail "unreadable ca_file: exit $rc: $(cat "$TMP/err")"
+  fi
+  as_nobody --config.check --config.file="$TMP/pub/good.yml" --web.config.file="$TMP/pub/web.yml"
+  if [ "$rc" != 1 ] || ! grep -qF -- "--web.config.file: $TMP/pub/web.yml: Permission denied" "$TMP/err"; then
+    fail "unreadable --web.config.file: exit $rc: $(cat "$TMP/err")"
+  fi
+else
+  echo "skip: unreadable-file cases need root and setpriv"
+fi
+
 if command -v promtool >/dev/null; then
   promtool check rules "$RULES" >"$TMP/out" 2>&1 || fail "promtool check rules: $(cat "$TMP/out")"
 fi
