@@ -183,9 +183,10 @@ static int spc_get_mech(const oconfig_item_t *ci, char **out, char *why,
     return -1;
   for (size_t i = 0; i < STATIC_ARRAY_SIZE(known); i++) {
     if (strcasecmp(s, known[i]) == 0) {
+      /* Same length: the canonical spelling fits in place. */
+      memcpy(s, known[i], strlen(known[i]));
       free(*out);
       *out = s;
-      sstrncpy(s, known[i], strlen(known[i]) + 1);
       return 0;
     }
   }

@@ -6,8 +6,9 @@
 # usage: soak.sh ENV_SH PLUGIN_SO [ROUNDS]
 #
 # ROUNDS (default 15) is how many probe rounds of the mail target to wait
-# for after the first few; every round also probes a refused port and a
-# silent server (timeout path). The CTest variant (collectd.valgrind) uses
+# for after the first few; every round also probes a refused port, a
+# silent server (timeout path), and a posture target (AUTH, MAIL FROM,
+# injection test, a port policy with one deviation). The CTest variant (collectd.valgrind) uses
 # the default; a longer soak, e.g. an hour at one round a second:
 #   bash tests/collectd/soak.sh build/testenv/env.sh \
 #        build/collectd/smtp_probe.so 3600
@@ -47,6 +48,20 @@ listener_pid=$!
 spc_wait_until 20 "silent listener ready" test -s "$dir/silent.port"
 silent_port=$(cat "$dir/silent.port")
 
+# The posture target: AUTH with the mailenv's SASL user, a MAIL FROM
+# trial, the injection test, and a policy with one deviation (2525 answers,
+# the policy says closed), so that the password and policy paths run under
+# the tool too.
+cat >"$dir/policy.yml" <<'YAML'
+ports:
+  587:
+    tls: starttls
+    auth: after_tls
+    min_tls: "1.2"
+  2525:
+    state: closed
+YAML
+
 # Timeouts are generous: valgrind slows the TLS handshakes a lot.
 spc_write_conf "$dir" "$plugin_so" 1 2 <<EOF
   <Target "mail">
@@ -67,6 +82,18 @@ spc_write_conf "$dir" "$plugin_so" 1 2 <<EOF
     Port $silent_port
     Timeout 2
     Interval 3
+  </Target>
+  <Target "posture">
+    Host "$SP_MAIL_NAME"
+    PolicyFile "$dir/policy.yml"
+    CAFile "$SP_CA_FILE"
+    DNSServer "$SP_DNS_SERVER"
+    AuthUser "$SP_SASL_USER"
+    AuthPasswordFile "$SP_SASL_PASSWORD_FILE"
+    MailFrom "$SP_SASL_USER"
+    CheckInjection true
+    Timeout 4
+    Interval 5
   </Target>
 EOF
 
@@ -103,6 +130,12 @@ echo "ok: collectd fds $fd_start after warm-up, $fd_end after $rounds rounds"
 # The values kept flowing for every target.
 s=$(spc_getval "$dir" mail-465 bool-success) || spc_fail "no mail-465 success"
 echo "ok: mail-465 success = $s after the soak"
+s=$(spc_getval "$dir" posture-587 bool-success) || spc_fail "no posture-587 success"
+spc_getval "$dir" posture-587 latency-auth >/dev/null || spc_fail "no posture-587 latency-auth"
+echo "ok: posture-587 success = $s, with latency-auth"
+n=$(grep -c 'plugin_instance = posture-2525, type = bool, type_instance = policy, message = .*rule state' "$dir/collectd.log" || true)
+[ "$n" -eq 1 ] || spc_fail "posture-2525 policy deviation notified $n times, want once"
+echo "ok: posture-2525 policy deviation notified once"
 
 stop_rc=0
 spc_stop "$dir" 120 || stop_rc=$?
@@ -133,6 +166,10 @@ if [ "$tool" = asan ]; then
   [ -z "$reports" ] || spc_say "sanitizer reports outside our code: $(echo "$reports" | grep -c ERROR) (see kept dir with SPC_KEEP=1)"
   echo "ok: ASan/UBSan: nothing from smtp_probe.so"
 fi
+if grep -rqF -- "$(head -n 1 "$SP_SASL_PASSWORD_FILE")" "$dir/collectd.log" "$dir/collectd.stdout" "$dir/csv"; then
+  spc_fail "the SASL password appears in collectd's output"
+fi
+echo "ok: no password in collectd's log or output"
 # Checked last so that a sanitizer's exit status comes with its report.
 [ "$stop_rc" -eq 0 ] || spc_fail "collectd exited with status $stop_rc"
 echo "PASS"
