@@ -184,6 +184,15 @@ static int drain_some(struct conn *c) {
   return c->got > FP_READ_CAP ? -1 : 0;
 }
 
+/* True when the probe's next bytes (within ms) start a TLS handshake
+ * record. */
+static bool client_hello_next(struct conn *c, int ms) {
+  unsigned char b = 0;
+  if (wait_readable(c, ms) != 1)
+    return false;
+  return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && b == 0x16;
+}
+
 /* Do the server side of a TLS handshake (the TLS marker record); 0 or
  * -1. Bounded by FP_DRAIN_MS and the stop pipe. */
 static int tls_accept(struct conn *c) {
@@ -225,8 +234,13 @@ static void *serve_conn(void *arg) {
       off += 2;
       if (len == FP_TLS_MARK) {
         /* Start TLS here (implicit TLS first, or after a 220 to
-         * STARTTLS); the records after it go through TLS. */
-        if (c->ssl || tls_accept(c) != 0)
+         * STARTTLS); the records after it go through TLS. A marker where
+         * the probe sends no ClientHello is skipped, not waited out. */
+        if (c->ssl || !client_hello_next(c, patience)) {
+          patience = 0;
+          continue;
+        }
+        if (tls_accept(c) != 0)
           goto out;
         /* Implicit TLS (marker first): the server greets at once; after
          * STARTTLS it waits for the probe's EHLO. */
