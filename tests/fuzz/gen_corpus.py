@@ -138,3 +138,25 @@ write("probe", "implicit-ok", bytes([0x07 | 0x08]) + TLS + records(
     BANNER, EHLO_TLS, QUIT))
 write("probe", "starttls-injection", bytes([0x05 | 0x40]) + records(
     BANNER, EHLO_PLAIN, READY) + TLS + records(EHLO_TLS, QUIT))
+
+# policy: port policy YAML (common/policy.c)
+write("policy", "full", b"""ports:
+  25:
+    state: open
+    tls: any
+    auth: never
+  465:
+    state: open
+    tls: implicit
+    auth: after_tls
+    mechanisms: [PLAIN, LOGIN]
+    min_tls: "1.2"
+  587:
+    state: open
+    tls: starttls
+    auth: after_tls
+    min_tls: TLSv1.3
+  2525:
+    state: closed
+""")
+write("policy", "small", b"ports:\n  587: {tls: starttls}\n")
