@@ -11,9 +11,11 @@
 
 #include "probe_internal.h"
 
-/* Feed text into a fresh reply; return the status. */
+/* Feed text into a fresh reply and a fresh input buffer (in must be
+ * initialised; what it held is freed); return the status. */
 static enum sp_reply_status feed(struct sp_reply *r, struct sp_buf *in,
                                  const char *text, size_t n, char *why) {
+  sp_buf_free(in);
   sp_buf_init(in, SP_MAX_PROBE_BUFFER);
   assert_int_equal(sp_buf_append(in, text, n), 0);
   sp_reply_reset(r);
@@ -24,7 +26,7 @@ static enum sp_reply_status feed(struct sp_reply *r, struct sp_buf *in,
 static void single_line(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "220 mail.example ESMTP ready\r\n";
   assert_int_equal(feed(r, &in, t, strlen(t), why), SP_REPLY_DONE);
@@ -41,7 +43,7 @@ static void single_line(void **state) {
 static void multi_line_and_leftover(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *part = "250-mx\r\n250-PIPELINING\r\n";
   assert_int_equal(feed(r, &in, part, strlen(part), why), SP_REPLY_MORE);
@@ -61,7 +63,7 @@ static void multi_line_and_leftover(void **state) {
 static void bare_code(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   assert_int_equal(feed(r, &in, "250\r\n", 5, why), SP_REPLY_DONE);
   assert_int_equal(r->code, 250);
@@ -73,7 +75,7 @@ static void bare_code(void **state) {
 static void garbage_fails_early(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char bin[] = {'\x16', '\x03', '\x01', '\x00', '\xff'};
   assert_int_equal(feed(r, &in, bin, sizeof(bin), why), SP_REPLY_ERROR);
@@ -91,7 +93,7 @@ static void garbage_fails_early(void **state) {
 static void endless_line(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   size_t n = SP_MAX_LINE + 10;
   char *t = malloc(n);
@@ -111,7 +113,7 @@ static void endless_line(void **state) {
 static void too_many_lines(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   sp_buf_init(&in, SP_MAX_PROBE_BUFFER);
   sp_reply_reset(r);
@@ -132,7 +134,7 @@ static void too_many_lines(void **state) {
 static void code_change(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-a\r\n251 b\r\n";
   assert_int_equal(feed(r, &in, t, strlen(t), why), SP_REPLY_ERROR);
@@ -164,7 +166,7 @@ static void transcript_sanitised(void **state) {
 static void caps_parsed(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-mx.example Hello\r\n250-PIPELINING\r\n250-SIZE "
                   "10240000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
@@ -195,7 +197,7 @@ static void caps_parsed(void **state) {
 static void caps_minimal(void **state) {
   (void)state;
   struct sp_reply *r = malloc(sizeof(*r));
-  struct sp_buf in;
+  struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-mx\r\n250 SIZE\r\n";
   assert_int_equal(feed(r, &in, t, strlen(t), why), SP_REPLY_DONE);
