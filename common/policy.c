@@ -260,8 +260,9 @@ static void deviate(struct sp_deviation *out, int max, int *n, uint16_t port,
                     const char *rule, const char *fmt, ...) {
   if (*n >= max)
     return;
-  struct sp_deviation *d = &out[(*n)++];
+    struct sp_deviation *d = &out[(*n)++];
   d->port = port;
+  d->address[0] = '\0';
   sp_strlcpy(d->rule, rule, sizeof(d->rule));
   va_list ap;
   va_start(ap, fmt);
@@ -368,6 +369,9 @@ int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
       continue;
     int first = n;
     int added = check_one(r, res, out, max, &n);
+    for (int k = first; k < n; k++)
+      if (res->per_address)
+        sp_strlcpy(out[k].address, res->address, sizeof(out[k].address));
     if (added > 0) {
       res->findings |= 1u << SP_POLICY_VIOLATION;
       res->code = SP_POLICY_VIOLATION;

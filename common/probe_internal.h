@@ -78,8 +78,6 @@ size_t sp_caps_format(const struct sp_caps *caps, char *buf, size_t buflen);
 
 /* ---- sasl.c: SASL client mechanisms -------------------------------- */
 
-#define SP_MAX_SECRET 512 /* bytes in a password or bearer token */
-
 /* Base64-encode n bytes (no newlines); length, or -1 if out is small. */
 int sp_b64_encode(const void *in, size_t n, char *out, size_t outlen);
 

@@ -34,6 +34,7 @@ extern "C" {
 #define SP_MAX_CERTS 8            /* certificates recorded per chain */
 #define SP_MAX_HOST 256           /* host name, with its NUL */
 #define SP_MAX_TEXT 256           /* sanitised detail / reply text */
+#define SP_MAX_SECRET 512         /* bytes in a password or bearer token */
 
 /* ---- Phases ---------------------------------------------------------- */
 
@@ -313,6 +314,7 @@ struct sp_batch;
 /* One way a host deviates from its policy. */
 struct sp_deviation {
   uint16_t port;            /* the port */
+  char address[64];         /* the result's address (all_addresses), or "" */
   char rule[16];            /* state, tls, auth, mechanisms, min_tls */
   char detail[SP_MAX_TEXT]; /* what was found */
 };
