@@ -260,7 +260,7 @@ static void deviate(struct sp_deviation *out, int max, int *n, uint16_t port,
                     const char *rule, const char *fmt, ...) {
   if (*n >= max)
     return;
-    struct sp_deviation *d = &out[(*n)++];
+  struct sp_deviation *d = &out[(*n)++];
   d->port = port;
   d->address[0] = '\0';
   sp_strlcpy(d->rule, rule, sizeof(d->rule));
