@@ -460,6 +460,18 @@ static void start_connect(struct probe *p) {
     ((struct sockaddr_in *)&sa)->sin_port = htons(p->res->port);
   addr_text(&sa, p->res->address, sizeof(p->res->address));
 
+  if (b->req.allow_address &&
+      !b->req.allow_address((struct sockaddr *)&sa, b->req.allow_ctx)) {
+    trail(p, "address %s is not allowed: skipped", p->res->address);
+    if (p->addr_cur < p->addr_last) {
+      p->addr_cur++;
+      start_connect(p);
+    } else {
+      decide(p, SP_POLICY_VIOLATION, "address %s is not allowed for this probe",
+             p->res->address);
+    }
+    return;
+  }
   double now = now_s();
   int left = p->addr_last - p->addr_cur + 1;
   p->attempt_deadline = now + (b->deadline - now) / (left > 0 ? left : 1);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -189,7 +190,14 @@ struct sp_request {
   bool check_injection;    /* STARTTLS command-injection test, on a
                               connection of its own (opt-in) */
   int min_tls_version;     /* e.g. 0x0303 for TLS 1.2; a session below it
-                              is tls_weak_protocol; 0: TLS 1.2 */
+                            is tls_weak_protocol; 0: TLS 1.2 */
+
+  /* Optional guard run on the engine thread before every connect: an
+   * address it refuses is skipped, and a probe left with none ends as
+   * policy_violation ("address not allowed"). The exporter uses it to
+   * keep resolved names inside its allowed networks. */
+  bool (*allow_address)(const struct sockaddr *addr, void *ctx);
+  void *allow_ctx; /* passed to allow_address; must outlive the probe */
 };
 
 /* Fill a request with defaults: auto TLS, 10 s, verification on. */

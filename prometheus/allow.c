@@ -194,3 +194,23 @@ void allow_free(struct allowlist *a) {
     free(a->hosts[i]);
   a->nhosts = 0;
 }
+
+/* The core's guard: with networks given, the address must be inside one. */
+bool allow_address(const struct sockaddr *addr, void *ctx) {
+  const struct allowlist *a = ctx;
+  if (a == NULL || !a->enabled || !a->networks_set)
+    return true;
+  const unsigned char *bytes;
+  if (addr->sa_family == AF_INET)
+    bytes =
+        (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+  else if (addr->sa_family == AF_INET6)
+    bytes =
+        (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+  else
+    return false;
+  for (int i = 0; i < a->nnetworks; i++)
+    if (network_match(&a->networks[i], addr->sa_family, bytes))
+      return true;
+  return false;
+}

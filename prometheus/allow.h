@@ -4,9 +4,9 @@
  * the exporter cannot be used to reach anywhere on the network.
  *
  * Host names are matched against the name patterns before resolution; IP
- * literal targets against the networks. The core resolves names itself and
- * offers no hook to check the address it connects to, so a name that
- * matches a pattern is not re-checked against the networks (see USAGE.md).
+ * literal targets against the networks; and, when networks are given, the
+ * addresses a name resolves to are checked against them too, by the core's
+ * allow_address guard before each connect.
  */
 #ifndef SMTP_EXPORTER_ALLOW_H
 #define SMTP_EXPORTER_ALLOW_H
@@ -55,6 +55,11 @@ int allow_check_pattern(const char *pattern);
  * false with one line saying why in why. A disabled list allows all. */
 bool allow_request(const struct allowlist *a, const struct sp_request *req,
                    char *why, size_t whylen);
+
+/* The core's allow_address guard (ctx: the struct allowlist): with
+ * "networks" given, every address a probe connects to (names resolved by
+ * the core included) must lie inside one of them. */
+bool allow_address(const struct sockaddr *addr, void *ctx);
 
 /* Free the strings of an allowlist (not the struct itself). */
 void allow_free(struct allowlist *a);

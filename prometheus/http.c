@@ -331,8 +331,13 @@ static enum MHD_Result handle_probe(struct exporter *ex,
     rc = bad_request(ex, conn, err);
   else if (!allow_request(&modules->allow, &req, err, sizeof(err)))
     rc = forbidden(ex, conn, err);
-  else
+  else {
+    /* resolved names too must stay inside allowed_targets.networks; the
+     * modules (and their allowlist) are held until the probe is over */
+    req.allow_address = allow_address;
+    req.allow_ctx = &modules->allow;
     rc = run_probe(ex, conn, mod, &req, start, budget, debug, &trail);
+  }
   sb_free(&trail);
   exporter_modules_put(ex, modules);
   return rc;

@@ -43,10 +43,14 @@ fi
 # --- 2. allowed_targets
 cat >"$TMP/allow.yml" <<'YML'
 allowed_targets:
-  hosts: [mail.smtp-probe.test, "*.smtp-probe.test"]
+  hosts: [mail.smtp-probe.test, "*.smtp-probe.test", localhost]
   networks: [127.0.40.0/24, "::1/128"]
   ports: [25, 2525]
 modules:
+  v4:
+    ports: [25]
+    ip_protocol: ip4
+    timeout: 2s
   sub:
     ports: [2525]
     tls: starttls
@@ -75,6 +79,9 @@ http_get "$URL/metrics" "$TMP/self.prom" >/dev/null
 expect_line "$TMP/self.prom" '^smtp_exporter_probe_requests_total\{status="403"\} 5$' "five 403s counted"
 expect_line "$TMP/self.prom" '^smtp_exporter_probe_requests_total\{status="200"\} 2$' "two 200s counted"
 grep -c 'refused /probe' "$TMP/exporter.log" | grep -qx 5 || fail "five refusals logged"
+# a name that passes the host patterns but resolves (here via /etc/hosts)
+# outside the networks: the core's guard stops it before any connect
+check_status localhost v4 200 'smtp_probe_diagnosis_info{port="25",code="policy_violation"} 1'
 # a bad allowlist on reload: 500, old list kept
 cp "$TMP/allow.yml" "$TMP/allow.good"
 sed -i 's|127.0.40.0/24|127.0.40.1/24|' "$TMP/allow.yml"
