@@ -1,0 +1,1232 @@
+/*
+ * probe.c - one probe: the connection's state machine.
+ *
+ * An explicit state enum with a names table (engine_internal.h), every
+ * transition through set_state(), one handler per state, walking the
+ * straight path of an SMTP check:
+ *
+ *   connect -> [implicit TLS] -> banner -> ehlo -> starttls ->
+ *   tls_handshake -> ehlo_tls -> [auth] -> [mail, rcpt] -> judge -> quit
+ *
+ * and ending with exactly one diagnosis code. Every read has a cap; the
+ * event loop that drives it is in engine.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+
+/* State names for the decision trail. */
+static const char *const conn_state_names[CS_COUNT] = {
+    "wait_dns", "connect",      "tls_implicit", "banner",      "ehlo", "helo",
+    "starttls", "tls_starttls", "ehlo_tls",     "auth",        "mail", "rcpt",
+    "data",     "body",         "rset",         "inject_wait", "quit", "done",
+};
+
+/* ---- Small helpers --------------------------------------------------- */
+
+/* Append a decision-trail line ("* ...") to the transcript. */
+void sp_probe_trail(struct probe *p, const char *fmt, ...) {
+  if (!p->batch->req.trace)
+    return;
+  char line[SP_MAX_TEXT * 2];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+  sp_transcript_add(&p->transcript, "* ", line, len);
+}
+
+/* Move to a new state (the one place transitions happen). */
+static void set_state(struct probe *p, enum conn_state st) {
+  if (p->state != st)
+    sp_probe_trail(p, "state %s -> %s", conn_state_names[p->state],
+                   conn_state_names[st]);
+  p->state = st;
+}
+
+/* Start timing a phase. */
+static void phase_begin(struct probe *p, enum sp_phase ph) {
+  p->phase = ph;
+  p->t_phase = now_s();
+}
+
+/* Record the time of the phase being timed. */
+static void phase_end(struct probe *p) {
+  p->res->phase_s[p->phase] = now_s() - p->t_phase;
+  p->res->phase_done[p->phase] = true;
+}
+
+/* Register, change or drop the epoll events for the probe's socket. */
+static void want(struct probe *p, uint32_t events) {
+  if (p->fd < 0 || p->events == events)
+    return;
+  struct epoll_event ev = {.events = events, .data.ptr = &p->tag};
+  int op = p->events == 0 ? EPOLL_CTL_ADD
+           : events == 0  ? EPOLL_CTL_DEL
+                          : EPOLL_CTL_MOD;
+  epoll_ctl(p->batch->eng->epfd, op, p->fd, &ev);
+  p->events = events;
+}
+
+/* Re-arm TCP_QUICKACK so our reads never wait on a delayed ACK. */
+static void quickack(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+/* Close the connection and its TLS session. */
+void sp_probe_close(struct probe *p) {
+  want(p, 0);
+  if (p->ssl) {
+    SSL_free(p->ssl);
+    p->ssl = NULL;
+  }
+  if (p->fd >= 0) {
+    close(p->fd);
+    p->fd = -1;
+  }
+  p->events = 0;
+  sp_buf_consume(&p->in, p->in.len);
+  sp_buf_consume(&p->out, p->out.len);
+}
+
+/* The state a result is in: the role table, and cert_expiring's own
+ * critical threshold. */
+enum sp_state sp_probe_state_for(const struct sp_result *res, enum sp_code code,
+                                 const struct sp_request *req) {
+  enum sp_state st = sp_code_state(code, res->role);
+  if (code == SP_CERT_EXPIRING && req->cert_crit_days >= 0 &&
+      sp_days_left(res->chain_not_after, time(NULL)) < req->cert_crit_days)
+    st = SP_STATE_CRITICAL;
+  return st;
+}
+
+/* End the probe: close, hand the transcript over, count it done. */
+void sp_probe_finish(struct probe *p) {
+  if (p->state == CS_DONE)
+    return;
+  sp_probe_close(p);
+  struct sp_result *res = p->res;
+  if (!res->phase_done[SP_PHASE_TOTAL]) {
+    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->batch->t_submit;
+    res->phase_done[SP_PHASE_TOTAL] = true;
+  }
+  res->state = sp_probe_state_for(res, res->code, &p->batch->req);
+  if (p->transcript.len) {
+    res->transcript = p->transcript.data;
+    res->transcript_len = p->transcript.len;
+    p->transcript.data = NULL;
+  }
+  sp_buf_free(&p->transcript);
+  sp_buf_free(&p->in);
+  sp_buf_free(&p->out);
+  set_state(p, CS_DONE);
+  p->batch->ndone++;
+}
+
+static void send_command(struct probe *p, const char *cmd);
+static void send_line(struct probe *p, const char *cmd, const char *shown);
+
+/* Settle the diagnosis; say goodbye politely when the dialogue allows,
+ * otherwise close at once. */
+void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
+  struct sp_result *res = p->res;
+  if (!p->decided) {
+    p->decided = true;
+    res->code = code;
+    res->findings |= 1u << code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
+    va_end(ap);
+    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->batch->t_submit;
+    res->phase_done[SP_PHASE_TOTAL] = true;
+    sp_probe_trail(p, "diagnosis %s: %s", sp_code_name(code), res->detail);
+  }
+  bool can_quit =
+      p->fd >= 0 && p->out.len == 0 &&
+      (p->state == CS_BANNER || p->state == CS_EHLO || p->state == CS_HELO ||
+       p->state == CS_STARTTLS || p->state == CS_EHLO_TLS ||
+       p->state == CS_AUTH || p->state == CS_MAIL || p->state == CS_RCPT ||
+       p->state == CS_DATA || p->state == CS_BODY || p->state == CS_RSET);
+  if (can_quit && now_s() < p->batch->deadline) {
+    set_state(p, CS_QUIT);
+    send_command(p, "QUIT");
+  } else {
+    sp_probe_finish(p);
+  }
+}
+
+/* Why a connect failed, as a code. */
+static enum sp_code connect_code(int err) {
+  switch (err) {
+  case ECONNREFUSED:
+    return SP_CONNECT_REFUSED;
+  case ENETUNREACH:
+  case EHOSTUNREACH:
+  case EADDRNOTAVAIL:
+  case EAFNOSUPPORT:
+    return SP_NETWORK_UNREACHABLE;
+  case ECONNRESET:
+    return SP_CONNECTION_CLOSED;
+  default:
+    return SP_CONNECT_TIMEOUT;
+  }
+}
+
+/* Numeric text of a socket address. */
+static void addr_text(const struct sockaddr_storage *ss, char *buf,
+                      size_t buflen) {
+  const void *a =
+      ss->ss_family == AF_INET6
+          ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+          : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+  if (!inet_ntop(ss->ss_family, a, buf, (socklen_t)buflen))
+    sp_strlcpy(buf, "?", buflen);
+}
+
+/* ---- Writing ----------------------------------------------------------- */
+
+/* Send what is queued in out; wait for writability when it won't go. */
+static void flush_out(struct probe *p) {
+  while (p->out.len > 0) {
+    ssize_t n;
+    if (p->ssl) {
+      ERR_clear_error();
+      int r = SSL_write(p->ssl, p->out.data, (int)p->out.len);
+      if (r <= 0) {
+        int e = SSL_get_error(p->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+          want(p, EPOLLIN | EPOLLOUT);
+          return;
+        }
+        sp_probe_decide(p, SP_CONNECTION_CLOSED, "write failed in %s",
+                        conn_state_names[p->state]);
+        sp_probe_finish(p);
+        return;
+      }
+      n = r;
+    } else {
+      n = send(p->fd, p->out.data, p->out.len, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+          want(p, EPOLLIN | EPOLLOUT);
+          return;
+        }
+        int err = errno;
+        sp_probe_decide(p, SP_CONNECTION_CLOSED, "write failed in %s: %s",
+                        conn_state_names[p->state], strerror(err));
+        sp_probe_finish(p);
+        return;
+      }
+    }
+    sp_buf_consume(&p->out, (size_t)n);
+  }
+  want(p, EPOLLIN);
+}
+
+/* Queue one line and send it; the transcript shows `shown` instead when
+ * the line carries a credential. */
+static void send_line(struct probe *p, const char *cmd, const char *shown) {
+  size_t n = strnlen(cmd, SP_MAX_LINE);
+  if (p->batch->req.trace) {
+    const char *t = shown ? shown : cmd;
+    sp_transcript_add(&p->transcript, "C: ", t, strnlen(t, SP_MAX_LINE));
+  }
+  if (sp_buf_append(&p->out, cmd, n) != 0 ||
+      sp_buf_append(&p->out, "\r\n", 2) != 0) {
+    sp_probe_decide(p, SP_PROTOCOL_ERROR, "output buffer full");
+    sp_probe_finish(p);
+    return;
+  }
+  flush_out(p);
+}
+
+/* Queue one command line (no credentials in it) and send. */
+static void send_command(struct probe *p, const char *cmd) {
+  send_line(p, cmd, NULL);
+}
+
+/* ---- Connecting -------------------------------------------------------- */
+
+static void start_tls(struct probe *p, enum conn_state st);
+static void handle_tls(struct probe *p, uint32_t events);
+void sp_probe_connect(struct probe *p);
+static void on_connected(struct probe *p);
+
+/* A connect attempt failed: try the next address or settle the code. */
+static void connect_failed(struct probe *p, int err) {
+  p->last_errno = err;
+  char addr[64];
+  addr_text(&p->batch->addrs[p->addr_cur], addr, sizeof(addr));
+  sp_probe_trail(p, "connect to %s failed: %s", addr,
+                 err == ETIMEDOUT ? "timed out" : strerror(err));
+  sp_probe_close(p);
+  if (p->addr_cur < p->addr_last && now_s() < p->batch->deadline) {
+    p->addr_cur++;
+    sp_probe_connect(p);
+    return;
+  }
+  if (p->mismatch_retry) {
+    sp_probe_decide(p, SP_BANNER_TIMEOUT,
+                    "no greeting within %.1fs (a TLS connection failed too)",
+                    p->banner_deadline - p->batch->t_submit);
+    return;
+  }
+  enum sp_code code = connect_code(err);
+  sp_probe_decide(p, code, "connect to %s port %u: %s", addr,
+                  (unsigned)p->res->port,
+                  err == ETIMEDOUT ? "timed out" : strerror(err));
+}
+
+/* Open a non-blocking connection to the current address. */
+void sp_probe_connect(struct probe *p) {
+  struct batch *b = p->batch;
+  struct sockaddr_storage sa = b->addrs[p->addr_cur];
+  socklen_t salen = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+  if (sa.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&sa)->sin6_port = htons(p->res->port);
+  else
+    ((struct sockaddr_in *)&sa)->sin_port = htons(p->res->port);
+  addr_text(&sa, p->res->address, sizeof(p->res->address));
+
+  if (b->req.allow_address &&
+      !b->req.allow_address((struct sockaddr *)&sa, b->req.allow_ctx)) {
+    sp_probe_trail(p, "address %s is not allowed: skipped", p->res->address);
+    if (p->addr_cur < p->addr_last) {
+      p->addr_cur++;
+      sp_probe_connect(p);
+    } else {
+      sp_probe_decide(p, SP_POLICY_VIOLATION,
+                      "address %s is not allowed for this probe",
+                      p->res->address);
+    }
+    return;
+  }
+  double now = now_s();
+  int left = p->addr_last - p->addr_cur + 1;
+  p->attempt_deadline = now + (b->deadline - now) / (left > 0 ? left : 1);
+  set_state(p, CS_CONNECT);
+  if (!p->connect_timed)
+    phase_begin(p, SP_PHASE_CONNECT);
+
+  p->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (p->fd < 0) {
+    connect_failed(p, errno);
+    return;
+  }
+  int one = 1;
+  setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (b->req.source) {
+    struct sockaddr_storage src;
+    memset(&src, 0, sizeof(src));
+    socklen_t srclen = 0;
+    if (sa.ss_family == AF_INET6) {
+      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
+      s6->sin6_family = AF_INET6;
+      if (inet_pton(AF_INET6, b->req.source, &s6->sin6_addr) == 1)
+        srclen = sizeof(*s6);
+    } else {
+      struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
+      s4->sin_family = AF_INET;
+      if (inet_pton(AF_INET, b->req.source, &s4->sin_addr) == 1)
+        srclen = sizeof(*s4);
+    }
+    if (srclen == 0 || bind(p->fd, (struct sockaddr *)&src, srclen) != 0) {
+      connect_failed(p, srclen == 0 ? EAFNOSUPPORT : errno);
+      return;
+    }
+  }
+  if (connect(p->fd, (struct sockaddr *)&sa, salen) != 0 &&
+      errno != EINPROGRESS) {
+    connect_failed(p, errno);
+    return;
+  }
+  want(p, EPOLLOUT);
+}
+
+/* CS_CONNECT: the socket became writable (or failed). */
+static void handle_connect(struct probe *p, uint32_t events) {
+  (void)events;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
+  if (err != 0) {
+    connect_failed(p, err);
+    return;
+  }
+  struct sockaddr_storage peer;
+  socklen_t plen = sizeof(peer);
+  if (getpeername(p->fd, (struct sockaddr *)&peer, &plen) != 0)
+    return; /* still in progress (a stale event) */
+  on_connected(p);
+}
+
+/* The TCP connection is up: time it and go to TLS or the greeting. */
+static void on_connected(struct probe *p) {
+  if (!p->connect_timed) {
+    phase_end(p);
+    p->connect_timed = true;
+  }
+  sp_probe_trail(p, "connected to %s port %u", p->res->address,
+                 (unsigned)p->res->port);
+  if (p->mode == SP_TLS_IMPLICIT || p->mismatch_retry) {
+    start_tls(p, CS_TLS_IMPLICIT);
+    return;
+  }
+  set_state(p, CS_BANNER);
+  phase_begin(p, SP_PHASE_BANNER);
+  /* Only a submission-like port gets the implicit-TLS test: on a relay,
+   * a TLS hello before the greeting is a pregreet violation. */
+  double wait = p->batch->req.banner_wait_s;
+  double total = p->batch->req.timeout_s;
+  if (wait <= 0)
+    wait = total / 3 < 2.0 ? total / 3 : 2.0;
+  bool test_implicit = p->res->role != SP_ROLE_RELAY && !p->injection &&
+                       p->mode != SP_TLS_NONE; /* none: never any TLS */
+  p->banner_deadline = test_implicit ? now_s() + wait : 0;
+  want(p, EPOLLIN);
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+static void handle_dialogue(struct probe *p, uint32_t events);
+static void handle_inject_wait(struct probe *p, uint32_t events);
+static void send_hello(struct probe *p, const char *verb);
+
+/* Make the TLS session and start the handshake. */
+static void start_tls(struct probe *p, enum conn_state st) {
+  struct batch *b = p->batch;
+  set_state(p, st);
+  phase_begin(p, SP_PHASE_TLS_HANDSHAKE);
+  SSL_CTX *ctx = p->legacy_tls ? sp_engine_legacy_ctx(b) : b->ctx;
+  p->ssl = ctx ? SSL_new(ctx) : NULL;
+  p->sniff.len = 0;
+  BIO *bio = p->ssl ? sp_tls_sniff_bio(p->fd, &p->sniff) : NULL;
+  if (!bio) {
+    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "cannot create a TLS session");
+    sp_probe_finish(p);
+    return;
+  }
+  SSL_set_bio(p->ssl, bio, bio);
+  memset(&p->vlog, 0, sizeof(p->vlog));
+  SSL_set_ex_data(p->ssl, sp_tls_verify_index(), &p->vlog);
+  const char *sni =
+      b->req.sni ? b->req.sni : (b->host_is_ip ? NULL : b->req.host);
+  if (sni)
+    SSL_set_tlsext_host_name(p->ssl, sni);
+  SSL_set_connect_state(p->ssl);
+  sp_probe_trail(p, "TLS handshake (%s, SNI %s)",
+                 st == CS_TLS_IMPLICIT ? "implicit" : "after STARTTLS",
+                 sni ? sni : "none");
+  handle_tls(p, 0);
+}
+
+/* For implicit TLS: did the server answer our hello with plaintext SMTP?
+ * Returns true when it did (and the probe is decided). */
+static bool plaintext_answer(struct probe *p) {
+  const char *d = p->sniff.data;
+  size_t n = p->sniff.len;
+  if (n == 0 || d[0] < '0' || d[0] > '9')
+    return false;
+  /* OpenSSL read only a record header's worth: fetch the rest of the
+   * line for the message (non-blocking, bounded by the sniff buffer). */
+  ssize_t more =
+      recv(p->fd, p->sniff.data + n, sizeof(p->sniff.data) - n, MSG_DONTWAIT);
+  if (more > 0)
+    p->sniff.len = n = n + (size_t)more;
+  size_t line = 0;
+  while (line < n && d[line] != '\r' && d[line] != '\n')
+    line++;
+  char shown[64];
+  sp_sanitize(shown, sizeof(shown), d, line < 60 ? line : 60);
+  if (n >= 3 && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9')
+    p->res->reply_code[SP_PHASE_BANNER] =
+        (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+  if (p->batch->req.trace)
+    sp_transcript_add(&p->transcript, "S: ", d, line);
+  sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
+                  "port speaks plaintext SMTP (\"%s\"), use STARTTLS", shown);
+  sp_probe_finish(p);
+  return true;
+}
+
+/* What to do once the handshake is done. */
+static void on_tls_up(struct probe *p) {
+  struct batch *b = p->batch;
+  struct sp_result *res = p->res;
+  phase_end(p);
+  res->tls = true;
+  res->implicit_tls = p->state == CS_TLS_IMPLICIT;
+  const char *name = b->req.sni ? b->req.sni : b->req.host;
+  bool name_is_ip = !b->req.sni && b->host_is_ip;
+  sp_tls_inspect(p->ssl, &p->vlog, name, name_is_ip, b->req.no_verify, res);
+  if (p->legacy_tls && !b->req.no_verify) /* judge at the normal level */
+    sp_tls_reverify(p->ssl, b->ctx, res);
+  sp_probe_trail(p, "TLS up: %s %s, chain %s, hostname %s", res->tls_version,
+                 res->tls_cipher,
+                 res->verified ? "verified" : res->verify_error,
+                 res->hostname_check == 1   ? "verified"
+                 : res->hostname_check == 0 ? "mismatch"
+                                            : "not verified");
+  if (p->mismatch_retry) {
+    sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
+                    "no plaintext greeting, but %s succeeded: the port expects "
+                    "implicit TLS (use --tls implicit)",
+                    res->tls_version);
+    sp_probe_finish(p);
+    return;
+  }
+  if (p->injection) {
+    p->main_res->injection_tested = true;
+    double wait = 1.0, left = b->deadline - now_s();
+    p->inject_deadline = now_s() + (left / 2 < wait ? left / 2 : wait);
+    set_state(p, CS_INJECT_WAIT);
+    want(p, EPOLLIN);
+    handle_inject_wait(p, EPOLLIN); /* a reply may already be decrypted */
+    return;
+  }
+  if (p->state == CS_TLS_IMPLICIT) {
+    set_state(p, CS_BANNER);
+    phase_begin(p, SP_PHASE_BANNER);
+    p->banner_deadline = 0;
+    want(p, EPOLLIN);
+    handle_dialogue(p, EPOLLIN); /* the greeting may already be decrypted */
+    return;
+  }
+  set_state(p, CS_EHLO_TLS);
+  phase_begin(p, SP_PHASE_EHLO_TLS);
+  sp_reply_reset(&p->reply);
+  send_hello(p, "EHLO");
+}
+
+/* True when a handshake error says the peer wants another TLS version. */
+static bool version_refused_reason(unsigned long e) {
+  int r = ERR_GET_REASON(e);
+  return r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_NO_PROTOCOLS_AVAILABLE ||
+         r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+         r == SSL_R_WRONG_SSL_VERSION || r == SSL_R_UNSUPPORTED_SSL_VERSION ||
+         r == SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED;
+}
+
+/* CS_TLS_IMPLICIT / CS_TLS_STARTTLS: drive the handshake. */
+static void handle_tls(struct probe *p, uint32_t events) {
+  (void)events;
+  quickack(p->fd);
+  ERR_clear_error();
+  int r = SSL_do_handshake(p->ssl);
+  if (r == 1) {
+    on_tls_up(p);
+    return;
+  }
+  int e = SSL_get_error(p->ssl, r);
+  /* An SMTP greeting where a TLS record belongs: the port is plaintext. */
+  if (p->state == CS_TLS_IMPLICIT && !p->mismatch_retry && plaintext_answer(p))
+    return;
+  if (e == SSL_ERROR_WANT_READ) {
+    want(p, EPOLLIN);
+    return;
+  }
+  if (e == SSL_ERROR_WANT_WRITE) {
+    want(p, EPOLLOUT);
+    return;
+  }
+  char why[SP_MAX_TEXT];
+  unsigned long tls_error = ERR_peek_error();
+  if (e == SSL_ERROR_SYSCALL && tls_error == 0)
+    snprintf(why, sizeof(why), "connection closed during the handshake");
+  else
+    sp_tls_error_text(why, sizeof(why));
+  sp_probe_trail(p, "TLS handshake failed: %s", why);
+  if (!p->legacy_tls && !p->mismatch_retry &&
+      version_refused_reason(tls_error)) {
+    /* Identify an old-protocol server instead of failing: reconnect
+     * with TLS 1.0/1.1 allowed (used for nothing but this). */
+    sp_probe_trail(
+        p, "retrying with TLS 1.0/1.1 allowed, to identify the protocol");
+    sp_probe_close(p);
+    p->legacy_tls = true;
+    p->addr_last = p->addr_cur;
+    sp_probe_connect(p);
+    return;
+  }
+  if (p->mismatch_retry) {
+    sp_probe_decide(
+        p, SP_BANNER_TIMEOUT,
+        "no greeting within the banner wait (implicit TLS failed too)");
+  } else {
+    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
+  }
+  sp_probe_finish(p);
+}
+
+/* ---- The SMTP dialogue ----------------------------------------------- */
+
+/* Read what is there into p->in. Returns 1 data, 0 would block, -1 EOF
+ * or error (the probe is decided). */
+static int read_some(struct probe *p) {
+  size_t space = SP_MAX_PROBE_BUFFER - p->in.len;
+  char buf[4096];
+  if (space > sizeof(buf))
+    space = sizeof(buf);
+  if (space == 0) {
+    sp_probe_decide(p, SP_PROTOCOL_ERROR, "more than %d bytes unparsed",
+                    SP_MAX_PROBE_BUFFER);
+    sp_probe_finish(p);
+    return -1;
+  }
+  quickack(p->fd);
+  ssize_t n;
+  if (p->ssl) {
+    ERR_clear_error();
+    int r = SSL_read(p->ssl, buf, (int)space);
+    if (r <= 0) {
+      int e = SSL_get_error(p->ssl, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+      n = e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? 0 : -1;
+    } else {
+      n = r;
+    }
+  } else {
+    n = recv(p->fd, buf, space, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return 0;
+  }
+  if (n <= 0) {
+    if (p->state == CS_QUIT) {
+      sp_probe_finish(p);
+      return -1;
+    }
+    const char *where = conn_state_names[p->state];
+    if (p->state == CS_BANNER)
+      sp_probe_decide(p, SP_CONNECTION_CLOSED,
+                      "the server closed the connection before its greeting");
+    else
+      sp_probe_decide(
+          p, SP_CONNECTION_CLOSED,
+          "the server closed the connection while waiting for the %s reply",
+          where);
+    sp_probe_finish(p);
+    return -1;
+  }
+  sp_buf_append(&p->in, buf, (size_t)n);
+  return 1;
+}
+
+/* Send EHLO (or HELO) with our name. */
+static void send_hello(struct probe *p, const char *verb) {
+  char cmd[SP_MAX_HOST + 8];
+  snprintf(cmd, sizeof(cmd), "%s %s", verb,
+           p->batch->req.ehlo_name ? p->batch->req.ehlo_name
+                                   : p->batch->eng->fqdn);
+  send_command(p, cmd);
+}
+
+/* One posture finding: a code that would be the verdict if it is worst. */
+struct finding {
+  enum sp_code code;        /* what */
+  char detail[SP_MAX_TEXT]; /* why */
+};
+
+/* Collect the certificate findings (only with verification on). */
+static int cert_findings(struct probe *p, struct finding *f) {
+  struct batch *b = p->batch;
+  struct sp_result *res = p->res;
+  int nf = 0;
+  time_t now = time(NULL);
+  if (!res->tls || b->req.no_verify)
+    return 0;
+  if (!res->verified) {
+    f[nf].code = SP_CERT_UNTRUSTED;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "certificate chain: %s",
+             res->verify_error);
+  }
+  if (res->chain_not_after && res->chain_not_after <= now) {
+    f[nf].code = SP_CERT_EXPIRED;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "a certificate expired %ld days ago",
+             -sp_days_left(res->chain_not_after, now));
+  }
+  if (res->hostname_check == 0) {
+    f[nf].code = SP_CERT_HOSTNAME_MISMATCH;
+    snprintf(f[nf++].detail, SP_MAX_TEXT,
+             "the certificate does not match %s (SANs: %s)", res->verify_name,
+             res->ncerts ? res->certs[0].sans : "");
+  }
+  return nf;
+}
+
+/* The TLS version number of the session (0 without TLS). */
+static int session_version(const struct probe *p) {
+  return p->ssl ? SSL_version(p->ssl) : 0;
+}
+
+/* After the last step: weigh certificate, protocol and capability
+ * findings and settle on the worst one (or ok). */
+static void judge(struct probe *p) {
+  struct batch *b = p->batch;
+  struct sp_result *res = p->res;
+  struct finding f[8];
+  int nf = cert_findings(p, f);
+  time_t now = time(NULL);
+  if (res->tls && b->req.cert_warn_days >= 0 && res->chain_not_after &&
+      res->chain_not_after > now &&
+      sp_days_left(res->chain_not_after, now) < b->req.cert_warn_days) {
+    f[nf].code = SP_CERT_EXPIRING;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "a certificate expires in %ld days",
+             sp_days_left(res->chain_not_after, now));
+  }
+  int min = b->req.min_tls_version ? b->req.min_tls_version : TLS1_2_VERSION;
+  if (res->tls && session_version(p) < min) {
+    f[nf].code = SP_TLS_WEAK_PROTOCOL;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "the server negotiated %s",
+             res->tls_version);
+  }
+  if ((res->caps_plain.flags & SP_CAP_STARTTLS) &&
+      (res->caps_plain.flags & SP_CAP_AUTH)) {
+    f[nf].code = SP_AUTH_BEFORE_TLS;
+    snprintf(f[nf++].detail, SP_MAX_TEXT, "AUTH %s is offered before STARTTLS",
+             res->caps_plain.auth_mechs);
+  }
+  if (res->tls && res->role != SP_ROLE_RELAY && res->caps_tls.seen &&
+      !(res->caps_tls.flags & SP_CAP_AUTH)) {
+    f[nf].code = SP_AUTH_UNAVAILABLE;
+    snprintf(f[nf++].detail, SP_MAX_TEXT,
+             "AUTH is not offered after TLS on a %s port",
+             sp_role_name(res->role));
+  }
+  int worst = -1;
+  enum sp_state worst_state = SP_STATE_OK;
+  for (int i = 0; i < nf; i++) {
+    res->findings |= 1u << f[i].code;
+    enum sp_state st = sp_probe_state_for(res, f[i].code, &b->req);
+    sp_probe_trail(p, "finding %s (%s): %s", sp_code_name(f[i].code),
+                   sp_state_name(st), f[i].detail);
+    if (worst < 0 || st > worst_state) {
+      worst = i;
+      worst_state = st;
+    }
+  }
+  if (worst >= 0)
+    sp_probe_decide(p, f[worst].code, "%s", f[worst].detail);
+  else
+    sp_probe_decide(p, SP_OK, "%s", res->tls ? res->tls_version : "plaintext");
+}
+
+/* CS_BANNER: the greeting. */
+static void on_banner(struct probe *p) {
+  struct sp_result *res = p->res;
+  res->reply_code[SP_PHASE_BANNER] = p->reply.code;
+  phase_end(p);
+  p->banner_deadline = 0;
+  if (p->reply.code != 220) {
+    sp_probe_decide(p, SP_REJECTED, "greeting: %s", p->reply.first);
+    return;
+  }
+  if (p->res->tls) { /* implicit TLS: the first EHLO is already inside */
+    set_state(p, CS_EHLO_TLS);
+    phase_begin(p, SP_PHASE_EHLO_TLS);
+  } else {
+    set_state(p, CS_EHLO);
+    phase_begin(p, SP_PHASE_EHLO);
+  }
+  send_hello(p, "EHLO");
+}
+
+static void after_ehlo(struct probe *p);
+
+/* CS_EHLO / CS_HELO: the hello reply before TLS (or without TLS). */
+static void on_hello(struct probe *p) {
+  struct sp_result *res = p->res;
+  res->reply_code[SP_PHASE_EHLO] = p->reply.code;
+  if (p->state == CS_EHLO && p->reply.code >= 500 && p->reply.code != 554) {
+    sp_probe_trail(p, "EHLO refused (%d), falling back to HELO", p->reply.code);
+    set_state(p, CS_HELO);
+    send_hello(p, "HELO");
+    return;
+  }
+  if (p->reply.code != 250) {
+    phase_end(p);
+    sp_probe_decide(p, SP_REJECTED, "%s: %s",
+                    p->state == CS_HELO ? "HELO" : "EHLO", p->reply.first);
+    return;
+  }
+  phase_end(p);
+  if (p->state == CS_EHLO)
+    sp_caps_parse(&res->caps_plain, &p->reply);
+  if (p->mode == SP_TLS_NONE) {
+    after_ehlo(p);
+    return;
+  }
+  if (!(res->caps_plain.flags & SP_CAP_STARTTLS)) {
+    sp_probe_decide(p, SP_STARTTLS_UNAVAILABLE, "%s",
+                    p->state == CS_HELO
+                        ? "EHLO was refused, so STARTTLS cannot be offered"
+                        : "STARTTLS is not in the EHLO reply");
+    return;
+  }
+  set_state(p, CS_STARTTLS);
+  phase_begin(p, SP_PHASE_STARTTLS);
+  if (p->injection) /* a harmless command pipelined behind STARTTLS */
+    send_line(p, "STARTTLS\r\nNOOP",
+              "STARTTLS + NOOP pipelined in one write (injection test)");
+  else
+    send_command(p, "STARTTLS");
+}
+
+/* CS_STARTTLS: the reply to STARTTLS. */
+static void on_starttls(struct probe *p) {
+  p->res->reply_code[SP_PHASE_STARTTLS] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 220) {
+    sp_probe_decide(p, SP_STARTTLS_UNAVAILABLE, "STARTTLS refused: %s",
+                    p->reply.first);
+    return;
+  }
+  /* RFC 3207: anything the server sent after its 220 is discarded. */
+  if (p->in.len) {
+    sp_probe_trail(p,
+                   "discarding %zu plaintext bytes sent after 220 to STARTTLS",
+                   p->in.len);
+    sp_buf_consume(&p->in, p->in.len);
+  }
+  start_tls(p, CS_TLS_STARTTLS);
+}
+
+/* CS_EHLO_TLS: the EHLO reply inside TLS. */
+static void on_ehlo_tls(struct probe *p) {
+  struct sp_result *res = p->res;
+  res->reply_code[SP_PHASE_EHLO_TLS] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 250) {
+    sp_probe_decide(p, SP_REJECTED, "EHLO after TLS: %s", p->reply.first);
+    return;
+  }
+  sp_caps_parse(&res->caps_tls, &p->reply);
+  after_ehlo(p);
+}
+
+/* Start the MAIL FROM / RCPT TO trial, or judge when none is asked. */
+static void start_trial(struct probe *p) {
+  const char *from = p->batch->req.mail_from;
+  if (!from) {
+    judge(p);
+    return;
+  }
+  char cmd[SP_MAX_LINE];
+  snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>", from);
+  set_state(p, CS_MAIL);
+  phase_begin(p, SP_PHASE_MAIL_FROM);
+  send_command(p, cmd);
+}
+
+/* Send the AUTH step for the mechanism (step 0: the command itself). */
+static void send_auth(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  const char *m = p->auth_mech;
+  char cmd[SP_MAX_LINE];
+  char b64[SP_MAX_LINE];
+  char shown[64];
+  int n = 0;
+  if (strcmp(m, "PLAIN") == 0) {
+    n = sp_sasl_plain(req->auth_user, req->auth_secret, b64, sizeof(b64));
+    snprintf(cmd, sizeof(cmd), "AUTH PLAIN %s", b64);
+    snprintf(shown, sizeof(shown), "AUTH PLAIN ********");
+  } else if (strcmp(m, "XOAUTH2") == 0) {
+    n = sp_sasl_xoauth2(req->auth_user, req->auth_secret, b64, sizeof(b64));
+    snprintf(cmd, sizeof(cmd), "AUTH XOAUTH2 %s", b64);
+    snprintf(shown, sizeof(shown), "AUTH XOAUTH2 ********");
+  } else {
+    snprintf(cmd, sizeof(cmd), "AUTH %s", m);
+    snprintf(shown, sizeof(shown), "AUTH %s", m);
+  }
+  OPENSSL_cleanse(b64, sizeof(b64));
+  if (n < 0) {
+    OPENSSL_cleanse(cmd, sizeof(cmd));
+    sp_probe_decide(p, SP_AUTH_FAILED, "credentials too long for %s", m);
+    return;
+  }
+  send_line(p, cmd, shown);
+  OPENSSL_cleanse(cmd, sizeof(cmd));
+}
+
+/* After the last EHLO: AUTH when asked (only inside TLS, only to a
+ * server whose certificate passed), then the trial, then the verdict. */
+static void after_ehlo(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  if (p->injection) {
+    sp_probe_finish(p); /* no STARTTLS to test */
+    return;
+  }
+  if (!req->auth_user) {
+    start_trial(p);
+    return;
+  }
+  struct finding f[4];
+  if (!res->tls) {
+    sp_probe_decide(p, SP_AUTH_UNAVAILABLE,
+                    "refusing to send credentials without TLS");
+    return;
+  }
+  if (cert_findings(p, f) > 0) {
+    sp_probe_trail(p, "credentials not sent: the certificate did not pass");
+    judge(p);
+    return;
+  }
+  if (!(res->caps_tls.flags & SP_CAP_AUTH)) {
+    sp_probe_decide(p, SP_AUTH_UNAVAILABLE, "AUTH is not offered after TLS");
+    return;
+  }
+  p->auth_mech = sp_sasl_pick(res->caps_tls.auth_mechs, req->auth_mech);
+  if (!p->auth_mech) {
+    sp_probe_decide(p, SP_AUTH_UNAVAILABLE,
+                    "mechanism %s is not offered (offered: %s)",
+                    req->auth_mech ? req->auth_mech : "PLAIN/LOGIN/CRAM-MD5",
+                    res->caps_tls.auth_mechs);
+    return;
+  }
+  set_state(p, CS_AUTH);
+  phase_begin(p, SP_PHASE_AUTH);
+  p->auth_step = 0;
+  send_auth(p);
+}
+
+/* CS_AUTH: 235 done, 334 continue, anything else failed. */
+static void on_auth(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  res->reply_code[SP_PHASE_AUTH] = p->reply.code;
+  if (p->reply.code == 235) {
+    phase_end(p);
+    sp_strlcpy(res->auth_mech, p->auth_mech, sizeof(res->auth_mech));
+    sp_probe_trail(p, "authenticated with %s", p->auth_mech);
+    start_trial(p);
+    return;
+  }
+  if (p->reply.code != 334) {
+    phase_end(p);
+    sp_probe_decide(p, SP_AUTH_FAILED, "AUTH %s: %s", p->auth_mech,
+                    p->reply.first);
+    return;
+  }
+  if (++p->auth_step > 3) {
+    phase_end(p);
+    sp_probe_decide(p, SP_PROTOCOL_ERROR, "AUTH %s: too many challenges",
+                    p->auth_mech);
+    return;
+  }
+  char line[SP_MAX_LINE];
+  int n = -1;
+  const char *m = p->auth_mech;
+  const char *value = NULL;
+  if (strcmp(m, "LOGIN") == 0)
+    value = p->auth_step == 1 ? req->auth_user : req->auth_secret;
+  if (value)
+    n = sp_b64_encode(value, strlen(value), line, sizeof(line));
+  else if (strcmp(m, "CRAM-MD5") == 0 && p->auth_step == 1)
+    n = sp_sasl_cram_md5(req->auth_user, req->auth_secret, p->reply.text, line,
+                         sizeof(line));
+  else if (strcmp(m, "XOAUTH2") == 0) /* 334 carries an error: end it */
+    n = snprintf(line, sizeof(line), "%s", "");
+  if (n < 0) {
+    phase_end(p);
+    sp_probe_decide(p, SP_PROTOCOL_ERROR,
+                    "AUTH %s: unexpected challenge \"%s\"", m, p->reply.first);
+    return;
+  }
+  send_line(p, line, "********");
+  OPENSSL_cleanse(line, sizeof(line));
+}
+
+/* CS_MAIL: the reply to MAIL FROM. */
+static void on_mail(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  p->res->reply_code[SP_PHASE_MAIL_FROM] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 250) {
+    sp_probe_decide(p, SP_REJECTED, "MAIL FROM: %s", p->reply.first);
+    return;
+  }
+  if (!req->rcpt_to) {
+    set_state(p, CS_RSET);
+    send_command(p, "RSET");
+    return;
+  }
+  char cmd[SP_MAX_LINE];
+  snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", req->rcpt_to);
+  set_state(p, CS_RCPT);
+  phase_begin(p, SP_PHASE_RCPT_TO);
+  send_command(p, cmd);
+}
+
+/* CS_RCPT: the reply to RCPT TO. */
+static void on_rcpt(struct probe *p) {
+  p->res->reply_code[SP_PHASE_RCPT_TO] = p->reply.code;
+  phase_end(p);
+  if (p->reply.code != 250 && p->reply.code != 251) {
+    sp_probe_decide(p, SP_REJECTED, "RCPT TO: %s", p->reply.first);
+    return;
+  }
+  if (p->batch->req.send_message) {
+    set_state(p, CS_DATA);
+    send_command(p, "DATA");
+  } else {
+    set_state(p, CS_RSET);
+    send_command(p, "RSET");
+  }
+}
+
+/* CS_DATA: 354, then the test message with a unique Message-ID. */
+static void on_data(struct probe *p) {
+  const struct sp_request *req = &p->batch->req;
+  struct sp_result *res = p->res;
+  if (p->reply.code != 354) {
+    p->res->message_id[0] = '\0';
+    sp_probe_decide(p, SP_REJECTED, "DATA: %s", p->reply.first);
+    return;
+  }
+  unsigned char rnd[8];
+  if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+    memset(rnd, 0, sizeof(rnd));
+  char date[64];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  snprintf(res->message_id, sizeof(res->message_id),
+           "%lld.%02x%02x%02x%02x%02x%02x%02x%02x@smtp-probe.invalid",
+           (long long)now, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
+           rnd[6], rnd[7]);
+  char msg[SP_MAX_OUTPUT - 2];
+  snprintf(msg, sizeof(msg),
+           "From: <%s>\r\nTo: <%s>\r\nSubject: smtp-probe test message\r\n"
+           "Date: %s\r\nMessage-ID: <%s>\r\n"
+           "X-Smtp-Probe: smtp-probe " SP_VERSION " delivery check\r\n\r\n"
+           "This message was sent by smtp-probe to check mail delivery.\r\n.",
+           req->mail_from, req->rcpt_to, date, res->message_id);
+  set_state(p, CS_BODY);
+  send_line(p, msg, "[test message headers and body, then '.']");
+}
+
+/* CS_BODY: the server's answer to the whole message. */
+static void on_body(struct probe *p) {
+  if (p->reply.code != 250) {
+    p->res->message_id[0] = '\0'; /* not accepted */
+    sp_probe_decide(p, SP_REJECTED, "message: %s", p->reply.first);
+    return;
+  }
+  sp_probe_trail(p, "test message accepted: %s", p->reply.first);
+  judge(p);
+}
+
+/* CS_RSET: the trial is over, whatever RSET says. */
+static void on_rset(struct probe *p) {
+  judge(p);
+}
+
+/* CS_QUIT: the reply to QUIT; the probe is over either way. */
+static void on_quit(struct probe *p) {
+  sp_probe_finish(p);
+}
+
+/* The reply handler of each dialogue state. */
+static void (*const reply_handlers[CS_COUNT])(struct probe *) = {
+    [CS_BANNER] = on_banner,     [CS_EHLO] = on_hello,
+    [CS_HELO] = on_hello,        [CS_STARTTLS] = on_starttls,
+    [CS_EHLO_TLS] = on_ehlo_tls, [CS_AUTH] = on_auth,
+    [CS_MAIL] = on_mail,         [CS_RCPT] = on_rcpt,
+    [CS_DATA] = on_data,         [CS_BODY] = on_body,
+    [CS_RSET] = on_rset,         [CS_QUIT] = on_quit,
+};
+
+/* Dialogue states: flush, read, and hand each whole reply to its state. */
+static void handle_dialogue(struct probe *p, uint32_t events) {
+  if ((events & EPOLLOUT) && p->out.len) {
+    flush_out(p);
+    if (p->state == CS_DONE)
+      return;
+  }
+  if (p->in.len == 0 && !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    return;
+  for (int rounds = 0; rounds < 64; rounds++) {
+    int r = p->in.len && rounds == 0 ? 1 : read_some(p);
+    if (r < 0)
+      return;
+    if (r == 0 && p->in.len == 0)
+      return;
+    while (p->in.len && reply_handlers[p->state]) {
+      char why[SP_MAX_TEXT];
+      struct sp_buf *t = p->batch->req.trace ? &p->transcript : NULL;
+      enum sp_reply_status st =
+          sp_reply_feed(&p->reply, &p->in, t, why, sizeof(why));
+      if (st == SP_REPLY_ERROR) {
+        if (p->state == CS_QUIT) {
+          sp_probe_finish(p);
+          return;
+        }
+        sp_probe_decide(p, SP_PROTOCOL_ERROR, "%s: %s",
+                        conn_state_names[p->state], why);
+        sp_probe_finish(p);
+        return;
+      }
+      if (st == SP_REPLY_MORE)
+        break;
+      reply_handlers[p->state](p);
+      if (p->state == CS_DONE)
+        return;
+      sp_reply_reset(&p->reply);
+      if (!reply_handlers[p->state])
+        return; /* now in TLS: the socket belongs to OpenSSL */
+    }
+    if (r == 0)
+      return;
+  }
+}
+
+/* CS_INJECT_WAIT: any reply now answers the command we pipelined behind
+ * STARTTLS in plaintext: the server is vulnerable. */
+static void handle_inject_wait(struct probe *p, uint32_t events) {
+  (void)events;
+  int r = read_some(p);
+  if (r < 0) {
+    sp_probe_trail(p, "the server closed the connection: not vulnerable");
+    return; /* read_some finished the probe */
+  }
+  if (p->in.len == 0)
+    return;
+  char shown[80];
+  sp_sanitize(shown, sizeof(shown), p->in.data,
+              p->in.len < 60 ? p->in.len : 60);
+  p->main_res->injection_vulnerable = true;
+  sp_probe_trail(
+      p, "reply inside TLS to a command sent before STARTTLS: \"%s\"", shown);
+  sp_probe_finish(p);
+}
+
+/* Run the handler of the probe's state. */
+void sp_probe_step(struct probe *p, uint32_t events) {
+  switch (p->state) {
+  case CS_CONNECT:
+    handle_connect(p, events);
+    break;
+  case CS_TLS_IMPLICIT:
+  case CS_TLS_STARTTLS:
+    handle_tls(p, events);
+    break;
+  case CS_BANNER:
+  case CS_EHLO:
+  case CS_HELO:
+  case CS_STARTTLS:
+  case CS_EHLO_TLS:
+  case CS_AUTH:
+  case CS_MAIL:
+  case CS_RCPT:
+  case CS_DATA:
+  case CS_BODY:
+  case CS_RSET:
+  case CS_QUIT:
+    handle_dialogue(p, events);
+    break;
+  case CS_INJECT_WAIT:
+    handle_inject_wait(p, events);
+    break;
+  case CS_WAIT_DNS:
+  case CS_DONE:
+  case CS_COUNT:
+    break;
+  }
+}
+
+/* A deadline passed: say which phase starved. */
+void sp_probe_timeout(struct probe *p, double now) {
+  struct batch *b = p->batch;
+  if (p->state == CS_CONNECT && now >= p->attempt_deadline &&
+      now < b->deadline) {
+    connect_failed(p, ETIMEDOUT);
+    return;
+  }
+  if (p->state == CS_BANNER && p->banner_deadline > 0 &&
+      now >= p->banner_deadline && now < b->deadline) {
+    if (p->in.len > 0 || p->mode == SP_TLS_IMPLICIT) {
+      p->banner_deadline = 0; /* something arrived: keep waiting */
+      return;
+    }
+    sp_probe_trail(p,
+                   "no greeting after %.1fs: testing implicit TLS on a fresh "
+                   "connection",
+                   now - p->t_phase);
+    sp_probe_close(p);
+    p->mismatch_retry = true;
+    p->banner_deadline = now; /* remembered for the message */
+    sp_probe_connect(p);
+    return;
+  }
+  if (p->state == CS_INJECT_WAIT && now >= p->inject_deadline) {
+    sp_probe_trail(p, "no reply to the injected command: not vulnerable");
+    sp_probe_finish(p);
+    return;
+  }
+  if (now < b->deadline)
+    return;
+  switch (p->state) {
+  case CS_WAIT_DNS:
+    sp_probe_decide(p, SP_DNS_ERROR, "resolution timed out");
+    break;
+  case CS_CONNECT:
+    if (p->mismatch_retry)
+      sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting before the deadline");
+    else
+      connect_failed(p, ETIMEDOUT);
+    break;
+  case CS_BANNER:
+    sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs",
+                    now - b->t_submit);
+    break;
+  case CS_TLS_IMPLICIT:
+  case CS_TLS_STARTTLS:
+    if (p->mismatch_retry)
+      sp_probe_decide(p, SP_BANNER_TIMEOUT,
+                      "no greeting, and the TLS handshake stalled too");
+    else
+      sp_probe_decide(p, SP_READ_TIMEOUT, "the TLS handshake stalled");
+    break;
+  case CS_QUIT:
+    break;
+  default:
+    sp_probe_decide(p, SP_READ_TIMEOUT, "no reply to %s within the deadline",
+                    conn_state_names[p->state]);
+    break;
+  }
+  sp_probe_finish(p);
+}
+
+/* The next moment this probe needs attention without I/O. */
+double sp_probe_next_timer(const struct probe *p) {
+  double t = p->batch->deadline;
+  if (p->state == CS_CONNECT && p->attempt_deadline < t)
+    t = p->attempt_deadline;
+  if (p->state == CS_BANNER && p->banner_deadline > 0 && p->banner_deadline < t)
+    t = p->banner_deadline;
+  if (p->state == CS_INJECT_WAIT && p->inject_deadline < t)
+    t = p->inject_deadline;
+  return t;
+}
