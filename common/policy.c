@@ -69,6 +69,20 @@ static int tls_version_number(const char *s) {
   return 0;
 }
 
+/* True for a SASL mechanism name: 1-20 of A-Z, 0-9, '-', '_' (RFC 4422). */
+static bool mechanism_name_ok(const char *m) {
+  size_t n = strlen(m);
+  if (n == 0 || n > 20)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = m[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return false;
+  }
+  return true;
+}
+
 /* Read one port's mapping into rule; message with line number on error. */
 static int parse_port(yaml_document_t *doc, yaml_node_t *map,
                       struct port_rule *rule, char *err, size_t errlen) {
@@ -111,7 +125,7 @@ static int parse_port(yaml_document_t *doc, yaml_node_t *map,
            ok && it < vn->data.sequence.items.top; it++) {
         const char *m = scalar(yaml_document_get_node(doc, *it));
         size_t cur = strlen(rule->mechanisms);
-        ok = m && strlen(m) < 32 &&
+        ok = m && mechanism_name_ok(m) && strlen(m) < 32 &&
              cur + strlen(m) + 2 < sizeof(rule->mechanisms);
         if (ok)
           snprintf(rule->mechanisms + cur, sizeof(rule->mechanisms) - cur,

@@ -445,7 +445,7 @@ static void start_tls(struct probe *p, enum conn_state st) {
 static bool plaintext_answer(struct probe *p) {
   const char *d = p->sniff.data;
   size_t n = p->sniff.len;
-  if (n == 0 || d[0] < '0' || d[0] > '9')
+  if (n == 0 || d[0] < '2' || d[0] > '5') /* an SMTP reply code's first digit */
     return false;
   /* OpenSSL read only a record header's worth: fetch the rest of the
    * line for the message (non-blocking, bounded by the sniff buffer). */
