@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "exporter.h"
+#include "fileio.h"
 #include "http.h"
 #include "metrics.h"
 #include "modules.h"
@@ -86,17 +87,6 @@ static void usage(void) {
       EXPORTER_DEFAULT_PORT);
 }
 
-/* Parse a whole-number flag value in [min, max]; -1 when invalid. */
-static int parse_long(const char *s, long min, long max, long *out) {
-  errno = 0;
-  char *end = NULL;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 /* Parse the command line into f; exits on --help, --version and errors. */
 static void parse_flags(int argc, char **argv, struct flags *f) {
   static const char *const valued[] = {
@@ -148,14 +138,14 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       f->listen = value;
       break;
     case 2:
-      if (parse_long(value, 1, 4096, &n) < 0) {
+      if (fileio_parse_long(value, 1, 4096, &n) < 0) {
         fprintf(stderr, "smtp_exporter: --web.max-connections: 1..4096\n");
         exit(2);
       }
       f->max_connections = n;
       break;
     case 3:
-      if (parse_long(value, 1, 1024, &n) < 0) {
+      if (fileio_parse_long(value, 1, 1024, &n) < 0) {
         fprintf(stderr, "smtp_exporter: --probe.max-concurrent: 1..1024\n");
         exit(2);
       }
@@ -182,7 +172,7 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       f->web_config = value;
       break;
     case 7:
-      if (parse_long(value, 0, 4096, &n) < 0) {
+      if (fileio_parse_long(value, 0, 4096, &n) < 0) {
         fprintf(stderr,
                 "smtp_exporter: --web.max-connections-per-ip: 0..4096\n");
         exit(2);
@@ -190,14 +180,14 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       f->per_ip = n;
       break;
     case 8:
-      if (parse_long(value, 1, 3600, &n) < 0) {
+      if (fileio_parse_long(value, 1, 3600, &n) < 0) {
         fprintf(stderr, "smtp_exporter: --web.idle-timeout: 1..3600 s\n");
         exit(2);
       }
       f->idle_timeout = n;
       break;
     default:
-      if (parse_long(value, 1, 3600, &n) < 0) {
+      if (fileio_parse_long(value, 1, 3600, &n) < 0) {
         fprintf(stderr,
                 "smtp_exporter: --web.read-header-timeout: 1..3600 s\n");
         exit(2);
@@ -231,7 +221,7 @@ static int parse_listen(const char *text, struct sockaddr_storage *ss) {
     portstr = colon + 1;
   }
   long port;
-  if (parse_long(portstr, 1, 65535, &port) < 0)
+  if (fileio_parse_long(portstr, 1, 65535, &port) < 0)
     return -1;
   if (host[0] == '\0' || strcmp(host, "localhost") == 0)
     snprintf(host, sizeof(host), "127.0.0.1");

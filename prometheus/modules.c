@@ -4,6 +4,8 @@
  */
 #include "modules.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -74,19 +76,6 @@ static bool is_null(const yaml_node_t *node) {
   const char *s = (const char *)node->data.scalar.value;
   return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
          strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
-
-/* Parse a decimal integer in [min, max]; -1 when it is not one. */
-static int parse_int(const char *s, long min, long max, long *out) {
-  if (s[0] == '\0' || s[0] == ' ' || s[0] == '+')
-    return -1;
-  errno = 0;
-  char *end = NULL;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
 }
 
 /* Milliseconds per duration unit, in the order units must appear. */
@@ -229,7 +218,7 @@ static int opt_days(struct parse_ctx *ctx, const yaml_node_t *val,
   long v;
   if (s == NULL)
     return -1;
-  if (parse_int(s, 0, 3650, &v) < 0)
+  if (fileio_parse_long(s, 0, 3650, &v) < 0)
     return node_error(ctx, val, "%s must be a whole number of days 0..3650",
                       key);
   *out = (int)v;
@@ -272,7 +261,7 @@ static int opt_ports(struct parse_ctx *ctx, const yaml_node_t *val,
     long port;
     if (s == NULL)
       return -1;
-    if (parse_int(s, 1, 65535, &port) < 0)
+    if (fileio_parse_long(s, 1, 65535, &port) < 0)
       return node_error(ctx, item, "invalid port \"%.40s\" (1..65535)", s);
     if (mod->nports >= SP_MAX_PORTS)
       return node_error(ctx, item, "more than %d ports", SP_MAX_PORTS);
@@ -538,7 +527,7 @@ static int allow_list(struct parse_ctx *ctx, const char *key,
       return -1;
     if (strcmp(key, "ports") == 0) {
       long port;
-      if (parse_int(s, 1, 65535, &port) < 0)
+      if (fileio_parse_long(s, 1, 65535, &port) < 0)
         return node_error(ctx, item,
                           "allowed_targets.ports: invalid port \"%.40s\" "
                           "(1..65535)",
@@ -721,32 +710,12 @@ struct module_set *modules_parse(const char *text, size_t len, const char *name,
 
 /* Read and parse a file (see modules.h). */
 struct module_set *modules_load(const char *path, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "%.256s%s: %s", path, strlen(path) > 256 ? "..." : "",
-             strerror(errno));
-    return NULL;
-  }
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MOD_MAX_FILE) {
-    snprintf(err, errlen, "%.256s: not a regular file of at most %d bytes",
-             path, MOD_MAX_FILE);
-    close(fd);
-    return NULL;
-  }
-  char *text = malloc((size_t)st.st_size + 1);
+  char why[160];
   size_t len = 0;
-  while (text != NULL && len < (size_t)st.st_size) {
-    ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
-  close(fd);
+  char *text = fileio_read(path, MOD_MAX_FILE, &len, why, sizeof(why));
   if (text == NULL) {
-    snprintf(err, errlen, "%s: out of memory", path);
+    snprintf(err, errlen, "%.256s%s: %s", path, strlen(path) > 256 ? "..." : "",
+             why);
     return NULL;
   }
   struct module_set *set = modules_parse(text, len, path, err, errlen);

@@ -4,6 +4,8 @@
  */
 #include "webconfig.h"
 
+#include "fileio.h"
+
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -64,40 +66,16 @@ static const char *web_scalar(struct web_ctx *ctx, const yaml_node_t *node,
   return s;
 }
 
-/* Read a whole regular file of at most WEB_MAX_FILE bytes as a string.
- * NULL with errno-based text in why on failure. */
+/* Read a whole non-empty regular file of at most WEB_MAX_FILE bytes as a
+ * string (PEM: no NUL bytes). NULL with the reason in why on failure. */
 static char *read_small_file(const char *path, char *why, size_t whylen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    snprintf(why, whylen, "%s", strerror(errno));
-    return NULL;
-  }
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > WEB_MAX_FILE ||
-      st.st_size == 0) {
-    snprintf(why, whylen, "not a non-empty regular file of at most %d bytes",
-             WEB_MAX_FILE);
-    close(fd);
-    return NULL;
-  }
-  char *text = malloc((size_t)st.st_size + 1);
   size_t len = 0;
-  while (text != NULL && len < (size_t)st.st_size) {
-    ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
-  close(fd);
-  if (text == NULL) {
-    snprintf(why, whylen, "out of memory");
+  char *text = fileio_read(path, WEB_MAX_FILE, &len, why, whylen);
+  if (text == NULL)
     return NULL;
-  }
-  text[len] = '\0';
-  if (strlen(text) != len) {
-    snprintf(why, whylen, "holds a NUL byte (PEM expected)");
+  if (len == 0 || strlen(text) != len) {
+    snprintf(why, whylen,
+             len == 0 ? "is empty" : "holds a NUL byte (PEM expected)");
     free(text);
     return NULL;
   }

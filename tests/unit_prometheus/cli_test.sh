@@ -107,7 +107,7 @@ done <<'CASES'
 1|not a regular file|--config.file=@TMP@/dir.yml
 1|File name too long|--config.file=@LONG@
 1|--web.config.file: /nonexistent/web.yml: No such file|--web.config.file=/nonexistent/web.yml
-1|--web.config.file: @TMP@/dir.yml: not a non-empty regular file|--web.config.file=@TMP@/dir.yml
+1|--web.config.file: @TMP@/dir.yml: not a regular file|--web.config.file=@TMP@/dir.yml
 1|File name too long|--web.config.file=@LONG@
 1|web-bad.yml:2:6: the hash of user "u" is not a bcrypt hash|--web.config.file=@TMP@/web-bad.yml
 1|web-nofile.yml:2:14: cert_file /nonexistent/tls.crt: No such file|--web.config.file=@TMP@/web-nofile.yml

@@ -127,7 +127,7 @@ static void test_tls_files(void **state) {
       {"tls_server_config:\n  cert_file: %1$s\n  key_file: /nonexistent/k\n",
        "w.yml:3:13:", "key_file /nonexistent/k: No such file"},
       {"tls_server_config:\n  cert_file: /\n  key_file: %2$s\n",
-       "w.yml:2:14:", "not a non-empty regular file"},
+       "w.yml:2:14:", "not a regular file"},
       {"tls_server_config:\n  cert_file: %2$s\n  key_file: %2$s\n",
        "w.yml:2:14:", "no PEM certificate"},
       {"tls_server_config:\n  cert_file: %1$s\n  key_file: %1$s\n",
