@@ -121,7 +121,7 @@ server_ready() {
 spc_wait_until 30 "fault server ready" server_ready
 
 # ---- the three configurations -------------------------------------------
-declare -A WANT PORT NAGIOS_ARGS
+declare -A WANT NAGIOS_ARGS
 {
   echo "modules:"
 } >"$dir/exporter.yml"
@@ -129,7 +129,6 @@ declare -A WANT PORT NAGIOS_ARGS
 for c in "${CASES[@]}"; do
   read -r name port _ want opts <<<"$c"
   WANT[$name]=$want
-  PORT[$name]=$port
   # With a policy every adapter probes the ports the policy names (the
   # check and collectd refuse an explicit port next to it).
   case $opts in
