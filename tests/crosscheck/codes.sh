@@ -14,7 +14,11 @@
 #   collectd: the success notification of that target ("... port PORT:
 #     STATE CODE: ..."), or success 1 for ok (no notification is sent for
 #     a port that starts OK).
-# A table case x adapter -> code is printed. The AUTH passwords (right and
+# The state must agree too (check state = exporter smtp_probe_state;
+# collectd severity OKAY/WARNING/FAILURE). For the AUTH cases the fault
+# server's log, sliced per adapter, must show that adapter authenticating
+# with the named mechanism (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) or the default
+# one (CRAM-MD5). A table case x adapter -> "code state" is printed. The AUTH passwords (right and
 # wrong, from files) must not show in the check's -vvv output, the
 # exporter's debug pages and log, nor collectd's log and output.
 # Loopback only; every daemon is stopped by the EXIT trap.
@@ -81,15 +85,19 @@ WRONG=$dir/secrets/wrong
 # turned into every adapter's syntax below:
 #   auth=FILE      AUTH as probe@smtp-probe.test with the password in FILE
 #   mech=M         AUTH mechanism
+#   seen_mech=M    no mechanism given; the default must pick M
 #   from / rcpt    MAIL FROM / RCPT TO trial
 #   inject         STARTTLS injection test
 #   policy=FILE    port policy
 CASES=(
   "ok_auth 2601 auth ok auth=$PW mech=PLAIN from"
+  "ok_login 2610 auth ok auth=$PW mech=LOGIN from"
+  "ok_cram 2611 auth ok auth=$PW mech=CRAM-MD5 from"
+  "ok_xoauth2 2612 auth ok auth=$PW mech=XOAUTH2 from"
   "weak_tls 2602 tls10 tls_weak_protocol -"
   "auth_plaintext 2603 auth-before-tls auth_before_tls -"
   "no_auth 2604 no-auth auth_unavailable auth=$PW"
-  "wrong_password 2605 auth auth_failed auth=$WRONG"
+  "wrong_password 2605 auth auth_failed auth=$WRONG seen_mech=CRAM-MD5"
   "injection 2606 injection-vulnerable starttls_injection inject"
   "policy 2607 starttls policy_violation policy=$dir/policy.yml"
   "mail_reject 2608 mail-reject rejected from"
@@ -102,6 +110,40 @@ ports:
   2607:
     state: closed
 YAML
+
+# The AUTH outcomes in a slice of the fault server's log, for one port:
+# "MECH:succeeded" / "MECH:failed", one per line, sorted, unique.
+# usage: auth_seen FIRST_LINE LAST_LINE PORT
+auth_seen() {
+  sed -n "$1,$2p" "$dir/server.log" | awk -v port="$3" '
+    $4 == "accepted" && $5 == "on" { on[$3] = $6 }
+    $4 == "<" && $5 == "AUTH" && on[$3] ~ (":" port "$") { mech[$3] = $6 }
+    $4 == "AUTH" && ($3 in mech) { print mech[$3] ":" $5; delete mech[$3] }
+  ' | sort -u
+}
+# Lines in the fault server's log so far.
+log_lines() { wc -l <"$dir/server.log"; }
+# After one adapter's phase (log lines FIRST..LAST): for every case that
+# names a mechanism, that adapter's AUTHs on the case's port all used it
+# and succeeded (or, for a wrong password, failed); otherwise the adapter's
+# answer for the case becomes "?(auth ...)".
+# usage: check_mechs ARRAY_NAME FIRST LAST
+check_mechs() {
+  local -n _res=$1
+  local c name port want opts o m seen expect
+  for c in "${CASES[@]}"; do
+    read -r name port _ want opts <<<"$c"
+    m=
+    for o in $opts; do
+      case $o in mech=*) m=${o#mech=} ;; seen_mech=*) m=${o#seen_mech=} ;; esac
+    done
+    [ -n "$m" ] || continue
+    expect="$m:succeeded"
+    [ "$want" = auth_failed ] && expect="$m:failed"
+    seen=$(auth_seen "$2" "$3" "$port" | tr '\n' ' ')
+    [ "$seen" = "$expect " ] || _res["$name"]="?(auth seen: ${seen:-none})"
+  done
+}
 
 # ---- the fault server ---------------------------------------------------
 listen=()
@@ -152,7 +194,7 @@ for c in "${CASES[@]}"; do
   } >>"$dir/collectd-targets"
   for o in $opts; do
     case $o in
-    -) ;;
+    - | seen_mech=*) ;;
     auth=*)
       nargs+=" --auth-user $USER_ID --auth-password-file ${o#auth=}"
       printf '    auth_user: %s\n    auth_password_file: %s\n' "$USER_ID" "${o#auth=}" >>"$dir/exporter.yml"
@@ -195,6 +237,7 @@ done
 # CRITICAL or UNKNOWN; collectd's FAILURE severity covers the last two).
 declare -A GOT_NAGIOS GOT_EXPORTER GOT_COLLECTD
 STATES=(OK WARNING CRITICAL UNKNOWN)
+from=$(($(log_lines) + 1))
 for c in "${CASES[@]}"; do
   read -r name port _ <<<"$c"
   rc=0
@@ -209,6 +252,8 @@ for c in "${CASES[@]}"; do
     GOT_NAGIOS[$name]="?(rc $rc: ${first:0:60})"
   fi
 done
+check_mechs GOT_NAGIOS "$from" "$(log_lines)"
+from=$(($(log_lines) + 1))
 
 # ---- the exporter -------------------------------------------------------
 "$exporter" --config.file="$dir/exporter.yml" --web.listen-address="$EXPORTER_LISTEN" \
@@ -236,6 +281,8 @@ for c in "${CASES[@]}"; do
     GOT_EXPORTER[$name]="?(HTTP $http)"
   fi
 done
+check_mechs GOT_EXPORTER "$from" "$(log_lines)"
+from=$(($(log_lines) + 1))
 
 # ---- collectd -----------------------------------------------------------
 spc_write_conf "$dir" "$plugin_so" 1 2 <"$dir/collectd-targets"
@@ -268,6 +315,7 @@ done
 spc_getval "$dir" ok_auth-2601 latency-auth >/dev/null ||
   GOT_COLLECTD[ok_auth]="?(no latency-auth)"
 spc_stop "$dir" 30 || spc_fail "collectd exited with an error"
+check_mechs GOT_COLLECTD "$from" "$(log_lines)"
 
 # ---- the table ----------------------------------------------------------
 # True when collectd's severity is the one for a check state.
