@@ -269,8 +269,10 @@ xc_no_secrets() {
   local secret c name
   for secret in "$@"; do
     [ -n "$secret" ] || spc_fail "an empty secret"
-    if grep -rlF -- "$secret" "$dir"/nagios-* "$dir"/exporter-* "$dir/exporter.log" \
-      "$dir/collectd.log" "$dir/collectd.stdout" "$dir/csv" >"$dir/leaks" 2>/dev/null; then
+    # The list of files, not grep's status: a missing file makes it 2.
+    grep -rlF -- "$secret" "$dir"/nagios-* "$dir"/exporter-* "$dir/exporter.log" \
+      "$dir/collectd.log" "$dir/collectd.stdout" "$dir/csv" >"$dir/leaks" 2>/dev/null || true
+    if [ -s "$dir/leaks" ]; then
       spc_say "FAIL: a password appears in: $(tr '\n' ' ' <"$dir/leaks")"
       XC_BAD=$((XC_BAD + 1))
     fi
