@@ -18,6 +18,9 @@ fi
 H=$SP_MAIL_NAME
 A=$SP_POSTFIX_ADDR
 COMMON=(--dns-server "$SP_DNS_SERVER" --cafile "$SP_CA_FILE" -t 20)
+# A private directory for the wrong-password file, removed at exit.
+wrongdir=$(mktemp -d /tmp/sp-nagios-env.XXXXXX)
+trap 'rm -rf "$wrongdir"' EXIT
 
 # check NAME WANT_RC REGEX -- ARGS...: the first line must match REGEX.
 check() {
@@ -95,8 +98,6 @@ for p in 587 465 2525; do
 done
 
 # A wrong password (a fresh random file, mode 600): auth_failed.
-wrongdir=$(mktemp -d /tmp/sp-nagios-env.XXXXXX)
-trap 'rm -rf "$wrongdir"' EXIT
 (umask 077 && printf 'wrong-%s\n' "$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$wrongdir/wrong")
 check "wrong password on 587" 2 "^SMTP CRITICAL - 587 auth_failed: " -- -H "$A" -p 587 --auth-user "$SP_SASL_USER" --auth-password-file "$wrongdir/wrong" -vvv "${AUTH_TLS[@]}"
 auth_outputs+=$LAST_OUT
