@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
+
+/* Bytes a policy file may have (a few dozen lines in practice). */
+#define SP_MAX_POLICY_FILE (256 * 1024)
 
 #include "probe_internal.h"
 
@@ -216,6 +220,14 @@ struct sp_policy *sp_policy_load(const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "r");
   if (!f) {
     snprintf(err, errlen, "policy %s: cannot open", path);
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_size > SP_MAX_POLICY_FILE) {
+    snprintf(err, errlen, "policy %s: not a regular file of at most %d bytes",
+             path, SP_MAX_POLICY_FILE);
+    fclose(f);
     return NULL;
   }
   struct sp_policy *pol = calloc(1, sizeof(*pol));

@@ -31,10 +31,6 @@ void sp_buf_consume(struct sp_buf *b, size_t n);
 /* Free the buffer's memory. */
 void sp_buf_free(struct sp_buf *b);
 
-/* Copy src to dst replacing bytes outside printable ASCII with '?';
- * always NUL-terminates; returns the length written. */
-size_t sp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
-
 /* Bounded copy of a C string (always NUL-terminates). */
 void sp_strlcpy(char *dst, const char *src, size_t dstlen);
 

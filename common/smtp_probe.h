@@ -299,6 +299,11 @@ int sp_secret_load(const char *file, const char *envvar, char *buf,
  * A WARNING such as cert_expiring is not success; the state says how bad. */
 bool sp_result_success(const struct sp_result *res);
 
+/* Copy src to dst replacing bytes outside printable ASCII with '?';
+ * always NUL-terminates; returns the length written. For any text that
+ * came from outside (servers, HTTP clients) before it is shown. */
+size_t sp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
+
 /* Days until a time (negative once past), rounded down. */
 long sp_days_left(time_t not_after, time_t now);
 

@@ -169,17 +169,21 @@ static void count_status(struct exporter *ex, unsigned status) {
 /* Answer a bad /probe request with 400 and a message. */
 static enum MHD_Result
 bad_request(struct exporter *ex, struct MHD_Connection *conn, const char *msg) {
-  exporter_log(XLOG_DEBUG, "bad /probe request: %s", msg);
+  char shown[512]; /* the message may quote what the client sent */
+  sp_sanitize(shown, sizeof(shown), msg, strlen(msg));
+  exporter_log(XLOG_DEBUG, "bad /probe request: %s", shown);
   count_status(ex, MHD_HTTP_BAD_REQUEST);
-  return respond_text(conn, MHD_HTTP_BAD_REQUEST, "%s\n", msg);
+  return respond_text(conn, MHD_HTTP_BAD_REQUEST, "%s\n", shown);
 }
 
 /* Answer a /probe of a target outside allowed_targets with 403. */
 static enum MHD_Result forbidden(struct exporter *ex,
                                  struct MHD_Connection *conn, const char *msg) {
-  exporter_log(XLOG_WARN, "refused /probe: %s", msg);
+  char shown[512]; /* the message may quote what the client sent */
+  sp_sanitize(shown, sizeof(shown), msg, strlen(msg));
+  exporter_log(XLOG_WARN, "refused /probe: %s", shown);
   count_status(ex, MHD_HTTP_FORBIDDEN);
-  return respond_text(conn, MHD_HTTP_FORBIDDEN, "%s\n", msg);
+  return respond_text(conn, MHD_HTTP_FORBIDDEN, "%s\n", shown);
 }
 
 /* A GET argument, or NULL when absent or empty. */

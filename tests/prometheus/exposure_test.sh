@@ -82,6 +82,11 @@ grep -c 'refused /probe' "$TMP/exporter.log" | grep -qx 5 || fail "five refusals
 # a name that passes the host patterns but resolves (here via /etc/hosts)
 # outside the networks: the core's guard stops it before any connect
 check_status localhost v4 200 'smtp_probe_diagnosis_info{port="25",code="policy_violation"} 1'
+# what the client sent comes back sanitised (an escape sequence here)
+check_status '%5b%1b%5b31m%5d:25' sub 400 "is not an IPv6 address"
+if grep -q $'\x1b' "$TMP/r.txt" "$TMP/exporter.log"; then
+  fail "a control byte from the request reached the answer or the log"
+fi
 # a bad allowlist on reload: 500, old list kept
 cp "$TMP/allow.yml" "$TMP/allow.good"
 sed -i 's|127.0.40.0/24|127.0.40.1/24|' "$TMP/allow.yml"
