@@ -242,9 +242,11 @@ def rows_exporter(t, raw):
         co, cb = cpu_per_req_ms(o), cpu_per_req_ms(b)
         t.add("4", f"{c} concurrent — exporter CPU per probe", lean, ms(co), ms(cb),
               ratio(co, cb), 0.2, note=note)
-        ro, rb = num(o, "rps"), num(b, "rps")
-        t.add("4", f"{c} concurrent — throughput (probes/s, higher is better)", lean,
-              f"{ro:.0f}/s", f"{rb:.0f}/s", ratio(ro, rb), None)
+        # Throughput counts successful probes only.
+        ro = (num(o, "ok") or 0) / (num(o, "wall_s") or 1)
+        rb = (num(b, "ok") or 0) / (num(b, "wall_s") or 1)
+        t.add("4", f"{c} concurrent — throughput (successful probes/s, higher is better)",
+              lean, f"{ro:.0f}/s", f"{rb:.0f}/s", ratio(ro, rb), None, note=note)
     idle, load = raw.get("exp.idle_rss"), raw.get("exp.load_rss")
     if idle:
         t.add("4", "RSS idle", "-", kb(num(idle, "ours_kb")), kb(num(idle, "bb_kb")),
