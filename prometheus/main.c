@@ -33,7 +33,7 @@ struct flags {
   double timeout_offset;   /* --probe.timeout-offset (seconds) */
   const char *log_level;   /* --log.level */
   const char *web_config;  /* --web.config.file, or NULL */
-  long per_ip;             /* --web.max-connections-per-ip; -1: half */
+  long per_ip;             /* --web.max-connections-per-ip; 0: none */
   long idle_timeout;       /* --web.idle-timeout (seconds) */
   long header_timeout;     /* --web.read-header-timeout (seconds) */
 };
@@ -64,8 +64,8 @@ static void usage(void) {
       "128)\n"
       "  --web.max-connections-per-ip=N\n"
       "                              from one client address; 0: no limit "
-      "(default:\n"
-      "                              half of --web.max-connections)\n"
+      "(default 0:\n"
+      "                              Prometheus scrapes from one address)\n"
       "  --web.idle-timeout=SECONDS  close a connection idle (or sending "
       "nothing)\n"
       "                              this long; 1..3600 (default 10)\n"
@@ -268,7 +268,7 @@ static int config_check(const char *path) {
 /* Start everything, serve until SIGINT/SIGTERM, reload on SIGHUP. */
 int main(int argc, char **argv) {
   struct flags f = {
-      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, -1, 10, 10};
+      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, 0, 10, 10};
   char listen_default[32];
   snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d",
            EXPORTER_DEFAULT_PORT);
@@ -333,7 +333,7 @@ int main(int argc, char **argv) {
   }
   ex.web = f.web_config != NULL ? &web : NULL;
   ex.idle_timeout_s = (unsigned)f.idle_timeout;
-  long per_ip = f.per_ip >= 0 ? f.per_ip : (f.max_connections + 1) / 2;
+  long per_ip = f.per_ip;
   struct http_options opts = {(const struct sockaddr *)&addr,
                               (unsigned)f.max_connections,
                               (unsigned)f.idle_timeout,
