@@ -77,7 +77,7 @@ static void batch_spawn(struct batch *b) {
     sp_buf_init(&p->in, SP_MAX_PROBE_BUFFER);
     sp_buf_init(&p->out, SP_MAX_OUTPUT);
     sp_buf_init(&p->transcript, req->trace ? SP_MAX_TRANSCRIPT : 0);
-    sp_reply_reset(&p->reply);
+    sp_reply_init(&p->reply);
     sp_strlcpy(res->host, req->host, sizeof(res->host));
     res->port = spec->port;
     res->role = spec->role == SP_ROLE_DEFAULT ? sp_role_for_port(spec->port)
@@ -258,6 +258,7 @@ static void batch_free(struct batch *b) {
     sp_buf_free(&b->probes[i].in);
     sp_buf_free(&b->probes[i].out);
     sp_buf_free(&b->probes[i].transcript);
+    sp_reply_free(&b->probes[i].reply);
   }
   free(b->probes);
   for (int i = 0; i < b->nscratch; i++)

@@ -135,6 +135,7 @@ void sp_probe_finish(struct probe *p) {
   }
   sp_buf_free(&p->transcript);
   sp_buf_free(&p->in);
+  sp_reply_free(&p->reply);
   sp_buf_free(&p->out);
   set_state(p, CS_DONE);
   p->batch->ndone++;
@@ -943,8 +944,8 @@ static void on_auth(struct probe *p) {
   if (value)
     n = sp_b64_encode(value, strlen(value), line, sizeof(line));
   else if (strcmp(m, "CRAM-MD5") == 0 && p->auth_step == 1)
-    n = sp_sasl_cram_md5(req->auth_user, req->auth_secret, p->reply.text, line,
-                         sizeof(line));
+    n = sp_sasl_cram_md5(req->auth_user, req->auth_secret, p->reply.text.data,
+                         line, sizeof(line));
   else if (strcmp(m, "XOAUTH2") == 0) /* 334 carries an error: end it */
     n = snprintf(line, sizeof(line), "%s", "");
   if (n < 0) {

@@ -43,11 +43,11 @@ void sp_transcript_add(struct sp_buf *t, const char *prefix, const char *data,
 
 /* One (possibly multi-line) SMTP reply being assembled. */
 struct sp_reply {
-  int code;                      /* three-digit code, 0 until a line is in */
-  int nlines;                    /* lines seen so far */
-  size_t text_len;               /* bytes used in text */
-  char text[SP_MAX_REPLY_BYTES]; /* lines without code, '\n'-separated */
-  char first[SP_MAX_TEXT];       /* first line, sanitised, with its code */
+  int code;                /* three-digit code, 0 until a line is in */
+  int nlines;              /* lines seen so far */
+  struct sp_buf text;      /* lines without code, '\n'-separated, NUL-
+                              terminated; grows up to SP_MAX_REPLY_BYTES */
+  char first[SP_MAX_TEXT]; /* first line, sanitised, with its code */
 };
 
 /* What one feed of input into a reply found. */
@@ -57,8 +57,14 @@ enum sp_reply_status {
   SP_REPLY_ERROR /* malformed input or a cap was passed */
 };
 
-/* Empty a reply for the next one. */
+/* Start an empty reply (its text grows on demand, within the cap). */
+void sp_reply_init(struct sp_reply *r);
+
+/* Empty a reply for the next one (keeps its memory). */
 void sp_reply_reset(struct sp_reply *r);
+
+/* Free a reply's memory. */
+void sp_reply_free(struct sp_reply *r);
 
 /* Take complete lines from in (consuming them) into r until the reply is
  * whole; on error write why into err. Lines go to transcript when given. */

@@ -10,13 +10,23 @@
 
 #include "probe_internal.h"
 
-/* Empty a reply for the next one. */
+/* Start an empty reply. */
+void sp_reply_init(struct sp_reply *r) {
+  sp_buf_init(&r->text, SP_MAX_REPLY_BYTES);
+  sp_reply_reset(r);
+}
+
+/* Empty a reply for the next one (keeps its memory). */
 void sp_reply_reset(struct sp_reply *r) {
   r->code = 0;
   r->nlines = 0;
-  r->text_len = 0;
-  r->text[0] = '\0';
+  sp_buf_consume(&r->text, r->text.len);
   r->first[0] = '\0';
+}
+
+/* Free a reply's memory. */
+void sp_reply_free(struct sp_reply *r) {
+  sp_buf_free(&r->text);
 }
 
 /* True when the first bytes of a line look like "DDD" followed by ' ',
@@ -90,20 +100,21 @@ enum sp_reply_status sp_reply_feed(struct sp_reply *r, struct sp_buf *in,
       return SP_REPLY_ERROR;
     }
     size_t tlen = linelen > 4 ? linelen - 4 : 0;
-    if (r->text_len + tlen + 2 > sizeof(r->text)) {
+    if (r->text.len + tlen + 2 > SP_MAX_REPLY_BYTES) {
       snprintf(err, errlen, "reply longer than %d bytes", SP_MAX_REPLY_BYTES);
       return SP_REPLY_ERROR;
     }
     if (r->nlines == 0) {
       r->code = code;
       sp_sanitize(r->first, sizeof(r->first), line, linelen);
-    } else {
-      r->text[r->text_len++] = '\n';
     }
-    if (tlen)
-      memcpy(r->text + r->text_len, line + 4, tlen);
-    r->text_len += tlen;
-    r->text[r->text_len] = '\0';
+    /* within the cap checked above: only memory can make these fail */
+    if ((r->nlines > 0 && sp_buf_append(&r->text, "\n", 1) != 0) ||
+        sp_buf_append(&r->text, line + (linelen > 4 ? 4 : linelen), tlen) !=
+            0) {
+      snprintf(err, errlen, "out of memory for a reply");
+      return SP_REPLY_ERROR;
+    }
     r->nlines++;
     bool last = linelen == 3 || line[3] == ' ';
     sp_buf_consume(in, consumed);
@@ -176,8 +187,8 @@ static void add_auth_mechs(struct sp_caps *caps, const char *s, size_t n) {
 void sp_caps_parse(struct sp_caps *caps, const struct sp_reply *r) {
   memset(caps, 0, sizeof(*caps));
   caps->seen = true;
-  const char *p = r->text;
-  const char *end = r->text + r->text_len;
+  const char *p = r->text.data ? r->text.data : "";
+  const char *end = p + r->text.len;
   bool first = true;
   while (p <= end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -144,8 +144,11 @@ SSL_CTX *sp_tls_context_new(const char *cafile, bool legacy, char *err,
     return NULL;
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+  /* RELEASE_BUFFERS: an idle session (a probe waiting for a reply) keeps
+   * no 16 KiB read/write buffers, which matters with thousands in flight */
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (!legacy) {
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);

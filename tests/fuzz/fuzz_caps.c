@@ -40,18 +40,21 @@ static int has_duplicate(const char *list) {
 
 /* libFuzzer entry point: one reply text. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static struct sp_reply r; /* 16 KiB: not on the stack */
+  static struct sp_reply r;
+  static int ready;
   struct sp_caps caps, again;
   char out[512];
+  if (!ready) {
+    sp_reply_init(&r);
+    ready = 1;
+  }
   sp_reply_reset(&r);
-  size_t n = size < sizeof(r.text) - 1 ? size : sizeof(r.text) - 1;
-  memcpy(r.text, data, n);
-  r.text[n] = '\0';
-  r.text_len = n;
+  size_t n = size < SP_MAX_REPLY_BYTES - 1 ? size : SP_MAX_REPLY_BYTES - 1;
+  FUZZ_ASSERT(sp_buf_append(&r.text, data, n) == 0, "reply text fits");
   r.code = 250;
   r.nlines = 1;
   for (size_t i = 0; i < n; i++)
-    r.nlines += r.text[i] == '\n';
+    r.nlines += r.text.data[i] == '\n';
   sp_caps_parse(&caps, &r);
   FUZZ_ASSERT(caps.seen, "caps marked seen");
   fuzz_check_text(caps.ehlo_domain, sizeof(caps.ehlo_domain), 0, "ehlo domain");

@@ -43,8 +43,9 @@ static void check_reply(const struct sp_reply *r, struct run_log *log) {
   FUZZ_ASSERT(r->code >= 200 && r->code <= 599, "reply code in 200..599");
   FUZZ_ASSERT(r->nlines >= 1 && r->nlines <= SP_MAX_REPLY_LINES,
               "reply line count within the cap");
-  FUZZ_ASSERT(r->text_len < sizeof(r->text), "reply text within its array");
-  FUZZ_ASSERT(r->text[r->text_len] == '\0', "reply text NUL-terminated");
+  FUZZ_ASSERT(r->text.len < SP_MAX_REPLY_BYTES, "reply text within its cap");
+  FUZZ_ASSERT(r->text.data && r->text.data[r->text.len] == '\0',
+              "reply text NUL-terminated");
   fuzz_check_text(r->first, sizeof(r->first), 0, "reply first line");
   struct sp_caps caps;
   sp_caps_parse(&caps, r);
@@ -53,7 +54,7 @@ static void check_reply(const struct sp_reply *r, struct run_log *log) {
   if (log->nreplies < FUZZ_MAX_REPLIES) {
     log->codes[log->nreplies] = r->code;
     log->lines[log->nreplies] = r->nlines;
-    log->sums[log->nreplies] = text_sum(r->text, r->text_len);
+    log->sums[log->nreplies] = text_sum(r->text.data, r->text.len);
   }
   log->nreplies++;
 }
@@ -63,13 +64,13 @@ static void check_reply(const struct sp_reply *r, struct run_log *log) {
 static void run(const uint8_t *sched, size_t nsched, const uint8_t *data,
                 size_t size, struct run_log *log) {
   struct sp_buf in, transcript;
-  static struct sp_reply r; /* 16 KiB: not on the stack */
+  struct sp_reply r;
   char err[SP_MAX_TEXT];
   size_t off = 0, step = 0;
   memset(log, 0, sizeof(*log));
   sp_buf_init(&in, SP_MAX_PROBE_BUFFER);
   sp_buf_init(&transcript, SP_MAX_TRANSCRIPT);
-  sp_reply_reset(&r);
+  sp_reply_init(&r);
   while (off < size) {
     size_t want = nsched ? (size_t)sched[step++ % nsched] + 1
                          : SP_MAX_PROBE_BUFFER - in.len;
@@ -109,6 +110,7 @@ static void run(const uint8_t *sched, size_t nsched, const uint8_t *data,
     fuzz_check_text(transcript.data, transcript.len + 1, 1, "transcript");
   sp_buf_free(&in);
   sp_buf_free(&transcript);
+  sp_reply_free(&r);
 }
 
 /* libFuzzer entry point: one stream, cut two ways. */

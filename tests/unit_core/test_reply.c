@@ -11,6 +11,20 @@
 
 #include "probe_internal.h"
 
+/* A reply on the heap, ready to use. */
+static struct sp_reply *new_reply(void) {
+  struct sp_reply *r = calloc(1, sizeof(*r));
+  assert_non_null(r);
+  sp_reply_init(r);
+  return r;
+}
+
+/* Free a reply from new_reply. */
+static void free_reply(struct sp_reply *r) {
+  sp_reply_free(r);
+  free(r);
+}
+
 /* Feed text into a fresh reply and a fresh input buffer (in must be
  * initialised; what it held is freed); return the status. */
 static enum sp_reply_status feed(struct sp_reply *r, struct sp_buf *in,
@@ -25,24 +39,24 @@ static enum sp_reply_status feed(struct sp_reply *r, struct sp_buf *in,
 /* A one-line reply is complete and keeps its code and text. */
 static void single_line(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "220 mail.example ESMTP ready\r\n";
   assert_int_equal(feed(r, &in, t, strlen(t), why), SP_REPLY_DONE);
   assert_int_equal(r->code, 220);
   assert_int_equal(r->nlines, 1);
-  assert_string_equal(r->text, "mail.example ESMTP ready");
+  assert_string_equal(r->text.data, "mail.example ESMTP ready");
   assert_string_equal(r->first, "220 mail.example ESMTP ready");
   assert_int_equal(in.len, 0);
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* A multi-line reply needs its last line; leftovers stay in the buffer. */
 static void multi_line_and_leftover(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *part = "250-mx\r\n250-PIPELINING\r\n";
@@ -53,28 +67,28 @@ static void multi_line_and_leftover(void **state) {
   assert_int_equal(sp_reply_feed(r, &in, NULL, why, sizeof(why)),
                    SP_REPLY_DONE);
   assert_int_equal(r->nlines, 3);
-  assert_string_equal(r->text, "mx\nPIPELINING\nSIZE 100");
+  assert_string_equal(r->text.data, "mx\nPIPELINING\nSIZE 100");
   assert_string_equal(in.data, "221 bye\r\n");
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* A bare "250" line (no text) is a valid last line. */
 static void bare_code(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   assert_int_equal(feed(r, &in, "250\r\n", 5, why), SP_REPLY_DONE);
   assert_int_equal(r->code, 250);
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* Garbage fails as soon as the first bytes show it, without a newline. */
 static void garbage_fails_early(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char bin[] = {'\x16', '\x03', '\x01', '\x00', '\xff'};
@@ -86,13 +100,13 @@ static void garbage_fails_early(void **state) {
   assert_int_equal(feed(r, &in, "HTTP/1.1 400", 12, why), SP_REPLY_ERROR);
   assert_int_equal(feed(r, &in, "2", 1, why), SP_REPLY_MORE);
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* A line that never ends is refused once it passes SP_MAX_LINE. */
 static void endless_line(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   size_t n = SP_MAX_LINE + 10;
@@ -106,13 +120,13 @@ static void endless_line(void **state) {
   assert_non_null(strstr(why, "longer than"));
   free(t);
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* Too many continuation lines are refused at SP_MAX_REPLY_LINES. */
 static void too_many_lines(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   sp_buf_init(&in, SP_MAX_PROBE_BUFFER);
@@ -127,26 +141,26 @@ static void too_many_lines(void **state) {
   assert_int_equal(st, SP_REPLY_ERROR);
   assert_int_equal(lines, SP_MAX_REPLY_LINES + 1);
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* A code that changes within a reply is a protocol error. */
 static void code_change(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-a\r\n251 b\r\n";
   assert_int_equal(feed(r, &in, t, strlen(t), why), SP_REPLY_ERROR);
   assert_non_null(strstr(why, "changed"));
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* The transcript gets sanitised server lines. */
 static void transcript_sanitised(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in, tr;
   char why[SP_MAX_TEXT];
   sp_buf_init(&tr, 1024);
@@ -159,13 +173,13 @@ static void transcript_sanitised(void **state) {
   assert_string_equal(r->first, "220 hi?[31m");
   sp_buf_free(&in);
   sp_buf_free(&tr);
-  free(r);
+  free_reply(r);
 }
 
 /* EHLO keywords, SIZE value and AUTH mechanisms are parsed. */
 static void caps_parsed(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-mx.example Hello\r\n250-PIPELINING\r\n250-SIZE "
@@ -190,13 +204,13 @@ static void caps_parsed(void **state) {
   assert_non_null(strstr(text, "SIZE=10240000"));
   assert_non_null(strstr(text, "AUTH(PLAIN LOGIN XOAUTH2)"));
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 /* Capabilities that are absent stay absent; SIZE without value is 0. */
 static void caps_minimal(void **state) {
   (void)state;
-  struct sp_reply *r = malloc(sizeof(*r));
+  struct sp_reply *r = new_reply();
   struct sp_buf in = {0};
   char why[SP_MAX_TEXT];
   const char *t = "250-mx\r\n250 SIZE\r\n";
@@ -207,7 +221,7 @@ static void caps_minimal(void **state) {
   assert_int_equal(caps.size_limit, 0);
   assert_string_equal(caps.auth_mechs, "");
   sp_buf_free(&in);
-  free(r);
+  free_reply(r);
 }
 
 int main(void) {
