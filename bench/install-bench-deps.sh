@@ -7,11 +7,6 @@
 # prometheus-blackbox-exporter does not start a system daemon.
 set -euo pipefail
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-bench-deps.sh: must run as root (apt-get install)" >&2
-  exit 1
-fi
-
 PKGS=(
   monitoring-plugins-basic     # check_smtp, check_ssmtp (2.3.3)
   prometheus-blackbox-exporter # the exporter we compare with
@@ -20,26 +15,6 @@ PKGS=(
   procps                       # ps, for RSS
 )
 
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-bench-deps.sh: all packages present"
-  exit 0
-fi
-
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  created_policy=1
-fi
-# Remove only the policy file this script created.
-cleanup() { if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The same installer as the tests (policy-rc.d, --no-install-recommends,
+# waiting for the dpkg lock), with our packages added.
+exec bash "$(dirname "$0")/../scripts/install-deps.sh" "${PKGS[@]}"

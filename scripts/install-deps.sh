@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install every Debian 12 package smtp-probe needs to build, test and demo.
-# Idempotent; safe to run repeatedly. Blocks service auto-start while installing
+# Install every Debian 12 package smtp-probe needs to build, test and demo,
+# plus any package names given as arguments (bench/install-bench-deps.sh
+# passes its own). Idempotent; safe to run repeatedly. Blocks service auto-start while installing
 # so packages (postfix, collectd, nagios4, prometheus, dnsmasq) do not start
 # system daemons that take ports and CPU. Must run as root.
 set -euo pipefail
@@ -26,6 +27,8 @@ PKGS=(
   # fuzzing (tests/fuzz, SP_FUZZ=ON): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
 )
+
+PKGS+=("$@")
 
 missing=()
 for p in "${PKGS[@]}"; do
