@@ -136,10 +136,11 @@ static void describe_text(void **state) {
   res.code = SP_CERT_EXPIRED;
   res.state = SP_STATE_CRITICAL;
   res.tls = true;
-  strcpy(res.tls_version, "TLSv1.3");
-  strcpy(res.detail, "a certificate expired 3 days ago");
+  snprintf(res.tls_version, sizeof(res.tls_version), "%s", "TLSv1.3");
+  snprintf(res.detail, sizeof(res.detail), "%s",
+           "a certificate expired 3 days ago");
   res.ncerts = 1;
-  strcpy(res.certs[0].subject, "CN=mx");
+  snprintf(res.certs[0].subject, sizeof(res.certs[0].subject), "%s", "CN=mx");
   res.phase_done[SP_PHASE_TOTAL] = true;
   res.phase_s[SP_PHASE_TOTAL] = 0.25;
   res.findings = (1u << SP_CERT_EXPIRED) | (1u << SP_CERT_UNTRUSTED);

@@ -107,26 +107,29 @@ static void deviations(void **state) {
   res[0].port = 587;
   res[0].code = SP_AUTH_BEFORE_TLS;
   res[0].tls = true;
-  strcpy(res[0].tls_version, "TLSv1.1");
+  snprintf(res[0].tls_version, sizeof(res[0].tls_version), "%s", "TLSv1.1");
   res[0].caps_plain.seen = true;
   res[0].caps_plain.flags = SP_CAP_STARTTLS | SP_CAP_AUTH;
-  strcpy(res[0].caps_plain.auth_mechs, "PLAIN");
+  snprintf(res[0].caps_plain.auth_mechs, sizeof(res[0].caps_plain.auth_mechs),
+           "%s", "PLAIN");
   res[0].caps_tls.seen = true;
   res[0].caps_tls.flags = SP_CAP_AUTH;
-  strcpy(res[0].caps_tls.auth_mechs, "PLAIN CRAM-MD5");
+  snprintf(res[0].caps_tls.auth_mechs, sizeof(res[0].caps_tls.auth_mechs), "%s",
+           "PLAIN CRAM-MD5");
   /* 465: fine */
   res[1].port = 465;
   res[1].tls = true;
   res[1].implicit_tls = true;
-  strcpy(res[1].tls_version, "TLSv1.3");
+  snprintf(res[1].tls_version, sizeof(res[1].tls_version), "%s", "TLSv1.3");
   /* 25: AUTH offered after TLS */
   res[2].port = 25;
   res[2].role = SP_ROLE_RELAY;
   res[2].tls = true;
-  strcpy(res[2].tls_version, "TLSv1.3");
+  snprintf(res[2].tls_version, sizeof(res[2].tls_version), "%s", "TLSv1.3");
   res[2].caps_tls.seen = true;
   res[2].caps_tls.flags = SP_CAP_AUTH;
-  strcpy(res[2].caps_tls.auth_mechs, "PLAIN");
+  snprintf(res[2].caps_tls.auth_mechs, sizeof(res[2].caps_tls.auth_mechs), "%s",
+           "PLAIN");
   /* 2525: closed, as expected */
   res[3].port = 2525;
   res[3].code = SP_CONNECT_REFUSED;
