@@ -50,6 +50,7 @@ static void transcript_cap(void **state) {
   sp_buf_free(&t);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cap_holds),

@@ -162,6 +162,7 @@ static void describe_text(void **state) {
   assert_string_equal(hint, "a certificate expired 3 days ago");
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(code_words),    cmocka_unit_test(phase_words),

@@ -161,6 +161,7 @@ static void deviations(void **state) {
   sp_policy_free(pol);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(example_loads),

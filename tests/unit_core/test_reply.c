@@ -224,6 +224,7 @@ static void caps_minimal(void **state) {
   free_reply(r);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(single_line),  cmocka_unit_test(multi_line_and_leftover),

@@ -107,6 +107,7 @@ static void port_cap(void **state) {
                    -1);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(defaults_ok),

@@ -111,6 +111,7 @@ static void secret_loading(void **state) {
   assert_non_null(strstr(err, "SP_TEST_SECRET"));
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(plain_vector),   cmocka_unit_test(cram_md5_vector),

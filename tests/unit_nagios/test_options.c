@@ -303,6 +303,7 @@ static void test_help_version(void **state) {
   assert_non_null(strstr(opts_usage(), "-H HOST"));
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),

@@ -432,6 +432,7 @@ static void test_no_results(void **state) {
   free(text);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_label_quoting),

@@ -152,6 +152,7 @@ static void test_explain(void **state) {
   assert_string_equal(buf, "ins");
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_end),    cmocka_unit_test(test_open_end),

@@ -237,6 +237,7 @@ static void test_strbuf_cap(void **state) {
   sb_free(&sb);
 }
 
+/* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escape_label),
