@@ -35,14 +35,10 @@ static int node_error(struct parse_ctx *ctx, const yaml_node_t *node,
     __attribute__((format(printf, 3, 4)));
 static int node_error(struct parse_ctx *ctx, const yaml_node_t *node,
                       const char *fmt, ...) {
-  char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  fileio_yaml_error(ctx->err, ctx->errlen, ctx->name, node, fmt, ap);
   va_end(ap);
-  snprintf(ctx->err, ctx->errlen, "%.256s:%lu:%lu: %s", ctx->name,
-           (unsigned long)node->start_mark.line + 1,
-           (unsigned long)node->start_mark.column + 1, msg);
   return -1;
 }
 
