@@ -12,15 +12,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 plugin_so=$1
 [ -r "$plugin_so" ] || spc_fail "no $plugin_so"
 dir=$(mktemp -d /tmp/spc-bad.XXXXXX)
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
-    spc_say "last lines of collectd.log:"
-    tail -n 15 "$dir/collectd.log" >&2
-  fi
-  spc_stop "$dir" || true
-  if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
-}
+cleanup() { spc_cleanup $? "$dir" 15 30; }
 trap cleanup EXIT
 
 spc_write_conf "$dir" "$plugin_so" 1 1 <<'EOF2'

@@ -200,3 +200,18 @@ spc_kill_helper() {
     wait "$1" 2>/dev/null || true
   fi
 }
+
+# The end of a test (call from its EXIT trap with $? first): on failure
+# show the tail of collectd's log, stop collectd, stop a helper process,
+# and remove the directory (SPC_KEEP=1 keeps it).
+# usage: spc_cleanup RC DIR LOG_LINES STOP_TIMEOUT_S [HELPER_PID]
+spc_cleanup() {
+  local rc=$1 dir=$2 lines=$3 stop_s=$4 helper=${5:-}
+  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
+    spc_say "last lines of collectd.log:"
+    tail -n "$lines" "$dir/collectd.log" >&2
+  fi
+  spc_stop "$dir" "$stop_s" || true
+  spc_kill_helper "$helper"
+  if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
+}

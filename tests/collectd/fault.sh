@@ -37,16 +37,7 @@ make_certs=$3
 
 dir=$(mktemp -d /tmp/spc-fault.XXXXXX)
 server_pid=
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
-    spc_say "last lines of collectd.log:"
-    tail -n 25 "$dir/collectd.log" >&2
-  fi
-  spc_stop "$dir" || true
-  spc_kill_helper "$server_pid"
-  if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
-}
+cleanup() { spc_cleanup $? "$dir" 25 30 "$server_pid"; }
 trap cleanup EXIT
 
 bash "$make_certs" "$dir/certs" >"$dir/make-certs.log" 2>&1 ||

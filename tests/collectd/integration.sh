@@ -31,16 +31,7 @@ plugin_so=$2
 
 dir=$(mktemp -d /tmp/spc-it.XXXXXX)
 listener_pid=
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
-    spc_say "last lines of collectd.log:"
-    tail -n 15 "$dir/collectd.log" >&2
-  fi
-  spc_stop "$dir" || true
-  spc_kill_helper "$listener_pid"
-  if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
-}
+cleanup() { spc_cleanup $? "$dir" 15 30 "$listener_pid"; }
 trap cleanup EXIT
 
 # The silent server on 127.0.30.2 (collectd's loopback range).

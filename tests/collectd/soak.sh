@@ -31,16 +31,7 @@ tool=${SPC_SOAK_TOOL:-valgrind}
 
 dir=$(mktemp -d /tmp/spc-soak.XXXXXX)
 listener_pid=
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ] && [ -f "$dir/collectd.log" ]; then
-    spc_say "last lines of collectd.log:"
-    tail -n 15 "$dir/collectd.log" >&2
-  fi
-  spc_stop "$dir" 120 || true
-  spc_kill_helper "$listener_pid"
-  if [ "${SPC_KEEP:-0}" = 1 ]; then spc_say "kept $dir"; else rm -rf "$dir"; fi
-}
+cleanup() { spc_cleanup $? "$dir" 15 120 "$listener_pid"; }
 trap cleanup EXIT
 
 python3 "$HERE/silent_listener.py" 127.0.30.3 "$dir/silent.port" "$dir/silent.events" &
