@@ -957,9 +957,9 @@ static void spc_dispatch_result(struct spc_target *t, struct sp_result *res,
     struct sp_batch one = {.results = res, .nresults = 1, .dns_s = -1};
     ndevs = sp_policy_check(t->policy, &one, devs, SPC_MAX_DEVIATIONS);
   }
-  /* With AllAddresses the address is always part of the name (the core
-   * marks per_address only when the host had several), so that a host's
-   * identifiers do not change with the number of addresses it resolves to. */
+  /* With AllAddresses the address is always part of the name (the block's
+   * setting decides, not the result), so that a host's identifiers do not
+   * change with the number of addresses it resolves to. */
   if (spc_instance_name(t->name, res, t->req.all_addresses, inst,
                         sizeof(inst)) != 0) {
     ERROR(SPC_PLUGIN ": Target \"%s\": instance name for port %u too long; "

@@ -206,17 +206,15 @@ size_t perf_format_number(double v, char *buf, size_t buflen) {
 }
 
 /* True when results name their address (all_addresses requests). */
-static bool names_address(const struct check_opts *o,
-                          const struct sp_result *res) {
-  return (res->per_address || o->req.all_addresses) && res->address[0] != '\0';
+static bool names_address(const struct sp_result *res) {
+  return res->per_address && res->address[0] != '\0';
 }
 
 /* Write the human label of a result: "587", "587@127.0.0.1",
  * "587@[2001:db8::1]". */
-static void display_label(const struct check_opts *o,
-                          const struct sp_result *res, char *buf,
+static void display_label(const struct sp_result *res, char *buf,
                           size_t buflen) {
-  if (!names_address(o, res))
+  if (!names_address(res))
     snprintf(buf, buflen, "%u", (unsigned)res->port);
   else if (strchr(res->address, ':') != NULL)
     snprintf(buf, buflen, "%u@[%s]", (unsigned)res->port, res->address);
@@ -245,7 +243,7 @@ static void perf_result(struct sbuf *sb, const struct check_opts *o,
   char num[64];
   char rest[160];
 
-  if (names_address(o, res))
+  if (names_address(res))
     snprintf(base, sizeof(base), "%u_%s", (unsigned)res->port, res->address);
   else
     snprintf(base, sizeof(base), "%u", (unsigned)res->port);
@@ -279,14 +277,13 @@ static void perf_result(struct sbuf *sb, const struct check_opts *o,
 
 /* Append the summary part of one result ("587 ok 0.012s",
  * "465 tls_mode_mismatch: hint"). */
-static void summary_result(struct sbuf *sb, const struct check_opts *o,
-                           const struct sp_result *res,
+static void summary_result(struct sbuf *sb, const struct sp_result *res,
                            const struct check_eval *ev) {
   char label[96];
   char hint[HINT_MAX];
   size_t hlen;
 
-  display_label(o, res, label, sizeof(label));
+  display_label(res, label, sizeof(label));
   sb_puts(sb, label);
   if (res->code == SP_OK && ev->why[0] != '\0') {
     sb_puts(sb, " ok, ");
@@ -329,7 +326,7 @@ static void block_result(struct sbuf *sb, const struct check_opts *o,
   char label[96];
   size_t dlen;
 
-  display_label(o, res, label, sizeof(label));
+  display_label(res, label, sizeof(label));
   sb_printf(sb, "%s %s: %s %s", label, sp_role_name(res->role),
             sp_state_name(ev->state), sp_code_name(res->code));
   if (ev->why[0] != '\0') {
@@ -420,7 +417,7 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   for (int i = 0; i < n; i++) {
     if (i > 0)
       sb_puts(&summary, "; ");
-    summary_result(&summary, o, &res[idx[i]], &ev[idx[i]]);
+    summary_result(&summary, &res[idx[i]], &ev[idx[i]]);
     perf_result(&perf, o, &res[i], now);
   }
   if (n == 0)
