@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "engine_internal.h"
 
 /* ---- Batches ----------------------------------------------------------- */
@@ -439,6 +441,11 @@ static void local_fqdn(char *buf, size_t buflen) {
       }
   }
   fclose(f);
+}
+
+/* Skip OpenSSL's atexit cleanup in a one-shot process (see smtp_probe.h). */
+void sp_oneshot_process(void) {
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 
 /* Create an engine. */

@@ -370,6 +370,12 @@ struct sp_engine;
 /* Create an engine; NULL with a message in err on failure. */
 struct sp_engine *sp_engine_new(char *err, size_t errlen);
 
+/* Tell the library the process exits right after its probes (a plugin run
+ * once per check): the TLS library's exit-time cleanup of its global
+ * tables is skipped, the kernel reclaims them. Call before sp_engine_new;
+ * long-running processes (exporter, collectd) must not call it. */
+void sp_oneshot_process(void);
+
 /* Queue a request. Thread-safe. Probes start at the next loop turn; the
  * request's deadline counts from this call. Returns 0, or -1 with err. */
 int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,

@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
   }
 
   arm_alarm(&opts);
+  sp_oneshot_process();
   eng = sp_engine_new(err, sizeof(err));
   if (eng == NULL) {
     opts_free(&opts);
