@@ -142,4 +142,10 @@ void sp_tls_inspect(SSL *ssl, const struct sp_verify_log *log,
 /* The latest OpenSSL error as text (clears the queue). */
 void sp_tls_error_text(char *buf, size_t buflen);
 
+/* sp_request_validate without opening the cafile: the engine checks
+ * submitted requests with it (the adapters validated them whole; the
+ * cafile is loaded once per file for its TLS context). */
+int sp_request_check_fields(const struct sp_request *req, char *err,
+                            size_t errlen);
+
 #endif /* SP_PROBE_INTERNAL_H */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "probe_internal.h"
 #include "smtp_probe.h"
 
 /* Fill a request with defaults: auto TLS, 10 s, verification on. */
@@ -160,9 +161,9 @@ static int validate_auth(const struct sp_request *req, char *err,
   return 0;
 }
 
-/* Check a request; write a message naming the bad field. */
-int sp_request_validate(const struct sp_request *req, char *err,
-                        size_t errlen) {
+/* Check a request's fields, without touching files (see probe_internal.h). */
+int sp_request_check_fields(const struct sp_request *req, char *err,
+                            size_t errlen) {
   if (!req->host || !host_is_valid(req->host)) {
     snprintf(err, errlen, "host: missing or not a valid host name or address");
     return -1;
@@ -222,14 +223,6 @@ int sp_request_validate(const struct sp_request *req, char *err,
              "dns_server: expected ADDR[:PORT] with an IP address");
     return -1;
   }
-  if (req->cafile) {
-    FILE *f = fopen(req->cafile, "r");
-    if (!f) {
-      snprintf(err, errlen, "cafile: cannot open %.200s", req->cafile);
-      return -1;
-    }
-    fclose(f);
-  }
   if (req->cert_warn_days >= 0 && req->cert_crit_days > req->cert_warn_days) {
     snprintf(err, errlen,
              "cert_days: the critical days must not exceed the warning days");
@@ -240,4 +233,20 @@ int sp_request_validate(const struct sp_request *req, char *err,
     return -1;
   }
   return validate_auth(req, err, errlen);
+}
+
+/* Check a request; write a message naming the bad field. */
+int sp_request_validate(const struct sp_request *req, char *err,
+                        size_t errlen) {
+  if (sp_request_check_fields(req, err, errlen) != 0)
+    return -1;
+  if (req->cafile) {
+    FILE *f = fopen(req->cafile, "r");
+    if (!f) {
+      snprintf(err, errlen, "cafile: cannot open %.200s", req->cafile);
+      return -1;
+    }
+    fclose(f);
+  }
+  return 0;
 }

@@ -108,12 +108,41 @@ static void port_cap(void **state) {
 }
 
 /* Run this file's tests. */
+/* Never called: the submits below are refused before anything runs. */
+static void not_called(struct sp_batch *batch, void *user) {
+  (void)user;
+  sp_batch_free(batch);
+  fail_msg("a refused request reached its completion callback");
+}
+
+/* The engine refuses what validation refuses: bad fields, and a cafile it
+ * cannot load (it reads the file itself, once per file). */
+static void engine_refuses(void **state) {
+  (void)state;
+  char err[256];
+  struct sp_engine *eng = sp_engine_new(err, sizeof(err));
+  assert_non_null(eng);
+  struct sp_request req;
+  base(&req);
+  req.timeout_s = 0;
+  assert_int_equal(
+      sp_engine_submit(eng, &req, not_called, NULL, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "timeout"));
+  base(&req);
+  req.cafile = "/nonexistent/ca.pem";
+  assert_int_equal(
+      sp_engine_submit(eng, &req, not_called, NULL, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "cafile"));
+  assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+  assert_int_equal(sp_engine_inflight(eng), 0);
+  sp_engine_free(eng);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(defaults_ok),
-      cmocka_unit_test(bad_fields),
-      cmocka_unit_test(dns_server_forms),
-      cmocka_unit_test(port_cap),
+      cmocka_unit_test(defaults_ok),      cmocka_unit_test(bad_fields),
+      cmocka_unit_test(dns_server_forms), cmocka_unit_test(port_cap),
+      cmocka_unit_test(engine_refuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
