@@ -348,7 +348,44 @@ section_process() {
       break
     fi
   done
+  # The server's share: Postfix's CPU per run of one port and of four (the
+  # 4-port run's four handshakes compete for the same two cores).
+  local name
+  for name in ours_587 ours_4ports; do
+    postfix_cpu "pf_cpu.$name" "$HF_RUNS" "${cmds[@]}"
+  done
   env_stop
+}
+
+# Postfix's master and every process under it: utime+stime+cutime+cstime
+# in ticks (children that exited are in the master's cutime/cstime).
+postfix_ticks() {
+  local conf qd master p total=0 s
+  conf=$(. "$WORK/mailenv/env.sh" && echo "$SP_POSTFIX_CONFIG") || return 1
+  qd=$(postconf -c "$conf" -h queue_directory) || return 1
+  master=$(awk 'NR == 1 {print $1}' "$qd/pid/master.pid") || return 1
+  for p in "$master" $(pgrep -P "$master"); do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    total=$((total + $(awk '{print $12 + $13 + $14 + $15}' <<<"$s")))
+  done
+  echo "$total"
+}
+
+# Run one of section_process's commands N times and record Postfix's CPU
+# for them. usage: postfix_cpu TAG N NAME CMD NAME CMD ... (TAG ends in NAME)
+postfix_cpu() {
+  local tag=$1 n=$2 want=${1##*.} cmd="" i t0 t1
+  shift 2
+  while [ $# -ge 2 ]; do
+    [ "$1" = "$want" ] && cmd=$2
+    shift 2
+  done
+  [ -n "$cmd" ] || return 0
+  t0=$(postfix_ticks) || { record "$tag why=postfix_pid_not_found"; return 0; }
+  for ((i = 0; i < n * 4; i++)); do $cmd >/dev/null 2>&1 || true; done
+  t1=$(postfix_ticks) || return 0
+  record "$tag runs=$((n * 4)) ticks=$((t1 - t0)) clk_tck=$CLK_TCK"
 }
 
 # ---- 4: smtp_exporter vs blackbox_exporter ---------------------------------------------
