@@ -7,12 +7,19 @@
  *                           [--count N] [--ehlo NAME]
  *        probe_bench hold   (same options; --count = connections held open)
  *        probe_bench engine (same options) [--inflight N]
+ *                           [--idle N --idle-port P]
  *
  * Every mode prints one line of key=value pairs on stdout (see print_*).
  * The floor is the physical limit of one exchange on this machine:
  * connect, greeting, EHLO, STARTTLS, TLS handshake with chain and name
  * verification, EHLO, QUIT; TCP_NODELAY, and TCP_QUICKACK re-armed before
  * every read so no reply waits on a delayed ACK.
+ *
+ * engine --idle N keeps N more probes in flight for the whole run, waiting
+ * on a server that never speaks (--idle-port, plain SMTP, 600 s timeout),
+ * and runs the loop in the engine's own thread (also with --idle 0, the
+ * reference): what the measured probes cost beside them shows whether the
+ * loop's work grows with what is in flight or only with what is ready.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +58,8 @@ struct opts {
   const char *ehlo;   /* EHLO argument */
   long count;         /* probes (floor, engine) or connections (hold) */
   long inflight;      /* engine: probes in flight at once */
+  long idle;          /* engine: idle probes beside them, -1: none, no thread */
+  long idle_port;     /* engine: the silent server's port for them */
 };
 
 /* One floor connection: socket and TLS session. */
@@ -77,6 +87,8 @@ struct engine_run {
   long inflight_at_max;   /* probes in flight at that sample */
   bool submit_failed;     /* a submit was refused */
   char submit_error[256]; /* its message */
+  pthread_mutex_t lock;   /* threaded runs: guards done and submit_failed */
+  pthread_cond_t ended;   /* threaded runs: signalled when the run ends */
 };
 
 /* ---- Small helpers ---------------------------------------------------- */
@@ -437,6 +449,11 @@ static void engine_done(struct sp_batch *batch, void *user) {
     }
   }
   sp_batch_free(batch);
+  if (r->done >= r->target) { /* a threaded run's waiter wakes up */
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_signal(&r->ended);
+    pthread_mutex_unlock(&r->lock);
+  }
   if (r->done % RSS_SAMPLE_EVERY == 0) {
     long rss = proc_status_kb("VmRSS");
     if (rss > r->rss_max_kb) {
@@ -453,15 +470,58 @@ static void engine_submit_next(struct engine_run *r) {
     return;
   char err[256];
   if (sp_engine_submit(r->eng, r->req, engine_done, r, err, sizeof err) != 0) {
+    pthread_mutex_lock(&r->lock);
     r->submit_failed = true;
     snprintf(r->submit_error, sizeof r->submit_error, "%s", err);
+    pthread_cond_signal(&r->ended);
+    pthread_mutex_unlock(&r->lock);
     return;
   }
   r->submitted++;
 }
 
+/* Completion of an idle probe (only when the engine stops): drop it. */
+static void idle_done(struct sp_batch *batch, void *user) {
+  (void)user;
+  sp_batch_free(batch);
+}
+
+/* Submit o->idle probes that wait on the silent server all run long. */
+static int submit_idle(struct sp_engine *eng, const struct opts *o) {
+  struct sp_request req;
+  sp_request_init(&req);
+  req.host = o->host;
+  req.family = SP_FAMILY_IPV4;
+  req.timeout_s = 600.0;
+  sp_request_add_port(&req, (uint16_t)o->idle_port, SP_TLS_NONE, SP_ROLE_RELAY);
+  for (long i = 0; i < o->idle; i++) {
+    char err[256];
+    if (sp_engine_submit(eng, &req, idle_done, NULL, err, sizeof err) != 0) {
+      fprintf(stderr, "probe_bench: idle probe: %s\n", err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Run the measured probes in the engine's own thread beside the idle ones;
+ * returns when all completed (or a submit failed). */
+static void run_threaded(struct engine_run *r, const struct opts *o) {
+  sp_engine_start(r->eng);
+  pthread_mutex_lock(&r->lock);
+  for (long i = 0; i < o->inflight && i < o->count; i++) {
+    pthread_mutex_unlock(&r->lock);
+    engine_submit_next(r); /* the engine thread may complete it at once */
+    pthread_mutex_lock(&r->lock);
+  }
+  while (r->done < r->target && !r->submit_failed)
+    pthread_cond_wait(&r->ended, &r->lock);
+  pthread_mutex_unlock(&r->lock);
+}
+
 /* engine: count probes through the public API, inflight at a time, all in
- * this thread's event loop (sp_engine_run). */
+ * this thread's event loop (sp_engine_run), or with --idle in the engine's
+ * thread beside the idle probes. */
 static int run_engine(const struct opts *o) {
   char err[256];
   struct sp_engine *eng = sp_engine_new(err, sizeof err);
@@ -492,24 +552,34 @@ static int run_engine(const struct opts *o) {
             r.tally.first_error, r.submit_error);
     return 1;
   }
+  if (o->idle > 0 && submit_idle(eng, o) != 0)
+    return 1;
   long rss_base = proc_status_kb("VmRSS");
   memset(&r, 0, sizeof r);
   r.eng = eng;
   r.req = &req;
   r.target = o->count;
   r.rss_max_kb = rss_base;
+  pthread_mutex_init(&r.lock, NULL);
+  pthread_cond_init(&r.ended, NULL);
   double u0, s0, u1, s1;
   cpu_s(&u0, &s0);
   double t0 = now_s();
-  for (long i = 0; i < o->inflight && i < o->count; i++)
-    engine_submit_next(&r);
-  sp_engine_run(eng);
+  if (o->idle >= 0) {
+    run_threaded(&r, o);
+  } else {
+    for (long i = 0; i < o->inflight && i < o->count; i++)
+      engine_submit_next(&r);
+    sp_engine_run(eng);
+  }
   double wall = now_s() - t0;
   cpu_s(&u1, &s1);
+  if (o->idle >= 0) /* ends the idle probes (not measured) */
+    sp_engine_stop(eng);
   if (r.submit_failed)
     tally_fail(&r.tally, r.submit_error);
-  print_run("engine", o->inflight, &r.tally, wall, u1 - u0, s1 - s0, rss_base,
-            r.rss_max_kb);
+  print_run(o->idle > 0 ? "engine-idle" : "engine", o->inflight, &r.tally, wall,
+            u1 - u0, s1 - s0, rss_base, r.rss_max_kb);
   sp_engine_free(eng);
   return r.tally.failed ? 1 : 0;
 }
@@ -521,7 +591,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: probe_bench floor|hold|engine --host IP --port N --sni NAME "
           "--cafile FILE\n"
-          "                   [--count N] [--inflight N] [--ehlo NAME]\n");
+          "                   [--count N] [--inflight N] [--ehlo NAME]\n"
+          "                   [--idle N --idle-port P]\n");
   exit(2);
 }
 
@@ -549,17 +620,22 @@ static void parse_args(int argc, char **argv, struct opts *o) {
       o->count = parse_long("--count", v, 1, MAX_COUNT);
     else if (strcmp(k, "--inflight") == 0)
       o->inflight = parse_long("--inflight", v, 1, MAX_INFLIGHT);
+    else if (strcmp(k, "--idle") == 0)
+      o->idle = parse_long("--idle", v, 0, MAX_INFLIGHT);
+    else if (strcmp(k, "--idle-port") == 0)
+      o->idle_port = parse_long("--idle-port", v, 1, 65535);
     else
       usage();
   }
-  if (!o->host || !o->port || !o->sni || !o->cafile)
+  if (!o->host || !o->port || !o->sni || !o->cafile ||
+      (o->idle > 0 && !o->idle_port))
     usage();
 }
 
 /* Run the mode named on the command line. */
 int main(int argc, char **argv) {
   struct opts o = {
-      .ehlo = "bench.smtp-probe.test", .count = 100, .inflight = 1};
+      .ehlo = "bench.smtp-probe.test", .count = 100, .inflight = 1, .idle = -1};
   parse_args(argc, argv, &o);
   raise_fd_limit();
   if (strcmp(o.mode, "floor") == 0)

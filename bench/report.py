@@ -307,6 +307,12 @@ def rss_per(m):
     return (peak - base) / n
 
 
+def idle_count(raw):
+    """How many idle probes the scale.idleN run kept in flight."""
+    m = raw.get("scale.idleN") or {}
+    return m.get("idle", "the")
+
+
 def rows_scaling(t, raw, out):
     """Row 5: scaling in one event loop against the lean server."""
     srv = "lean fault server (ECDSA P-256)"
@@ -349,6 +355,15 @@ def rows_scaling(t, raw, out):
         t.add("5", "Probes that failed (all in-flight levels)", srv,
               f"{failed} of {total}", "0", None, None,
               result=("0 failed", "met" if failed == 0 else "MISSED"))
+    i0, iN = raw.get("scale.idle0"), raw.get("scale.idleN")
+    if i0 and iN:
+        c0, cN = num(i0, "cpu_per_probe_ms"), num(iN, "cpu_per_probe_ms")
+        bad = [f"{m.get('failed')} failed: {m.get('first_error')}"
+               for m in (i0, iN) if num(m, "failed")]
+        t.add("5", f"Engine, 1 in flight beside {idle_count(raw)} idle probes — CPU per "
+              "probe vs alone (loop work follows what is ready)",
+              srv, ms(cN), ms(c0), ratio(cN, c0), 1.2,
+              note="; ".join(bad) or "both in the engine's thread")
     with open(os.path.join(out, "scaling.dat"), "w") as f:
         f.write("# inflight engine_cpu_ms floor_cpu_ms engine_rss_kb_per_probe "
                 "floor_rss_kb_per_conn engine_wall_ms\n")

@@ -58,10 +58,10 @@ done
 # ---- Counts (full / quick) ------------------------------------------------
 if [ "$QUICK" = 1 ]; then
   ROUNDS=2 N_INPROC=100 HF_RUNS=5 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120
-  N_SCALE=1000 N_HOLD=200 COLLECTD_S=6
+  N_SCALE=1000 N_HOLD=200 COLLECTD_S=6 N_IDLE=300 N_IDLE_RUN=300
 else
   ROUNDS=5 N_INPROC=600 HF_RUNS=40 HF_WARM=5 N_EXP_SEQ=150 N_EXP_LOAD=1000
-  N_SCALE=10000 N_HOLD=1000 COLLECTD_S=30
+  N_SCALE=10000 N_HOLD=1000 COLLECTD_S=30 N_IDLE=2000 N_IDLE_RUN=3000
 fi
 INFLIGHT_N=10                  # row 2: probes in flight against Postfix
 SCALE_LEVELS=(1 10 100 1000)   # row 5: in flight in one event loop
@@ -254,12 +254,14 @@ bash "$SRC/tests/env/make-certs.sh" "$WORK/mailenv/certs"
 
 # ---- Servers ---------------------------------------------------------------------
 LEAN_PID=""
-# Start the lean fault server: starttls mode, ECDSA P-256 leaf, 8 ports.
+# Start the lean fault server: starttls mode, ECDSA P-256 leaf, 8 ports,
+# and a ninth that never speaks (the idle probes of row 5).
 start_lean() {
   local args=() i
   for i in 0 1 2 3 4 5 6 7; do
     args+=(--listen "$LEAN:$((LEAN_PORT0 + i))=starttls,cert=ecdsa")
   done
+  args+=(--listen "$LEAN:$((LEAN_PORT0 + 8))=silent")
   rm -f "$RUN/lean.ready"
   "$FAULT" "${args[@]}" --cert-prefix "$CERTS/server" --ready-file "$RUN/lean.ready" \
     >"$RUN/lean.log" 2>&1 &
@@ -545,6 +547,14 @@ section_scaling() {
     record "scale.engine.$n $("$PB" engine "${a[@]}" --port "$((LEAN_PORT0 + 1 + i))" \
       --count "$N_SCALE" --inflight "$n")" || true
   done
+  # The loop's work must follow what is ready, not what is in flight: the
+  # same sequential probes in the engine's thread, alone and beside
+  # N_IDLE probes waiting on the silent port all along.
+  say "5: engine, $N_IDLE_RUN probes at 1 in flight, alone and beside $N_IDLE idle probes (lean server)"
+  record "scale.idle0 $("$PB" engine "${a[@]}" --port "$((LEAN_PORT0 + 6))" \
+    --count "$N_IDLE_RUN" --idle 0)" || true
+  record "scale.idleN idle=$N_IDLE $("$PB" engine "${a[@]}" --port "$((LEAN_PORT0 + 6))" \
+    --count "$N_IDLE_RUN" --idle "$N_IDLE" --idle-port "$((LEAN_PORT0 + 8))")" || true
   say "5: floor again, $N_SCALE sequential probes (lean server)"
   record "scale.floor2 $("$PB" floor "${a[@]}" --port "$LEAN_PORT0" --count "$N_SCALE")"
 }

@@ -24,8 +24,6 @@
 
 #include "engine_internal.h"
 
-/* ---- Batches ----------------------------------------------------------- */
-
 /* The TLS mode a port spec means: auto resolved by role. */
 static enum sp_tls_mode effective_mode(const struct sp_port_spec *spec) {
   if (spec->tls_mode != SP_TLS_AUTO)
@@ -34,6 +32,103 @@ static enum sp_tls_mode effective_mode(const struct sp_port_spec *spec) {
       spec->role == SP_ROLE_DEFAULT ? sp_role_for_port(spec->port) : spec->role;
   return role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT : SP_TLS_STARTTLS;
 }
+
+/* ---- Timers and finished batches: the loop touches only what is due -- */
+
+/* Swap two heap entries, keeping their indexes right. */
+static void heap_swap(struct sp_engine *eng, int i, int j) {
+  struct probe *t = eng->timers[i];
+  eng->timers[i] = eng->timers[j];
+  eng->timers[j] = t;
+  eng->timers[i]->timer_index = i;
+  eng->timers[j]->timer_index = j;
+}
+
+/* Move entry i up or down until the heap order holds again. */
+static void heap_fix(struct sp_engine *eng, int i) {
+  while (i > 0 &&
+         eng->timers[(i - 1) / 2]->timer_at > eng->timers[i]->timer_at) {
+    heap_swap(eng, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < eng->ntimers && eng->timers[l]->timer_at < eng->timers[m]->timer_at)
+      m = l;
+    if (r < eng->ntimers && eng->timers[r]->timer_at < eng->timers[m]->timer_at)
+      m = r;
+    if (m == i)
+      return;
+    heap_swap(eng, i, m);
+    i = m;
+  }
+}
+
+/* Take a probe out of the timer heap (no-op when it is not in it). */
+static void timer_remove(struct sp_engine *eng, struct probe *p) {
+  int i = p->timer_index;
+  if (i < 0)
+    return;
+  p->timer_index = -1;
+  eng->ntimers--;
+  if (i == eng->ntimers)
+    return;
+  eng->timers[i] = eng->timers[eng->ntimers];
+  eng->timers[i]->timer_index = i;
+  heap_fix(eng, i);
+}
+
+/* Make room in the heap for n more probes (done before they exist, so
+ * that re-arming a probe can never fail). Returns 0, or -1 out of memory. */
+static int timers_reserve(struct sp_engine *eng, int n) {
+  if (eng->reserved + n <= eng->cap_timers) {
+    eng->reserved += n;
+    return 0;
+  }
+  int cap = eng->cap_timers ? eng->cap_timers : 64;
+  while (cap < eng->reserved + n)
+    cap *= 2;
+  struct probe **t = realloc(eng->timers, (size_t)cap * sizeof(*t));
+  if (!t)
+    return -1;
+  eng->timers = t;
+  struct probe **d = realloc(eng->due, (size_t)cap * sizeof(*d));
+  if (!d)
+    return -1;
+  eng->due = d;
+  eng->cap_timers = cap;
+  eng->reserved += n;
+  return 0;
+}
+
+/* Put a batch whose probes are all done on the finished list, once. */
+static void batch_check_finished(struct batch *b) {
+  if (b->finished || !b->resolved || b->ndone < b->nprobes)
+    return;
+  b->finished = true;
+  b->next_finished = b->eng->finished;
+  b->eng->finished = b;
+}
+
+/* After the probe ran (I/O, a timer, its start): file it in the heap at
+ * its next timer, or out of it when done. Every change of a probe's state
+ * or deadlines happens inside such a run, so the key is always current. */
+static void probe_rearm(struct probe *p) {
+  struct sp_engine *eng = p->batch->eng;
+  if (p->state == CS_DONE) {
+    timer_remove(eng, p);
+    batch_check_finished(p->batch);
+    return;
+  }
+  p->timer_at = sp_probe_next_timer(p);
+  if (p->timer_index < 0) {
+    p->timer_index = eng->ntimers++;
+    eng->timers[p->timer_index] = p;
+  }
+  heap_fix(eng, p->timer_index);
+}
+
+/* ---- Batches ----------------------------------------------------------- */
 
 /* Make the probes of a batch once its addresses are known. */
 static void batch_spawn(struct batch *b) {
@@ -49,10 +144,12 @@ static void batch_spawn(struct batch *b) {
   b->probes = calloc((size_t)b->nprobes, sizeof(*b->probes));
   b->out->results = calloc((size_t)nmain, sizeof(struct sp_result));
   b->scratch = ninj ? calloc((size_t)ninj, sizeof(struct sp_result)) : NULL;
-  if (!b->probes || !b->out->results || (ninj && !b->scratch)) {
+  if (!b->probes || !b->out->results || (ninj && !b->scratch) ||
+      timers_reserve(b->eng, b->nprobes) != 0) {
     free(b->probes);
     b->probes = NULL;
     b->nprobes = 0;
+    batch_check_finished(b);
     return;
   }
   b->nscratch = ninj;
@@ -72,6 +169,7 @@ static void batch_spawn(struct batch *b) {
     struct sp_result *res =
         p->injection ? &b->scratch[i - nmain] : &b->out->results[m];
     p->tag.kind = EV_PROBE;
+    p->timer_index = -1;
     p->batch = b;
     p->res = res;
     p->fd = -1;
@@ -94,6 +192,7 @@ static void batch_spawn(struct batch *b) {
     }
     if (b->naddrs == 0) {
       sp_probe_decide(p, SP_DNS_ERROR, "%s: %s", req->host, b->dns_why);
+      probe_rearm(p);
       continue;
     }
     p->addr_cur = per_addr ? m % per_port : 0;
@@ -103,6 +202,7 @@ static void batch_spawn(struct batch *b) {
                    req->host, (unsigned)spec->port, sp_role_name(res->role),
                    sp_tls_mode_name(p->mode));
     sp_probe_connect(p);
+    probe_rearm(p);
   }
 }
 
@@ -235,6 +335,8 @@ static void batch_start(struct batch *b) {
   int fam = b->req.family == SP_FAMILY_IPV4   ? AF_INET
             : b->req.family == SP_FAMILY_IPV6 ? AF_INET6
                                               : AF_UNSPEC;
+  b->next_resolving = b->eng->resolving;
+  b->eng->resolving = b;
   sp_dns_lookup(b->dns, b->req.host, fam, batch_resolved, b);
 }
 
@@ -256,12 +358,14 @@ static void batch_drop_dns(struct batch *b) {
 static void batch_free(struct batch *b) {
   batch_drop_dns(b);
   for (int i = 0; i < b->nprobes; i++) {
+    timer_remove(b->eng, &b->probes[i]);
     sp_probe_close(&b->probes[i]);
     sp_buf_free(&b->probes[i].in);
     sp_buf_free(&b->probes[i].out);
     sp_buf_free(&b->probes[i].transcript);
     sp_reply_free(&b->probes[i].reply);
   }
+  b->eng->reserved -= b->nprobes;
   free(b->probes);
   for (int i = 0; i < b->nscratch; i++)
     free(b->scratch[i].transcript);
@@ -286,17 +390,24 @@ static void start_queued(struct sp_engine *eng) {
   while (list) {
     struct batch *b = list;
     list = b->next;
+    b->prev = NULL;
     b->next = eng->active;
+    if (eng->active)
+      eng->active->prev = b;
     eng->active = b;
     batch_start(b);
   }
 }
 
-/* Run timers: c-ares, resolution deadlines, probe deadlines. */
+/* Run timers: c-ares and resolution deadlines of the batches still
+ * resolving, then the probes whose timer passed (popped from the heap:
+ * the probes with nothing due are not looked at). */
 static void run_timers(struct sp_engine *eng) {
   double now = now_s();
-  for (struct batch *b = eng->active; b; b = b->next) {
-    if (b->dns && !b->resolved) {
+  struct batch **pp = &eng->resolving;
+  while (*pp) {
+    struct batch *b = *pp;
+    if (!b->resolved) {
       sp_dns_process(b->dns, -1, false, false);
       if (!b->resolved && now >= b->deadline) {
         b->resolved = true;
@@ -305,28 +416,44 @@ static void run_timers(struct sp_engine *eng) {
         sp_strlcpy(b->dns_why, "resolution timed out", sizeof(b->dns_why));
       }
     }
-    if (b->resolved && b->dns) {
-      batch_drop_dns(b);
-      batch_spawn(b);
+    if (!b->resolved) {
+      pp = &b->next_resolving;
+      continue;
     }
-    for (int i = 0; i < b->nprobes; i++) {
-      struct probe *p = &b->probes[i];
-      if (p->state != CS_DONE && now >= sp_probe_next_timer(p))
-        sp_probe_timeout(p, now);
-    }
+    *pp = b->next_resolving;
+    batch_drop_dns(b);
+    batch_spawn(b);
   }
+  int ndue = 0;
+  while (eng->ntimers > 0 && eng->timers[0]->timer_at <= now) {
+    struct probe *p = eng->timers[0];
+    timer_remove(eng, p);
+    eng->due[ndue++] = p;
+  }
+  for (int i = 0; i < ndue; i++) {
+    struct probe *p = eng->due[i];
+    sp_probe_timeout(p, now);
+    probe_rearm(p);
+  }
+}
+
+/* Unlink a batch from the active list. */
+static void active_unlink(struct sp_engine *eng, struct batch *b) {
+  if (b->prev)
+    b->prev->next = b->next;
+  else
+    eng->active = b->next;
+  if (b->next)
+    b->next->prev = b->prev;
+  b->next = b->prev = NULL;
 }
 
 /* Hand finished batches to their callbacks. */
 static void reap(struct sp_engine *eng) {
-  struct batch **pp = &eng->active;
-  while (*pp) {
-    struct batch *b = *pp;
-    if (!b->resolved || b->ndone < b->nprobes) {
-      pp = &b->next;
-      continue;
-    }
-    *pp = b->next;
+  while (eng->finished) {
+    struct batch *b = eng->finished;
+    eng->finished = b->next_finished;
+    active_unlink(eng, b);
     batch_merge(b);
     struct sp_batch *out = b->out;
     b->out = NULL;
@@ -338,28 +465,23 @@ static void reap(struct sp_engine *eng) {
   }
 }
 
-/* Milliseconds the loop may sleep. */
+/* Milliseconds the loop may sleep: until the earliest probe timer, c-ares
+ * timeout or resolution deadline. */
 static int loop_timeout_ms(struct sp_engine *eng, int max_ms) {
   double now = now_s();
   double next = now + max_ms / 1000.0;
   int ms = max_ms;
-  for (struct batch *b = eng->active; b; b = b->next) {
-    if (b->dns && !b->resolved) {
-      int d = sp_dns_timeout_ms(b->dns, ms);
-      if (d < ms)
-        ms = d;
-      if (b->deadline < next)
-        next = b->deadline;
-    }
-    if (b->resolved && b->dns)
-      return 0;
-    for (int i = 0; i < b->nprobes; i++)
-      if (b->probes[i].state != CS_DONE) {
-        double t = sp_probe_next_timer(&b->probes[i]);
-        if (t < next)
-          next = t;
-      }
+  for (struct batch *b = eng->resolving; b; b = b->next_resolving) {
+    if (b->resolved)
+      return 0; /* its probes start in run_timers */
+    int d = sp_dns_timeout_ms(b->dns, ms);
+    if (d < ms)
+      ms = d;
+    if (b->deadline < next)
+      next = b->deadline;
   }
+  if (eng->ntimers > 0 && eng->timers[0]->timer_at < next)
+    next = eng->timers[0]->timer_at;
   double until = (next - now) * 1000.0;
   int tms = until <= 0 ? 0 : (int)(until + 0.999);
   return tms < ms ? tms : ms;
@@ -387,6 +509,7 @@ static void loop_once(struct sp_engine *eng, int max_ms) {
     } else {
       struct probe *p = (struct probe *)tag;
       sp_probe_step(p, evs[i].events);
+      probe_rearm(p);
     }
   }
   run_timers(eng);
@@ -607,20 +730,23 @@ int sp_engine_start(struct sp_engine *eng) {
 /* End every running probe now (engine stopping). */
 static void abort_all(struct sp_engine *eng) {
   start_queued(eng);
-  for (struct batch *b = eng->active; b; b = b->next) {
+  for (struct batch *b = eng->resolving; b; b = b->next_resolving) {
     if (!b->resolved) {
       b->resolved = true;
       b->naddrs = 0;
       sp_strlcpy(b->dns_why, "engine stopped", sizeof(b->dns_why));
-      batch_drop_dns(b);
-      batch_spawn(b);
     }
+    batch_drop_dns(b);
+    batch_spawn(b);
+  }
+  eng->resolving = NULL;
+  for (struct batch *b = eng->active; b; b = b->next)
     for (int i = 0; i < b->nprobes; i++)
       if (b->probes[i].state != CS_DONE) {
         sp_probe_decide(&b->probes[i], SP_READ_TIMEOUT, "engine stopped");
         sp_probe_finish(&b->probes[i]);
+        probe_rearm(&b->probes[i]);
       }
-  }
   reap(eng);
 }
 
@@ -651,6 +777,8 @@ void sp_engine_free(struct sp_engine *eng) {
     free(c->cafile);
     free(c);
   }
+  free(eng->timers);
+  free(eng->due);
   if (eng->epfd >= 0)
     close(eng->epfd);
   if (eng->wakefd >= 0)

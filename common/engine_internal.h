@@ -88,6 +88,8 @@ struct probe {
   struct sp_buf out;          /* bytes waiting to be sent */
   struct sp_buf transcript;   /* dialogue and decision trail (trace) */
   struct sp_reply reply;      /* reply being assembled */
+  int timer_index;            /* place in the engine's timer heap, -1: none */
+  double timer_at;            /* its key there: sp_probe_next_timer */
 };
 
 /* A c-ares socket being watched. */
@@ -122,8 +124,12 @@ struct batch {
   struct sp_batch *out;                            /* results handed to done */
   sp_done_fn done;                                 /* completion callback */
   void *user;                                      /* its argument */
-  int weight;         /* what it adds to the in-flight gauge */
-  struct batch *next; /* list link */
+  int weight;                   /* what it adds to the in-flight gauge */
+  bool finished;                /* every probe done: on the finished list */
+  struct batch *next;           /* queued or active list link */
+  struct batch *prev;           /* active list back link */
+  struct batch *next_resolving; /* resolving list link */
+  struct batch *next_finished;  /* finished list link */
 };
 
 /* One cached client context per trust-anchor file. */
@@ -136,18 +142,25 @@ struct ctx_entry {
 
 /* The engine. */
 struct sp_engine {
-  int epfd;               /* epoll instance */
-  int wakefd;             /* eventfd to wake the loop */
-  struct ev_tag wake_tag; /* EV_WAKE */
-  pthread_mutex_t lock;   /* guards queued and ctxs */
-  struct batch *queued;   /* submitted, not started */
-  struct batch *active;   /* running (loop thread only) */
-  struct ctx_entry *ctxs; /* cached contexts */
-  atomic_int inflight;    /* ports being probed */
-  atomic_bool stopping;   /* ask the thread to end */
-  bool thread_running;    /* sp_engine_start was called */
-  pthread_t thread;       /* the loop thread */
-  char fqdn[SP_MAX_HOST]; /* default EHLO name */
+  int epfd;                /* epoll instance */
+  int wakefd;              /* eventfd to wake the loop */
+  struct ev_tag wake_tag;  /* EV_WAKE */
+  pthread_mutex_t lock;    /* guards queued and ctxs */
+  struct batch *queued;    /* submitted, not started */
+  struct batch *active;    /* running (loop thread only) */
+  struct batch *resolving; /* the active batches still resolving */
+  struct batch *finished;  /* the active batches whose probes are all done */
+  struct probe **timers;   /* min-heap of running probes by timer_at */
+  int ntimers;             /* probes in the heap */
+  int cap_timers;          /* room in timers and due */
+  int reserved;            /* probes of spawned batches (cap_timers >= it) */
+  struct probe **due;      /* scratch: probes whose timer passed */
+  struct ctx_entry *ctxs;  /* cached contexts */
+  atomic_int inflight;     /* ports being probed */
+  atomic_bool stopping;    /* ask the thread to end */
+  bool thread_running;     /* sp_engine_start was called */
+  pthread_t thread;        /* the loop thread */
+  char fqdn[SP_MAX_HOST];  /* default EHLO name */
 };
 
 /* Monotonic time in seconds. */

@@ -6,7 +6,8 @@
 #   2. normal build, warnings as errors: every CTest test, real daemons
 #      included (Postfix, dnsmasq, collectd, nagios4, Prometheus)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build: the unit tests,
-#      the fault-server scenarios, the hostile-server and fuzz-regression
+#      the engine's timer test, the fault-server scenarios, the
+#      hostile-server and fuzz-regression
 #      tests (the real-daemon tests stay on the normal build: collectd
 #      cannot dlopen an ASan plugin, and valgrind does not run under ASan)
 #   4. libFuzzer build (clang): every harness fuzzes for 20 s from the
@@ -44,13 +45,13 @@ if [[ " $tiers " == *" normal "* ]]; then
 fi
 
 if [[ " $tiers " == *" asan "* ]]; then
-  echo "=== tier: ASan + UBSan build: unit, fault, hostile, fuzz replays ==="
+  echo "=== tier: ASan + UBSan build: unit, engine, fault, hostile, fuzz replays ==="
   configure "$build-asan" -DSP_WERROR=ON -DSP_SANITIZE=ON
   cmake --build "$build-asan" -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$build-asan" --output-on-failure -j"$jobs" \
-    -R '^(unit|fault|hostile|fuzz\.regress)\.' -E 'valgrind'
+    -R '^(unit|engine|fault|hostile|fuzz\.regress)\.' -E 'valgrind'
 fi
 
 if [[ " $tiers " == *" fuzz "* ]]; then
