@@ -67,7 +67,7 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
   if (res->tls) {
     put(&o, "  TLS: %s %s (%s)\n", res->tls_version, res->tls_cipher,
         res->implicit_tls ? "implicit" : "STARTTLS");
-    if (res->ncerts > 0) {
+    if (res->ncerts > 0 && res->certs) {
       char leaf[16], earliest[16];
       date_text(res->leaf_not_after, leaf, sizeof(leaf));
       date_text(res->chain_not_after, earliest, sizeof(earliest));
@@ -115,7 +115,7 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
     put(&o, "\n");
   }
   if (verbose >= 2) {
-    for (int i = 0; i < res->ncerts; i++) {
+    for (int i = 0; res->certs && i < res->ncerts; i++) {
       char d[16];
       date_text(res->certs[i].not_after, d, sizeof(d));
       put(&o,

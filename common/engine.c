@@ -367,8 +367,10 @@ static void batch_free(struct batch *b) {
   }
   b->eng->reserved -= b->nprobes;
   free(b->probes);
-  for (int i = 0; i < b->nscratch; i++)
+  for (int i = 0; i < b->nscratch; i++) {
     free(b->scratch[i].transcript);
+    free(b->scratch[i].certs);
+  }
   free(b->scratch);
   if (b->strings[7]) /* the secret */
     OPENSSL_cleanse(b->strings[7], strlen(b->strings[7]));
@@ -838,8 +840,10 @@ int sp_engine_inflight(struct sp_engine *eng) {
 void sp_batch_free(struct sp_batch *batch) {
   if (!batch)
     return;
-  for (int i = 0; i < batch->nresults; i++)
+  for (int i = 0; i < batch->nresults; i++) {
     free(batch->results[i].transcript);
+    free(batch->results[i].certs);
+  }
   free(batch->results);
   free(batch);
 }

@@ -269,10 +269,11 @@ struct sp_result {
   char verify_error[SP_MAX_TEXT]; /* first chain error text, or "" */
   int hostname_check;             /* 1 ok, 0 mismatch, -1 not verified */
   char verify_name[SP_MAX_HOST];  /* name (or IP) the cert was checked for */
-  struct sp_cert certs[SP_MAX_CERTS]; /* certificates the server sent */
-  int ncerts;                         /* how many of certs[] are used */
-  time_t leaf_not_after;              /* 0 when no certificate */
-  time_t chain_not_after;             /* earliest not-after the server sent */
+  struct sp_cert *certs;          /* certificates the server sent, at most
+                                     SP_MAX_CERTS (allocated: sp_batch_free frees) */
+  int ncerts;                     /* how many certs[] holds */
+  time_t leaf_not_after;          /* 0 when no certificate */
+  time_t chain_not_after;         /* earliest not-after the server sent */
 
   struct sp_caps caps_plain; /* EHLO before TLS (not for implicit TLS) */
   struct sp_caps caps_tls;   /* EHLO inside TLS */

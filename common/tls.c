@@ -245,7 +245,15 @@ void sp_tls_inspect(SSL *ssl, const struct sp_verify_log *log,
   res->leaf_not_after = 0;
   res->chain_not_after = 0;
   int n = chain ? sk_X509_num(chain) : 0;
-  for (int i = 0; i < n && res->ncerts < SP_MAX_CERTS; i++) {
+  if (n > SP_MAX_CERTS)
+    n = SP_MAX_CERTS;
+  /* only what was sent is kept (a probe in flight holds no empty slots);
+   * a second handshake of the same probe replaces the first's */
+  free(res->certs);
+  res->certs = n > 0 ? calloc((size_t)n, sizeof(*res->certs)) : NULL;
+  if (!res->certs)
+    n = 0;
+  for (int i = 0; i < n; i++) {
     X509 *c = sk_X509_value(chain, i);
     struct sp_cert *out = &res->certs[res->ncerts++];
     bool has_ip = false;

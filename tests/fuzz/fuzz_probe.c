@@ -330,6 +330,7 @@ static void check_result(const struct sp_result *res, double t_s) {
                     "auth mechanisms");
   }
   FUZZ_ASSERT(res->ncerts >= 0 && res->ncerts <= SP_MAX_CERTS, "ncerts");
+  FUZZ_ASSERT(res->ncerts == 0 || res->certs != NULL, "certs held");
   for (int i = 0; i < SP_PHASE_COUNT; i++) {
     FUZZ_ASSERT(res->reply_code[i] == 0 ||
                     (res->reply_code[i] >= 200 && res->reply_code[i] <= 599),

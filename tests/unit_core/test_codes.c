@@ -140,6 +140,8 @@ static void describe_text(void **state) {
   snprintf(res.tls_version, sizeof(res.tls_version), "%s", "TLSv1.3");
   snprintf(res.detail, sizeof(res.detail), "%s",
            "a certificate expired 3 days ago");
+  struct sp_cert cert = {0};
+  res.certs = &cert;
   res.ncerts = 1;
   snprintf(res.certs[0].subject, sizeof(res.certs[0].subject), "%s", "CN=mx");
   res.phase_done[SP_PHASE_TOTAL] = true;

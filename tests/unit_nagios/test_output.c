@@ -246,11 +246,14 @@ static void test_cert_days_perf(void **state) {
   const char *args[] = {"-H", "h", "-D", "30,14", NULL};
   opts(&o, args);
   struct sp_result r[2];
+  static struct sp_cert certs[3]; /* the results' certs[] (zeroed) */
   r[0] = make(465, SP_OK, SP_STATE_OK, 0.01);
+  r[0].certs = certs;
   r[0].ncerts = 2;
   r[0].leaf_not_after = NOW + 300 * DAY + 5;
   r[0].chain_not_after = NOW + 300 * DAY + 5;
   r[1] = make(587, SP_CERT_EXPIRED, SP_STATE_CRITICAL, 0.01);
+  r[1].certs = certs + 2;
   r[1].ncerts = 1;
   r[1].leaf_not_after = NOW - 3 * DAY - 5;
   r[1].chain_not_after = NOW - 3 * DAY - 5;
@@ -368,6 +371,7 @@ static void test_output_cap(void **state) {
   struct check_opts o;
   const char *args[] = {"-H", "h", "-vvv", NULL};
   static char dialogue[2048];
+  static struct sp_cert certs[SP_MAX_PORTS]; /* one each (zeroed) */
   struct sp_result r[SP_MAX_PORTS];
   enum sp_state st;
 
@@ -375,6 +379,7 @@ static void test_output_cap(void **state) {
     memcpy(dialogue + i, "S: 250-xxxxxxxxxxxx\n", 20);
   for (int i = 0; i < SP_MAX_PORTS; i++) {
     r[i] = make((uint16_t)(1000 + i), SP_REJECTED, SP_STATE_CRITICAL, 0.5);
+    r[i].certs = &certs[i];
     r[i].ncerts = 1;
     r[i].chain_not_after = NOW + 10 * DAY;
     r[i].transcript = dialogue;
