@@ -3,7 +3,9 @@
  * probes at once (their state machine is probe.c), resolves hosts with
  * c-ares, keeps one TLS context per trust store, and hands each request's
  * results to its callback. Every probe has its own deadline; nothing
- * blocks.
+ * blocks. A loop turn touches only what is ready: sockets epoll reports,
+ * probes whose timer is due (a min-heap by next timer), batches still
+ * resolving and batches finished.
  */
 #include <arpa/inet.h>
 #include <errno.h>
