@@ -7,8 +7,10 @@ OUT/latest.md, OUT/scaling.dat and (with gnuplot) OUT/scaling.png.
 Every row is a ratio of two figures measured in the same run.
 """
 import argparse
+import glob
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -148,33 +150,40 @@ def why_na(raw, tag):
     return "section not run"
 
 
+def round_of(path):
+    """The round number of a hyperfine-N.json file."""
+    return int(re.sub(r"\D", "", os.path.basename(path)) or 0)
+
+
 def rows_process(t, raw, run):
     """Row 3: check_smtp_ports vs check_smtp / check_ssmtp (hyperfine)."""
     srv = "Postfix (RSA-2048, TLS 1.3)"
-    paths = [os.path.join(run, f"hyperfine-{i}.json") for i in (1, 2)]
-    paths = [p for p in paths if os.path.exists(p)]
+    paths = sorted(glob.glob(os.path.join(run, "hyperfine-*.json")), key=round_of)
     if not paths or "process.na" in raw:
         t.na("3", "check_smtp_ports vs check_smtp", srv, why_na(raw, "process.na"))
         return
-    # Average each command's mean wall, user and system over the rounds.
+    # Each command's mean wall and user+sys per round.
     acc = {}
     for p in paths:
         with open(p) as f:
             for r in json.load(f)["results"]:
                 acc.setdefault(r["command"], []).append(r)
                 HYPERFINE_LINES.append(
-                    f"hyperfine.{os.path.basename(p)[10:11]}.{r['command']} "
+                    f"hyperfine.{round_of(p)}.{r['command']} "
                     f"mean_ms={r['mean'] * 1e3:.3f} stddev_ms={r['stddev'] * 1e3:.3f} "
                     f"user_ms={r['user'] * 1e3:.3f} system_ms={r['system'] * 1e3:.3f} "
                     f"runs={len(r.get('times', []))}")
-    res = {c: {k: statistics.mean(r[k] for r in rs) for k in ("mean", "user", "system")}
+    # each command's median over the rounds (a round hit by a load spike
+    # from elsewhere does not move it)
+    res = {c: {"mean": statistics.median(r["mean"] for r in rs),
+               "cpu": statistics.median(r["user"] + r["system"] for r in rs)}
            for c, rs in acc.items()}
 
     def wall(name):
         return res[name]["mean"] * 1e3 if name in res else None
 
     def cpu(name):
-        return (res[name]["user"] + res[name]["system"]) * 1e3 if name in res else None
+        return res[name]["cpu"] * 1e3 if name in res else None
 
     for port, ref, refname in (("587", "ref_587", "check_smtp -S"),
                                ("465", "ref_465", "check_ssmtp")):

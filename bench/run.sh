@@ -57,10 +57,10 @@ done
 
 # ---- Counts (full / quick) ------------------------------------------------
 if [ "$QUICK" = 1 ]; then
-  ROUNDS=2 N_INPROC=100 HF_RUNS=5 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120
+  ROUNDS=2 N_INPROC=100 HF_ROUNDS=2 HF_RUNS=5 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120
   N_SCALE=1000 N_HOLD=200 COLLECTD_S=6 N_IDLE=300 N_IDLE_RUN=300
 else
-  ROUNDS=5 N_INPROC=600 HF_RUNS=40 HF_WARM=5 N_EXP_SEQ=150 N_EXP_LOAD=1000
+  ROUNDS=5 N_INPROC=600 HF_ROUNDS=6 HF_RUNS=20 HF_WARM=3 N_EXP_SEQ=150 N_EXP_LOAD=1000
   N_SCALE=10000 N_HOLD=1000 COLLECTD_S=30 N_IDLE=2000 N_IDLE_RUN=3000
 fi
 INFLIGHT_N=10                  # row 2: probes in flight against Postfix
@@ -331,17 +331,18 @@ section_process() {
     ours_2525 "$ours -p 2525"
     ours_4ports "$ours -p 25,465,587,2525"
   )
-  # Two rounds, the second in reverse order, so that a load spike from
-  # elsewhere does not fall on one command only; the report averages them.
+  # HF_ROUNDS rounds, every other one in reverse order, so that a load
+  # spike from elsewhere does not fall on one command only; the report
+  # takes each command's median over the rounds.
   local round i args
-  for round in 1 2; do
+  for ((round = 1; round <= HF_ROUNDS; round++)); do
     args=()
-    if [ "$round" = 1 ]; then
+    if ((round % 2 == 1)); then
       for ((i = 0; i < ${#cmds[@]}; i += 2)); do args+=(-n "${cmds[i]}" "${cmds[i + 1]}"); done
     else
       for ((i = ${#cmds[@]} - 2; i >= 0; i -= 2)); do args+=(-n "${cmds[i]}" "${cmds[i + 1]}"); done
     fi
-    say "3: hyperfine round $round/2, $HF_RUNS runs per command (Postfix)"
+    say "3: hyperfine round $round/$HF_ROUNDS, $HF_RUNS runs per command (Postfix)"
     if ! hyperfine -N --style basic --warmup "$HF_WARM" --runs "$HF_RUNS" \
       --export-json "$RUN/hyperfine-$round.json" "${args[@]}" \
       >>"$RUN/hyperfine.log" 2>&1; then
