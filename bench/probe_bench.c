@@ -437,7 +437,7 @@ static void engine_submit_next(struct engine_run *r);
 /* Completion callback: count the outcome, sample RSS, submit the next. */
 static void engine_done(struct sp_batch *batch, void *user) {
   struct engine_run *r = user;
-  r->done++;
+  long done = r->done + 1; /* only this thread writes it */
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
     if (res->code == SP_OK && res->verified && res->tls)
@@ -449,11 +449,11 @@ static void engine_done(struct sp_batch *batch, void *user) {
     }
   }
   sp_batch_free(batch);
-  if (r->done >= r->target) { /* a threaded run's waiter wakes up */
-    pthread_mutex_lock(&r->lock);
+  pthread_mutex_lock(&r->lock); /* a threaded run's waiter reads done */
+  r->done = done;
+  if (done >= r->target)
     pthread_cond_signal(&r->ended);
-    pthread_mutex_unlock(&r->lock);
-  }
+  pthread_mutex_unlock(&r->lock);
   if (r->done % RSS_SAMPLE_EVERY == 0) {
     long rss = proc_status_kb("VmRSS");
     if (rss > r->rss_max_kb) {
@@ -545,6 +545,8 @@ static int run_engine(const struct opts *o) {
   }
   /* Warm-up: one probe loads the CA file, OpenSSL's tables, the engine. */
   struct engine_run r = {.eng = eng, .req = &req, .target = 1};
+  pthread_mutex_init(&r.lock, NULL);
+  pthread_cond_init(&r.ended, NULL);
   engine_submit_next(&r);
   sp_engine_run(eng);
   if (r.tally.failed || r.submit_failed) {
@@ -555,6 +557,8 @@ static int run_engine(const struct opts *o) {
   if (o->idle > 0 && submit_idle(eng, o) != 0)
     return 1;
   long rss_base = proc_status_kb("VmRSS");
+  pthread_mutex_destroy(&r.lock);
+  pthread_cond_destroy(&r.ended);
   memset(&r, 0, sizeof r);
   r.eng = eng;
   r.req = &req;
@@ -581,6 +585,8 @@ static int run_engine(const struct opts *o) {
   print_run(o->idle > 0 ? "engine-idle" : "engine", o->inflight, &r.tally, wall,
             u1 - u0, s1 - s0, rss_base, r.rss_max_kb);
   sp_engine_free(eng);
+  pthread_mutex_destroy(&r.lock);
+  pthread_cond_destroy(&r.ended);
   return r.tally.failed ? 1 : 0;
 }
 
