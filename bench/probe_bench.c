@@ -507,13 +507,12 @@ static int submit_idle(struct sp_engine *eng, const struct opts *o) {
 /* Run the measured probes in the engine's own thread beside the idle ones;
  * returns when all completed (or a submit failed). */
 static void run_threaded(struct engine_run *r, const struct opts *o) {
+  /* the first ones are queued before the thread starts: from then on only
+   * its completion callbacks submit */
+  for (long i = 0; i < o->inflight && i < o->count; i++)
+    engine_submit_next(r);
   sp_engine_start(r->eng);
   pthread_mutex_lock(&r->lock);
-  for (long i = 0; i < o->inflight && i < o->count; i++) {
-    pthread_mutex_unlock(&r->lock);
-    engine_submit_next(r); /* the engine thread may complete it at once */
-    pthread_mutex_lock(&r->lock);
-  }
   while (r->done < r->target && !r->submit_failed)
     pthread_cond_wait(&r->ended, &r->lock);
   pthread_mutex_unlock(&r->lock);
