@@ -400,6 +400,12 @@ static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
     return spc_get_string(c, SP_MAX_HOST - 1, &t->rcpt_to, why, whylen);
   if (strcasecmp(key, "CheckInjection") == 0)
     return spc_get_bool(c, &r->check_injection, why, whylen);
+  if (strcasecmp(key, "TLSTrial") == 0) {
+    bool on = !r->no_tls_trial;
+    int rc = spc_get_bool(c, &on, why, whylen);
+    r->no_tls_trial = !on;
+    return rc;
+  }
   if (strcasecmp(key, "MinTLS") == 0)
     return spc_get_min_tls(c, &r->min_tls_version, why, whylen);
   if (strcasecmp(key, "PolicyFile") == 0)
@@ -869,7 +875,7 @@ static void spc_notify_if_changed(struct spc_target *t, struct spc_state *s,
    * generic "what to check first" when that is not already it. */
   char hint[NOTIF_MAX_MSG_LEN];
   sp_result_hint(res, hint, sizeof(hint));
-  const char *generic = sp_code_hint(res->code);
+  const char *generic = sp_result_check_first(res);
   if (res->code != SP_OK && strstr(hint, generic) == NULL) {
     size_t used = strlen(hint);
     snprintf(hint + used, sizeof(hint) - used, "%s%s", used ? " - " : "",

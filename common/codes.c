@@ -58,9 +58,17 @@ static const struct code_entry codes[SP_CODE_COUNT] = {
                          "its load and any middlebox",
                          CRIT, CRIT, CRIT},
     [SP_REJECTED] = {"rejected",
-                     "the server refused: check sender identity, domain "
-                     "auth, recipient policy, client blocklists",
+                     "the server refused for good (5xx): check sender "
+                     "identity, domain auth, recipient policy, client "
+                     "blocklists",
                      CRIT, CRIT, CRIT},
+    /* A temporary refusal: a sender's MTA retries one later (WARNING on
+     * relay), most applications submitting mail do not (CRITICAL). */
+    [SP_DEFERRED] = {"deferred",
+                     "a temporary refusal (4xx): check the server's "
+                     "connection and rate limits, its load, and "
+                     "greylisting",
+                     CRIT, CRIT, WARN},
     [SP_PROTOCOL_ERROR] = {"protocol_error",
                            "the peer does not speak SMTP correctly: check "
                            "that this port is a mail server",
@@ -70,12 +78,15 @@ static const struct code_entry codes[SP_CODE_COUNT] = {
                               "TLS, 587/2525/25 use STARTTLS",
                               CRIT, CRIT, CRIT},
     [SP_STARTTLS_UNAVAILABLE] = {"starttls_unavailable",
-                                 "STARTTLS is not offered: enable TLS on the "
-                                 "server (certificate and key configured?)",
+                                 "STARTTLS is not offered or cannot start: "
+                                 "enable TLS on the server (can it read its "
+                                 "certificate and key?)",
                                  CRIT, CRIT, WARN},
     [SP_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed",
                                  "port and TLS mode pairing, then protocol "
-                                 "versions and ciphers on both sides",
+                                 "versions and ciphers on both sides (after a "
+                                 "TLS alert: the server's log, key and "
+                                 "certificate)",
                                  CRIT, CRIT, WARN},
     [SP_TLS_WEAK_PROTOCOL] = {"tls_weak_protocol",
                               "the server negotiated TLS below 1.2: raise its "
@@ -99,11 +110,14 @@ static const struct code_entry codes[SP_CODE_COUNT] = {
                           WARN, WARN, WARN},
     [SP_AUTH_BEFORE_TLS] = {"auth_before_tls",
                             "AUTH is offered before TLS: credentials could "
-                            "travel in clear (smtpd_tls_auth_only)",
+                            "travel in clear (Postfix smtpd_tls_auth_only, "
+                            "Exim auth_advertise_hosts, Haraka auth plugin "
+                            "TLS setting)",
                             CRIT, WARN, WARN},
     [SP_AUTH_UNAVAILABLE] = {"auth_unavailable",
-                             "AUTH is not offered after TLS: enable SASL on "
-                             "the submission service",
+                             "AUTH or the wanted mechanism is not offered "
+                             "after TLS: enable SASL on the submission "
+                             "service, or pick an offered one (--auth-mech)",
                              CRIT, CRIT, WARN},
     [SP_AUTH_FAILED] = {"auth_failed",
                         "credentials rejected: check user name, password and "
@@ -142,6 +156,13 @@ const char *sp_code_hint(enum sp_code code) {
   if ((unsigned)code >= SP_CODE_COUNT)
     return "";
   return codes[code].hint;
+}
+
+/* What to check first: the result's own hint, else the code's. */
+const char *sp_result_check_first(const struct sp_result *res) {
+  if (res->hint[0])
+    return res->hint;
+  return sp_code_hint(res->code);
 }
 
 /* Parse a code word. */

@@ -39,7 +39,7 @@ static void date_text(time_t t, char *buf, size_t buflen) {
     snprintf(buf, buflen, "unknown");
 }
 
-/* The one-line hint: the specific detail, or the code's generic hint. */
+/* The one-line hint: the specific detail, or what to check first. */
 size_t sp_result_hint(const struct sp_result *res, char *buf, size_t buflen) {
   struct out o = {buf, 0, buflen};
   if (buflen)
@@ -47,7 +47,7 @@ size_t sp_result_hint(const struct sp_result *res, char *buf, size_t buflen) {
   if (res->code != SP_OK && res->detail[0])
     put(&o, "%s", res->detail);
   else
-    put(&o, "%s", sp_code_hint(res->code));
+    put(&o, "%s", sp_result_check_first(res));
   return o.len;
 }
 
@@ -63,7 +63,7 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
       res->address[0] ? " at " : "", res->address, sp_code_name(res->code),
       sp_state_name(res->state), res->detail[0] ? res->detail : "");
   if (res->code != SP_OK)
-    put(&o, "  hint: %s\n", sp_code_hint(res->code));
+    put(&o, "  hint: %s\n", sp_result_check_first(res));
   if (res->tls) {
     put(&o, "  TLS: %s %s (%s)\n", res->tls_version, res->tls_cipher,
         res->implicit_tls ? "implicit" : "STARTTLS");

@@ -130,23 +130,82 @@ static void probe_rearm(struct probe *p) {
   heap_fix(eng, p->timer_index);
 }
 
+/* Re-file a probe and its partner: a main probe starts and ends its TLS
+ * trial, and a trial can end its main probe. */
+static void probe_rearm_pair(struct probe *p) {
+  probe_rearm(p);
+  if (p->partner)
+    probe_rearm(p->partner);
+}
+
 /* ---- Batches ----------------------------------------------------------- */
 
-/* Make the probes of a batch once its addresses are known. */
+/* The effective role of a port. */
+static enum sp_role spec_role(const struct sp_port_spec *spec) {
+  return spec->role == SP_ROLE_DEFAULT ? sp_role_for_port(spec->port)
+                                       : spec->role;
+}
+
+/* Whether a port gets the implicit-TLS trial beside its main probe: not
+ * on a relay (a TLS hello before the greeting is a pregreet violation),
+ * not when TLS is implicit already or off, not when switched off. */
+static bool wants_tls_trial(const struct sp_request *req,
+                            const struct sp_port_spec *spec) {
+  enum sp_tls_mode mode = effective_mode(spec);
+  return !req->no_tls_trial && spec_role(spec) != SP_ROLE_RELAY &&
+         mode != SP_TLS_IMPLICIT && mode != SP_TLS_NONE;
+}
+
+/* Set up one probe of the batch (not connected yet). */
+static void probe_init(struct batch *b, struct probe *p, enum attempt_kind kind,
+                       const struct sp_port_spec *spec, struct sp_result *res) {
+  const struct sp_request *req = &b->req;
+  p->tag.kind = EV_PROBE;
+  p->timer_index = -1;
+  p->batch = b;
+  p->kind = kind;
+  p->res = res;
+  p->fd = -1;
+  p->state = kind == AK_TLS_TRIAL ? CS_TRIAL_IDLE : CS_WAIT_DNS;
+  sp_buf_init(&p->in, SP_MAX_PROBE_BUFFER);
+  sp_buf_init(&p->out, SP_MAX_OUTPUT);
+  sp_buf_init(&p->transcript, req->trace ? SP_MAX_TRANSCRIPT : 0);
+  sp_reply_init(&p->reply);
+  sp_strlcpy(res->host, req->host, sizeof(res->host));
+  res->port = spec->port;
+  res->role = spec_role(spec);
+  res->tls_mode = spec->tls_mode;
+  res->hostname_check = -1;
+  p->mode = kind == AK_TLS_TRIAL ? SP_TLS_IMPLICIT : effective_mode(spec);
+  if (b->out->dns_s >= 0 && !b->host_is_ip) {
+    res->phase_s[SP_PHASE_DNS] = b->out->dns_s;
+    res->phase_done[SP_PHASE_DNS] = true;
+  }
+}
+
+/* Make the probes of a batch once its addresses are known: the main
+ * probes (one per port, or per port and address), then an injection test
+ * beside each STARTTLS one when asked, then an idle implicit-TLS trial
+ * beside each that may need one. */
 static void batch_spawn(struct batch *b) {
   struct sp_request *req = &b->req;
   bool per_addr = req->all_addresses && b->naddrs > 0;
   int per_port = per_addr ? b->naddrs : 1;
   int nmain = req->nports * per_port;
-  int ninj = 0;
-  for (int i = 0; req->check_injection && b->naddrs > 0 && i < nmain; i++)
-    if (effective_mode(&req->ports[i / per_port]) == SP_TLS_STARTTLS)
+  int ninj = 0, ntrial = 0;
+  for (int i = 0; b->naddrs > 0 && i < nmain; i++) {
+    const struct sp_port_spec *spec = &req->ports[i / per_port];
+    if (req->check_injection && effective_mode(spec) == SP_TLS_STARTTLS)
       ninj++;
-  b->nprobes = nmain + ninj;
+    if (wants_tls_trial(req, spec))
+      ntrial++;
+  }
+  int nside = ninj + ntrial;
+  b->nprobes = nmain + nside;
   b->probes = calloc((size_t)b->nprobes, sizeof(*b->probes));
   b->out->results = calloc((size_t)nmain, sizeof(struct sp_result));
-  b->scratch = ninj ? calloc((size_t)ninj, sizeof(struct sp_result)) : NULL;
-  if (!b->probes || !b->out->results || (ninj && !b->scratch) ||
+  b->scratch = nside ? calloc((size_t)nside, sizeof(struct sp_result)) : NULL;
+  if (!b->probes || !b->out->results || (nside && !b->scratch) ||
       timers_reserve(b->eng, b->nprobes) != 0) {
     free(b->probes);
     b->probes = NULL;
@@ -154,68 +213,93 @@ static void batch_spawn(struct batch *b) {
     batch_check_finished(b);
     return;
   }
-  b->nscratch = ninj;
+  b->nscratch = nside;
   b->out->nresults = nmain;
-  int j = 0;
+  int side = 0;
+  for (int m = 0; m < nmain; m++) {
+    const struct sp_port_spec *spec = &req->ports[m / per_port];
+    struct probe *p = &b->probes[m];
+    probe_init(b, p, AK_MAIN, spec, &b->out->results[m]);
+    p->res->per_address = per_addr;
+    if (b->naddrs == 0)
+      continue;
+    p->addr_cur = per_addr ? m % per_port : 0;
+    p->addr_last = per_addr ? p->addr_cur : b->naddrs - 1;
+    enum attempt_kind kinds[2] = {AK_INJECTION, AK_TLS_TRIAL};
+    bool wanted[2] = {req->check_injection &&
+                          effective_mode(spec) == SP_TLS_STARTTLS,
+                      wants_tls_trial(req, spec)};
+    for (int k = 0; k < 2; k++) {
+      if (!wanted[k])
+        continue;
+      struct probe *q = &b->probes[nmain + side];
+      probe_init(b, q, kinds[k], spec, &b->scratch[side]);
+      side++;
+      q->main_res = p->res;
+      q->addr_cur = p->addr_cur;
+      q->addr_last = p->addr_last;
+      if (kinds[k] == AK_TLS_TRIAL) {
+        q->partner = p;
+        p->partner = q;
+      }
+    }
+  }
   for (int i = 0; i < b->nprobes; i++) {
     struct probe *p = &b->probes[i];
-    int m = i < nmain ? i : -1; /* main probe index */
-    if (m < 0) {                /* injection tests follow the main probes */
-      while (effective_mode(&req->ports[j / per_port]) != SP_TLS_STARTTLS)
-        j++;
-      m = j++;
-      p->injection = true;
-      p->main_res = &b->out->results[m];
-    }
-    const struct sp_port_spec *spec = &req->ports[m / per_port];
-    struct sp_result *res =
-        p->injection ? &b->scratch[i - nmain] : &b->out->results[m];
-    p->tag.kind = EV_PROBE;
-    p->timer_index = -1;
-    p->batch = b;
-    p->res = res;
-    p->fd = -1;
-    p->state = CS_WAIT_DNS;
-    sp_buf_init(&p->in, SP_MAX_PROBE_BUFFER);
-    sp_buf_init(&p->out, SP_MAX_OUTPUT);
-    sp_buf_init(&p->transcript, req->trace ? SP_MAX_TRANSCRIPT : 0);
-    sp_reply_init(&p->reply);
-    sp_strlcpy(res->host, req->host, sizeof(res->host));
-    res->port = spec->port;
-    res->role = spec->role == SP_ROLE_DEFAULT ? sp_role_for_port(spec->port)
-                                              : spec->role;
-    res->tls_mode = spec->tls_mode;
-    res->per_address = per_addr;
-    res->hostname_check = -1;
-    p->mode = effective_mode(spec);
-    if (b->out->dns_s >= 0 && !b->host_is_ip) {
-      res->phase_s[SP_PHASE_DNS] = b->out->dns_s;
-      res->phase_done[SP_PHASE_DNS] = true;
-    }
     if (b->naddrs == 0) {
       sp_probe_decide(p, SP_DNS_ERROR, "%s: %s", req->host, b->dns_why);
+      sp_probe_finish(p);
       probe_rearm(p);
       continue;
     }
-    p->addr_cur = per_addr ? m % per_port : 0;
-    p->addr_last = per_addr ? p->addr_cur : b->naddrs - 1;
+    if (p->kind == AK_TLS_TRIAL) { /* started by its main probe, if ever */
+      probe_rearm(p);
+      continue;
+    }
     sp_probe_trail(p, "%s %s port %u, role %s, TLS %s",
-                   p->injection ? "STARTTLS injection test of" : "probe",
-                   req->host, (unsigned)spec->port, sp_role_name(res->role),
-                   sp_tls_mode_name(p->mode));
+                   p->kind == AK_INJECTION ? "STARTTLS injection test of"
+                                           : "probe",
+                   req->host, (unsigned)p->res->port,
+                   sp_role_name(p->res->role), sp_tls_mode_name(p->mode));
     sp_probe_connect(p);
     probe_rearm(p);
   }
 }
 
-/* Fold the injection tests into their main results (batch complete). */
+/* Append a side connection's transcript to its main result's, under a
+ * separator line. */
+static void merge_transcript(struct sp_result *main, struct sp_result *side,
+                             const char *sep) {
+  size_t seplen = strlen(sep);
+  if (side->transcript && main->transcript) {
+    size_t n = main->transcript_len + seplen + side->transcript_len;
+    char *t = realloc(main->transcript, n + 1);
+    if (t) {
+      memcpy(t + main->transcript_len, sep, seplen);
+      memcpy(t + main->transcript_len + seplen, side->transcript,
+             side->transcript_len);
+      t[n] = '\0';
+      main->transcript = t;
+      main->transcript_len = n;
+    }
+  }
+  free(side->transcript);
+  side->transcript = NULL;
+}
+
+/* Fold the injection tests and TLS trials into their main results (batch
+ * complete). */
 static void batch_merge(struct batch *b) {
   for (int i = 0; i < b->nprobes; i++) {
     struct probe *p = &b->probes[i];
-    if (!p->injection)
+    if (p->kind == AK_TLS_TRIAL) {
+      merge_transcript(p->main_res, p->res,
+                       "--- implicit-TLS trial connection ---\n");
+      continue;
+    }
+    if (p->kind != AK_INJECTION)
       continue;
     struct sp_result *main = p->main_res;
-    struct sp_result *inj = p->res;
     if (main->injection_vulnerable) {
       main->findings |= 1u << SP_STARTTLS_INJECTION;
       enum sp_state st =
@@ -223,26 +307,14 @@ static void batch_merge(struct batch *b) {
       if (st > main->state) {
         main->code = SP_STARTTLS_INJECTION;
         main->state = st;
+        main->hint[0] = '\0';
         snprintf(main->detail, sizeof(main->detail),
                  "the server answered a command sent before STARTTLS inside "
                  "TLS (CVE-2011-0411 class)");
       }
     }
-    if (inj->transcript && main->transcript) {
-      static const char sep[] = "--- STARTTLS injection test connection ---\n";
-      size_t n = main->transcript_len + sizeof(sep) - 1 + inj->transcript_len;
-      char *t = realloc(main->transcript, n + 1);
-      if (t) {
-        memcpy(t + main->transcript_len, sep, sizeof(sep) - 1);
-        memcpy(t + main->transcript_len + sizeof(sep) - 1, inj->transcript,
-               inj->transcript_len);
-        t[n] = '\0';
-        main->transcript = t;
-        main->transcript_len = n;
-      }
-    }
-    free(inj->transcript);
-    inj->transcript = NULL;
+    merge_transcript(main, p->res,
+                     "--- STARTTLS injection test connection ---\n");
   }
 }
 
@@ -437,7 +509,7 @@ static void run_timers(struct sp_engine *eng) {
   for (int i = 0; i < ndue; i++) {
     struct probe *p = eng->due[i];
     sp_probe_timeout(p, now);
-    probe_rearm(p);
+    probe_rearm_pair(p);
   }
 }
 
@@ -513,7 +585,7 @@ static void loop_once(struct sp_engine *eng, int max_ms) {
     } else {
       struct probe *p = (struct probe *)tag;
       sp_probe_step(p, evs[i].events);
-      probe_rearm(p);
+      probe_rearm_pair(p);
     }
   }
   run_timers(eng);
@@ -749,7 +821,7 @@ static void abort_all(struct sp_engine *eng) {
       if (b->probes[i].state != CS_DONE) {
         sp_probe_decide(&b->probes[i], SP_READ_TIMEOUT, "engine stopped");
         sp_probe_finish(&b->probes[i]);
-        probe_rearm(&b->probes[i]);
+        probe_rearm_pair(&b->probes[i]);
       }
   reap(eng);
 }

@@ -29,9 +29,19 @@ struct ev_tag {
   enum ev_kind kind; /* what the rest of the struct is */
 };
 
+/* Why a probe's connection exists. */
+enum attempt_kind {
+  AK_MAIN,      /* the probe of a port: its result is reported */
+  AK_INJECTION, /* STARTTLS injection test beside a main probe */
+  AK_TLS_TRIAL  /* implicit-TLS trial beside a main probe whose greeting
+                   is late (the main connection keeps waiting) */
+};
+
 /* The states of one probe's connection. */
 enum conn_state {
   CS_WAIT_DNS,     /* waiting for the batch's resolution */
+  CS_TRIAL_IDLE,   /* a TLS trial not started (its main probe's greeting
+                      may come in time) */
   CS_CONNECT,      /* TCP connect in progress */
   CS_TLS_IMPLICIT, /* TLS handshake before any SMTP */
   CS_BANNER,       /* waiting for the 220 greeting */
@@ -57,39 +67,43 @@ struct ctx_entry;
 
 /* One probe: one port (and with all_addresses one address). */
 struct probe {
-  struct ev_tag tag;          /* EV_PROBE */
-  struct batch *batch;        /* the request it belongs to */
-  struct sp_result *res;      /* where it writes what it finds */
-  enum conn_state state;      /* where it is */
-  enum sp_tls_mode mode;      /* effective TLS mode (auto resolved) */
-  int fd;                     /* the connection, -1 when none */
-  SSL *ssl;                   /* TLS session, NULL before TLS */
-  struct sp_verify_log vlog;  /* chain errors seen in the handshake */
-  struct sp_sniff sniff;      /* first bytes read under TLS */
-  uint32_t events;            /* epoll events registered, 0: none */
-  enum sp_phase phase;        /* phase being timed */
-  double t_phase;             /* when that phase began */
-  double attempt_deadline;    /* connect deadline for this address */
-  double banner_deadline;     /* when to test implicit TLS, 0: never */
-  int addr_cur;               /* address index being tried */
-  int addr_last;              /* last address index this probe may try */
-  int last_errno;             /* last connect error */
-  bool mismatch_retry;        /* a fresh connection testing implicit TLS */
-  bool decided;               /* res->code is final */
-  bool connect_timed;         /* the connect phase was recorded */
-  bool legacy_tls;            /* retrying with TLS 1.0/1.1 allowed */
-  bool injection;             /* this probe is a STARTTLS injection test */
-  struct sp_result *main_res; /* for an injection test: the result it
-                                 reports into */
-  const char *auth_mech;      /* mechanism being used */
-  int auth_step;              /* continuation replies answered */
-  double inject_deadline;     /* end of listening for injected replies */
-  struct sp_buf in;           /* bytes received, not yet parsed */
-  struct sp_buf out;          /* bytes waiting to be sent */
-  struct sp_buf transcript;   /* dialogue and decision trail (trace) */
-  struct sp_reply reply;      /* reply being assembled */
-  int timer_index;            /* place in the engine's timer heap, -1: none */
-  double timer_at;            /* its key there: sp_probe_next_timer */
+  struct ev_tag tag;                 /* EV_PROBE */
+  struct batch *batch;               /* the request it belongs to */
+  struct sp_result *res;             /* where it writes what it finds */
+  enum conn_state state;             /* where it is */
+  enum sp_tls_mode mode;             /* effective TLS mode (auto resolved) */
+  int fd;                            /* the connection, -1 when none */
+  SSL *ssl;                          /* TLS session, NULL before TLS */
+  struct sp_verify_log vlog;         /* chain errors seen in the handshake */
+  struct sp_sniff sniff;             /* first bytes read under TLS */
+  uint32_t events;                   /* epoll events registered, 0: none */
+  enum sp_phase phase;               /* phase being timed */
+  double t_phase;                    /* when that phase began */
+  double attempt_deadline;           /* connect deadline for this address */
+  double banner_deadline;            /* when to start the TLS trial, 0: never */
+  int addr_cur;                      /* address index being tried */
+  int addr_last;                     /* last address index this probe may try */
+  int last_errno;                    /* last connect error */
+  enum attempt_kind kind;            /* why this connection exists */
+  struct probe *partner;             /* main: its TLS trial (NULL: none);
+                                        trial: its main probe */
+  bool decided;                      /* res->code is final */
+  bool connect_timed;                /* the connect phase was recorded */
+  bool legacy_tls;                   /* retrying with TLS 1.0/1.1 allowed */
+  char first_tls_error[SP_MAX_TEXT]; /* why the strict handshake failed,
+                                        kept across the legacy retry */
+  int first_tls_alert;               /* the alert it carried, -1: none */
+  struct sp_result *main_res;        /* injection test or trial: the result of
+                                        the main probe it reports into */
+  const char *auth_mech;             /* mechanism being used */
+  int auth_step;                     /* continuation replies answered */
+  double inject_deadline;            /* end of listening for injected replies */
+  struct sp_buf in;                  /* bytes received, not yet parsed */
+  struct sp_buf out;                 /* bytes waiting to be sent */
+  struct sp_buf transcript;          /* dialogue and decision trail (trace) */
+  struct sp_reply reply;             /* reply being assembled */
+  int timer_index; /* place in the engine's timer heap, -1: none */
+  double timer_at; /* its key there: sp_probe_next_timer */
 };
 
 /* A c-ares socket being watched. */

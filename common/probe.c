@@ -28,12 +28,31 @@
 
 #include "engine_internal.h"
 
-/* State names for the decision trail. */
-static const char *const conn_state_names[CS_COUNT] = {
-    "wait_dns", "connect",      "tls_implicit", "banner",      "ehlo", "helo",
-    "starttls", "tls_starttls", "ehlo_tls",     "auth",        "mail", "rcpt",
-    "data",     "body",         "rset",         "inject_wait", "quit", "done",
+/* State names for the decision trail, indexed by enum conn_state. */
+static const char *const conn_state_names[] = {
+    [CS_WAIT_DNS] = "wait_dns",
+    [CS_TRIAL_IDLE] = "trial_idle",
+    [CS_CONNECT] = "connect",
+    [CS_TLS_IMPLICIT] = "tls_implicit",
+    [CS_BANNER] = "banner",
+    [CS_EHLO] = "ehlo",
+    [CS_HELO] = "helo",
+    [CS_STARTTLS] = "starttls",
+    [CS_TLS_STARTTLS] = "tls_starttls",
+    [CS_EHLO_TLS] = "ehlo_tls",
+    [CS_AUTH] = "auth",
+    [CS_MAIL] = "mail",
+    [CS_RCPT] = "rcpt",
+    [CS_DATA] = "data",
+    [CS_BODY] = "body",
+    [CS_RSET] = "rset",
+    [CS_INJECT_WAIT] = "inject_wait",
+    [CS_QUIT] = "quit",
+    [CS_DONE] = "done",
 };
+_Static_assert(sizeof(conn_state_names) / sizeof(conn_state_names[0]) ==
+                   CS_COUNT,
+               "one name per connection state");
 
 /* ---- Small helpers --------------------------------------------------- */
 
@@ -122,6 +141,12 @@ void sp_probe_finish(struct probe *p) {
   if (p->state == CS_DONE)
     return;
   sp_probe_close(p);
+  if (p->kind == AK_MAIN && p->partner && p->partner->state != CS_DONE) {
+    if (p->partner->state != CS_TRIAL_IDLE)
+      sp_probe_trail(p, "the implicit-TLS trial connection is no longer "
+                        "needed: closed");
+    sp_probe_finish(p->partner);
+  }
   struct sp_result *res = p->res;
   if (!res->phase_done[SP_PHASE_TOTAL]) {
     res->phase_s[SP_PHASE_TOTAL] = now_s() - p->batch->t_submit;
@@ -172,6 +197,57 @@ void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
   } else {
     sp_probe_finish(p);
   }
+}
+
+/* Give the result its own "what to check first" (before the decision;
+ * a decided probe keeps the hint of its decision). */
+static void set_hint(struct probe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_hint(struct probe *p, const char *fmt, ...) {
+  if (p->decided)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->res->hint, sizeof(p->res->hint), fmt, ap);
+  va_end(ap);
+}
+
+/* End a TLS trial with what it found; its main probe goes on waiting for
+ * its greeting (the finding is in the main probe's trail and, should the
+ * greeting never come, in its banner_timeout detail). */
+static void trial_end(struct probe *t, enum sp_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void trial_end(struct probe *t, enum sp_code code, const char *fmt,
+                      ...) {
+  char why[SP_MAX_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof(why), fmt, ap);
+  va_end(ap);
+  sp_probe_trail(t->partner, "implicit-TLS trial: %s", why);
+  sp_probe_close(t);
+  sp_probe_decide(t, code, "%s", why);
+  sp_probe_finish(t);
+}
+
+/* Start the implicit-TLS trial beside a main probe whose greeting is
+ * late: a second connection to the same address says TLS right away.
+ * The main connection keeps waiting; whichever gives evidence first
+ * decides (engine_internal.h, AK_TLS_TRIAL). */
+static void trial_start(struct probe *p, double waited) {
+  struct probe *t = p->partner;
+  p->banner_deadline = 0;
+  if (!t || t->state != CS_TRIAL_IDLE)
+    return;
+  sp_probe_trail(p,
+                 "no greeting after %.1fs: trying implicit TLS on a second "
+                 "connection (this one keeps waiting)",
+                 waited);
+  t->addr_cur = p->addr_cur;
+  t->addr_last = p->addr_cur;
+  sp_probe_trail(t, "implicit-TLS trial of %s port %u", p->batch->req.host,
+                 (unsigned)p->res->port);
+  sp_probe_connect(t);
 }
 
 /* Why a connect failed, as a code. */
@@ -284,10 +360,9 @@ static void connect_failed(struct probe *p, int err) {
     sp_probe_connect(p);
     return;
   }
-  if (p->mismatch_retry) {
-    sp_probe_decide(p, SP_BANNER_TIMEOUT,
-                    "no greeting within %.1fs (a TLS connection failed too)",
-                    p->banner_deadline - p->batch->t_submit);
+  if (p->kind == AK_TLS_TRIAL) {
+    trial_end(p, connect_code(err), "the second connection failed: %s",
+              err == ETIMEDOUT ? "timed out" : strerror(err));
     return;
   }
   enum sp_code code = connect_code(err);
@@ -325,7 +400,7 @@ void sp_probe_connect(struct probe *p) {
   int left = p->addr_last - p->addr_cur + 1;
   p->attempt_deadline = now + (b->deadline - now) / (left > 0 ? left : 1);
   set_state(p, CS_CONNECT);
-  if (!p->connect_timed)
+  if (!p->connect_timed && p->kind != AK_TLS_TRIAL)
     phase_begin(p, SP_PHASE_CONNECT);
 
   p->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -383,27 +458,26 @@ static void handle_connect(struct probe *p, uint32_t events) {
 
 /* The TCP connection is up: time it and go to TLS or the greeting. */
 static void on_connected(struct probe *p) {
-  if (!p->connect_timed) {
+  if (!p->connect_timed && p->kind != AK_TLS_TRIAL) {
     phase_end(p);
     p->connect_timed = true;
   }
   sp_probe_trail(p, "connected to %s port %u", p->res->address,
                  (unsigned)p->res->port);
-  if (p->mode == SP_TLS_IMPLICIT || p->mismatch_retry) {
+  if (p->mode == SP_TLS_IMPLICIT) {
     start_tls(p, CS_TLS_IMPLICIT);
     return;
   }
   set_state(p, CS_BANNER);
   phase_begin(p, SP_PHASE_BANNER);
-  /* Only a submission-like port gets the implicit-TLS test: on a relay,
-   * a TLS hello before the greeting is a pregreet violation. */
+  /* A port with a TLS trial beside it (batch_spawn decides which: never a
+   * relay, where a TLS hello before the greeting is a pregreet
+   * violation) starts it when the greeting is this late. */
   double wait = p->batch->req.banner_wait_s;
   double total = p->batch->req.timeout_s;
   if (wait <= 0)
     wait = total / 3 < 2.0 ? total / 3 : 2.0;
-  bool test_implicit = p->res->role != SP_ROLE_RELAY && !p->injection &&
-                       p->mode != SP_TLS_NONE; /* none: never any TLS */
-  p->banner_deadline = test_implicit ? now_s() + wait : 0;
+  p->banner_deadline = p->partner && p->kind == AK_MAIN ? now_s() + wait : 0;
   want(p, EPOLLIN);
 }
 
@@ -442,8 +516,8 @@ static void start_tls(struct probe *p, enum conn_state st) {
 }
 
 /* For implicit TLS: did the server answer our hello with plaintext SMTP?
- * Returns true when it did (and the probe is decided). */
-static bool plaintext_answer(struct probe *p) {
+ * Returns true when it did; shown gets its first line, sanitised. */
+static bool plaintext_answer(struct probe *p, char *shown, size_t shownlen) {
   const char *d = p->sniff.data;
   size_t n = p->sniff.len;
   if (n == 0 || d[0] < '2' || d[0] > '5') /* an SMTP reply code's first digit */
@@ -457,17 +531,51 @@ static bool plaintext_answer(struct probe *p) {
   size_t line = 0;
   while (line < n && d[line] != '\r' && d[line] != '\n')
     line++;
-  char shown[64];
-  sp_sanitize(shown, sizeof(shown), d, line < 60 ? line : 60);
-  if (n >= 3 && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9')
-    p->res->reply_code[SP_PHASE_BANNER] =
-        (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+  sp_sanitize(shown, shownlen, d, line < 60 ? line : 60);
   if (p->batch->req.trace)
     sp_transcript_add(&p->transcript, "S: ", d, line);
-  sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
-                  "port speaks plaintext SMTP (\"%s\"), use STARTTLS", shown);
-  sp_probe_finish(p);
+  if (p->kind == AK_MAIN && n >= 3 && d[1] >= '0' && d[1] <= '9' &&
+      d[2] >= '0' && d[2] <= '9')
+    p->res->reply_code[SP_PHASE_BANNER] =
+        (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
   return true;
+}
+
+/* The TLS trial completed a handshake: the port expects implicit TLS.
+ * That decides the main probe (whose plaintext connection is dropped). */
+static void trial_succeeded(struct probe *t) {
+  struct probe *m = t->partner;
+  char version[sizeof(t->res->tls_version)];
+  sp_strlcpy(version, t->res->tls_version, sizeof(version));
+  sp_probe_trail(m, "implicit-TLS trial: %s handshake completed", version);
+  double waited = now_s() - m->t_phase;
+  sp_probe_finish(t);
+  sp_probe_close(m);
+  sp_probe_decide(m, SP_TLS_MODE_MISMATCH,
+                  "no plaintext greeting after %.1fs, but implicit TLS (%s) "
+                  "succeeded on a second connection: the port expects "
+                  "implicit TLS (use --tls implicit)",
+                  waited, version);
+  sp_probe_finish(m);
+}
+
+/* What a legacy-level handshake that the strict context refused at a
+ * modern version says about the server: its signature or key is what
+ * the default security level refuses. */
+static void legacy_only_detail(struct probe *p, char *buf, size_t buflen) {
+  int nid = NID_undef;
+  if (SSL_get_peer_signature_nid(p->ssl, &nid) == 1 &&
+      (nid == NID_sha1 || nid == NID_md5_sha1))
+    snprintf(buf, buflen,
+             "the server signs with SHA-1, refused at the default security "
+             "level (%s only at level 0; first try: %s)",
+             p->res->tls_version, p->first_tls_error);
+  else
+    snprintf(buf, buflen,
+             "the handshake succeeds only at security level 0 (%s, signature "
+             "%s): a weak key or signature (first try: %s)",
+             p->res->tls_version, nid == NID_undef ? "?" : OBJ_nid2sn(nid),
+             p->first_tls_error);
 }
 
 /* What to do once the handshake is done. */
@@ -488,15 +596,24 @@ static void on_tls_up(struct probe *p) {
                  res->hostname_check == 1   ? "verified"
                  : res->hostname_check == 0 ? "mismatch"
                                             : "not verified");
-  if (p->mismatch_retry) {
-    sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
-                    "no plaintext greeting, but %s succeeded: the port expects "
-                    "implicit TLS (use --tls implicit)",
-                    res->tls_version);
+  if (p->kind == AK_TLS_TRIAL) {
+    trial_succeeded(p);
+    return;
+  }
+  int min = b->req.min_tls_version ? b->req.min_tls_version : TLS1_2_VERSION;
+  if (p->legacy_tls && SSL_version(p->ssl) >= min) {
+    /* Not an old protocol: the strict context refused something else. */
+    char detail[SP_MAX_TEXT];
+    legacy_only_detail(p, detail, sizeof(detail));
+    set_hint(p, "the server's key or signature algorithms are below what "
+                "current clients accept: give it a SHA-256 capable "
+                "certificate and key (RSA 2048+ or ECDSA)");
+    sp_probe_close(p);
+    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", detail);
     sp_probe_finish(p);
     return;
   }
-  if (p->injection) {
+  if (p->kind == AK_INJECTION) {
     p->main_res->injection_tested = true;
     double wait = 1.0, left = b->deadline - now_s();
     p->inject_deadline = now_s() + (left / 2 < wait ? left / 2 : wait);
@@ -519,13 +636,50 @@ static void on_tls_up(struct probe *p) {
   send_hello(p, "EHLO");
 }
 
-/* True when a handshake error says the peer wants another TLS version. */
+/* True when a handshake error says the peer wants another TLS version or
+ * a legacy signature algorithm (worth a legacy retry even when it came
+ * after the certificate). */
 static bool version_refused_reason(unsigned long e) {
   int r = ERR_GET_REASON(e);
   return r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_NO_PROTOCOLS_AVAILABLE ||
          r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
          r == SSL_R_WRONG_SSL_VERSION || r == SSL_R_UNSUPPORTED_SSL_VERSION ||
-         r == SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED;
+         r == SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED ||
+         r == SSL_R_WRONG_SIGNATURE_TYPE;
+}
+
+/* The TLS alert a handshake error carries (the peer sent it), or -1. */
+static int received_alert(unsigned long e) {
+  if (e == 0 || ERR_GET_LIB(e) != ERR_LIB_SSL)
+    return -1;
+  int r = ERR_GET_REASON(e);
+  if (r < SSL_AD_REASON_OFFSET || r >= SSL_AD_REASON_OFFSET + 256)
+    return -1;
+  return r - SSL_AD_REASON_OFFSET;
+}
+
+/* Describe a failed handshake: the alert the server sent (by its RFC
+ * name, e.g. internal_error (80)), a close without an alert, or
+ * OpenSSL's reason. Returns the alert number or -1. */
+static int tls_failure_text(int ssl_error, unsigned long e, char *why,
+                            size_t whylen) {
+  int alert = received_alert(e);
+  if (alert >= 0) {
+    char name[64];
+    sp_strlcpy(name, SSL_alert_desc_string_long(alert), sizeof(name));
+    for (char *c = name; *c; c++)
+      if (*c == ' ')
+        *c = '_';
+    snprintf(why, whylen, "the server sent the TLS alert %s (%d)", name, alert);
+    ERR_clear_error();
+  } else if (ssl_error == SSL_ERROR_SYSCALL && e == 0) {
+    snprintf(why, whylen,
+             "the server closed the connection during the handshake, "
+             "without a TLS alert");
+  } else {
+    sp_tls_error_text(why, whylen);
+  }
+  return alert;
 }
 
 /* CS_TLS_IMPLICIT / CS_TLS_STARTTLS: drive the handshake. */
@@ -540,8 +694,21 @@ static void handle_tls(struct probe *p, uint32_t events) {
   }
   int e = SSL_get_error(p->ssl, r);
   /* An SMTP greeting where a TLS record belongs: the port is plaintext. */
-  if (p->state == CS_TLS_IMPLICIT && !p->mismatch_retry && plaintext_answer(p))
+  char shown[64];
+  if (p->state == CS_TLS_IMPLICIT &&
+      plaintext_answer(p, shown, sizeof(shown))) {
+    if (p->kind == AK_TLS_TRIAL) {
+      trial_end(p, SP_TLS_MODE_MISMATCH,
+                "the port answered in plaintext (\"%s\"): it speaks SMTP, "
+                "so the first connection keeps waiting for its greeting",
+                shown);
+      return;
+    }
+    sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
+                    "port speaks plaintext SMTP (\"%s\"), use STARTTLS", shown);
+    sp_probe_finish(p);
     return;
+  }
   if (e == SSL_ERROR_WANT_READ) {
     want(p, EPOLLIN);
     return;
@@ -552,30 +719,45 @@ static void handle_tls(struct probe *p, uint32_t events) {
   }
   char why[SP_MAX_TEXT];
   unsigned long tls_error = ERR_peek_error();
-  if (e == SSL_ERROR_SYSCALL && tls_error == 0)
-    snprintf(why, sizeof(why), "connection closed during the handshake");
-  else
-    sp_tls_error_text(why, sizeof(why));
+  int alert = tls_failure_text(e, tls_error, why, sizeof(why));
   sp_probe_trail(p, "TLS handshake failed: %s", why);
-  if (!p->legacy_tls && !p->mismatch_retry &&
-      version_refused_reason(tls_error)) {
-    /* Identify an old-protocol server instead of failing: reconnect
-     * with TLS 1.0/1.1 allowed (used for nothing but this). */
-    sp_probe_trail(
-        p, "retrying with TLS 1.0/1.1 allowed, to identify the protocol");
+  if (p->kind == AK_TLS_TRIAL) {
+    trial_end(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
+    return;
+  }
+  /* Before the certificate, any failure may be a server that speaks only
+   * an old protocol (some close without an alert): identify it with one
+   * more connection, TLS 1.0+ at security level 0, used for nothing else.
+   * Never for the injection test, which only asks about plaintext. */
+  bool before_cert = !p->vlog.cert_seen;
+  if (p->kind == AK_MAIN && !p->legacy_tls &&
+      (before_cert || version_refused_reason(tls_error)) &&
+      now_s() < p->batch->deadline) {
+    sp_strlcpy(p->first_tls_error, why, sizeof(p->first_tls_error));
+    p->first_tls_alert = alert;
+    sp_probe_trail(p, "retrying with TLS 1.0/1.1 and legacy algorithms "
+                      "allowed, to identify the server");
     sp_probe_close(p);
     p->legacy_tls = true;
     p->addr_last = p->addr_cur;
     sp_probe_connect(p);
     return;
   }
-  if (p->mismatch_retry) {
-    sp_probe_decide(
-        p, SP_BANNER_TIMEOUT,
-        "no greeting within the banner wait (implicit TLS failed too)");
-  } else {
-    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
+  if (p->legacy_tls && p->first_tls_error[0]) {
+    /* The retry failed too: the first failure is the one to report. */
+    sp_probe_trail(p, "the legacy retry failed too");
+    sp_strlcpy(why, p->first_tls_error, sizeof(why));
+    alert = p->first_tls_alert;
   }
+  if (alert == SSL3_AD_HANDSHAKE_FAILURE)
+    set_hint(p, "no protocol version, cipher or signature algorithm in "
+                "common: compare both sides' TLS settings (the server's log "
+                "says which)");
+  else if (alert >= 0)
+    set_hint(p, "the server refused the handshake with an alert: check the "
+                "server's log first, and that it can read its key and "
+                "certificate");
+  sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
   sp_probe_finish(p);
 }
 
@@ -646,7 +828,23 @@ static void send_hello(struct probe *p, const char *verb) {
 struct finding {
   enum sp_code code;        /* what */
   char detail[SP_MAX_TEXT]; /* why */
+  const char *hint;         /* its own what-to-check-first, NULL: the code's */
 };
+
+/* Where to switch off AUTH before TLS, in the server's own terms. */
+static const char *auth_before_tls_hint(const char *software) {
+  if (strcmp(software, "Postfix") == 0)
+    return "Postfix offers AUTH before TLS: set smtpd_tls_auth_only = yes "
+           "(main.cf, or -o in master.cf for this port)";
+  if (strcmp(software, "Exim") == 0)
+    return "Exim offers AUTH before TLS: set auth_advertise_hosts = "
+           "${if eq{$tls_in_cipher}{}{}{*}}";
+  if (strcmp(software, "Haraka") == 0)
+    return "Haraka offers AUTH before TLS: make its auth plugin require TLS "
+           "(it may advertise AUTH in clear to addresses it counts as "
+           "private)";
+  return NULL; /* the code's hint names all three */
+}
 
 /* Collect the certificate findings (only with verification on). */
 static int cert_findings(struct probe *p, struct finding *f) {
@@ -685,7 +883,7 @@ static int session_version(const struct probe *p) {
 static void judge(struct probe *p) {
   struct batch *b = p->batch;
   struct sp_result *res = p->res;
-  struct finding f[8];
+  struct finding f[8] = {0};
   int nf = cert_findings(p, f);
   time_t now = time(NULL);
   if (res->tls && b->req.cert_warn_days >= 0 && res->chain_not_after &&
@@ -703,6 +901,7 @@ static void judge(struct probe *p) {
   }
   if ((res->caps_plain.flags & SP_CAP_STARTTLS) &&
       (res->caps_plain.flags & SP_CAP_AUTH)) {
+    f[nf].hint = auth_before_tls_hint(res->software);
     f[nf].code = SP_AUTH_BEFORE_TLS;
     snprintf(f[nf++].detail, SP_MAX_TEXT, "AUTH %s is offered before STARTTLS",
              res->caps_plain.auth_mechs);
@@ -726,10 +925,64 @@ static void judge(struct probe *p) {
       worst_state = st;
     }
   }
+  if (worst >= 0 && f[worst].hint)
+    set_hint(p, "%s", f[worst].hint);
   if (worst >= 0)
     sp_probe_decide(p, f[worst].code, "%s", f[worst].detail);
   else
     sp_probe_decide(p, SP_OK, "%s", res->tls ? res->tls_version : "plaintext");
+}
+
+/* The subject of a reply's enhanced status code (RFC 3463: the 7 of
+ * "4.7.1"), or -1 when the first line has none. */
+static int enhanced_subject(const char *first) {
+  const char *t = first;
+  for (int i = 0; i < 3; i++, t++)
+    if (*t < '0' || *t > '9')
+      return -1;
+  if (*t != ' ' && *t != '-')
+    return -1;
+  t++;
+  if (*t < '2' || *t > '5' || t[1] != '.')
+    return -1;
+  t += 2;
+  int subject = 0, digits = 0;
+  for (; *t >= '0' && *t <= '9' && digits < 3; t++, digits++)
+    subject = subject * 10 + (*t - '0');
+  if (digits == 0 || *t != '.' || t[1] < '0' || t[1] > '9')
+    return -1;
+  return subject;
+}
+
+/* The server refused a step: a 4xx is deferred (temporary: limits, load,
+ * greylisting; 4.7.x: security policy), anything else rejected. The
+ * detail quotes the reply, enhanced status code included. */
+static void refused(struct probe *p, const char *step) {
+  int c = p->reply.code;
+  bool temporary = c >= 400 && c < 500;
+  if (temporary && enhanced_subject(p->reply.first) == 7)
+    set_hint(p, "a temporary refusal on security policy grounds (4.7.x): "
+                "check how the server sees this client (authentication, "
+                "TLS, reputation, blocklists); its log names the rule");
+  else if (temporary && c == 421)
+    set_hint(p, "the server is refusing connections for now (421): check "
+                "its connection limits (per client and in all), its load, "
+                "and whether it is shutting down");
+  sp_probe_decide(p, temporary ? SP_DEFERRED : SP_REJECTED,
+                  "%s refused: \"%s\"", step, p->reply.first);
+}
+
+/* Remember the MTA a greeting or EHLO reply names, for tailored hints. */
+static void note_software(struct probe *p, const char *text) {
+  static const char *const known[] = {"Postfix", "Exim", "Haraka"};
+  if (p->res->software[0] || !text)
+    return;
+  for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+    if (strcasestr(text, known[i])) {
+      sp_strlcpy(p->res->software, known[i], sizeof(p->res->software));
+      sp_probe_trail(p, "the server names itself: %s", known[i]);
+      return;
+    }
 }
 
 /* CS_BANNER: the greeting. */
@@ -738,8 +991,15 @@ static void on_banner(struct probe *p) {
   res->reply_code[SP_PHASE_BANNER] = p->reply.code;
   phase_end(p);
   p->banner_deadline = 0;
+  if (p->partner && p->partner->state != CS_DONE) {
+    if (p->partner->state != CS_TRIAL_IDLE)
+      sp_probe_trail(p, "the greeting came: the implicit-TLS trial is "
+                        "dropped");
+    sp_probe_finish(p->partner);
+  }
+  note_software(p, p->reply.first);
   if (p->reply.code != 220) {
-    sp_probe_decide(p, SP_REJECTED, "greeting: %s", p->reply.first);
+    refused(p, "greeting");
     return;
   }
   if (p->res->tls) { /* implicit TLS: the first EHLO is already inside */
@@ -766,11 +1026,11 @@ static void on_hello(struct probe *p) {
   }
   if (p->reply.code != 250) {
     phase_end(p);
-    sp_probe_decide(p, SP_REJECTED, "%s: %s",
-                    p->state == CS_HELO ? "HELO" : "EHLO", p->reply.first);
+    refused(p, p->state == CS_HELO ? "HELO" : "EHLO");
     return;
   }
   phase_end(p);
+  note_software(p, p->reply.text.data);
   if (p->state == CS_EHLO)
     sp_caps_parse(&res->caps_plain, &p->reply);
   if (p->mode == SP_TLS_NONE) {
@@ -786,7 +1046,8 @@ static void on_hello(struct probe *p) {
   }
   set_state(p, CS_STARTTLS);
   phase_begin(p, SP_PHASE_STARTTLS);
-  if (p->injection) /* a harmless command pipelined behind STARTTLS */
+  if (p->kind ==
+      AK_INJECTION) /* a harmless command pipelined behind STARTTLS */
     send_line(p, "STARTTLS\r\nNOOP",
               "STARTTLS + NOOP pipelined in one write (injection test)");
   else
@@ -798,7 +1059,13 @@ static void on_starttls(struct probe *p) {
   p->res->reply_code[SP_PHASE_STARTTLS] = p->reply.code;
   phase_end(p);
   if (p->reply.code != 220) {
-    sp_probe_decide(p, SP_STARTTLS_UNAVAILABLE, "STARTTLS refused: %s",
+    if (p->reply.code >= 400 && p->reply.code < 500)
+      set_hint(p,
+               "the server offers STARTTLS but could not start TLS "
+               "(%d): often it cannot read its key or certificate; "
+               "check its log",
+               p->reply.code);
+    sp_probe_decide(p, SP_STARTTLS_UNAVAILABLE, "STARTTLS refused: \"%s\"",
                     p->reply.first);
     return;
   }
@@ -818,7 +1085,7 @@ static void on_ehlo_tls(struct probe *p) {
   res->reply_code[SP_PHASE_EHLO_TLS] = p->reply.code;
   phase_end(p);
   if (p->reply.code != 250) {
-    sp_probe_decide(p, SP_REJECTED, "EHLO after TLS: %s", p->reply.first);
+    refused(p, "EHLO after TLS");
     return;
   }
   sp_caps_parse(&res->caps_tls, &p->reply);
@@ -874,7 +1141,7 @@ static void send_auth(struct probe *p) {
 static void after_ehlo(struct probe *p) {
   const struct sp_request *req = &p->batch->req;
   struct sp_result *res = p->res;
-  if (p->injection) {
+  if (p->kind == AK_INJECTION) {
     sp_probe_finish(p); /* no STARTTLS to test */
     return;
   }
@@ -882,7 +1149,7 @@ static void after_ehlo(struct probe *p) {
     start_trial(p);
     return;
   }
-  struct finding f[4];
+  struct finding f[4] = {0};
   if (!res->tls) {
     sp_probe_decide(p, SP_AUTH_UNAVAILABLE,
                     "refusing to send credentials without TLS");
@@ -899,6 +1166,10 @@ static void after_ehlo(struct probe *p) {
   }
   p->auth_mech = sp_sasl_pick(res->caps_tls.auth_mechs, req->auth_mech);
   if (!p->auth_mech) {
+    set_hint(p,
+             "the server offers AUTH %s: pick one of those (--auth-mech), or "
+             "enable the wanted mechanism on the server",
+             res->caps_tls.auth_mechs);
     sp_probe_decide(p, SP_AUTH_UNAVAILABLE,
                     "mechanism %s is not offered (offered: %s)",
                     req->auth_mech ? req->auth_mech : "PLAIN/LOGIN/CRAM-MD5",
@@ -923,9 +1194,18 @@ static void on_auth(struct probe *p) {
     start_trial(p);
     return;
   }
+  if (p->reply.code >= 400 && p->reply.code < 500) {
+    phase_end(p);
+    set_hint(p, "the server could not check the credentials just now "
+                "(4xx): check its authentication backend (e.g. saslauthd, "
+                "Dovecot auth) and its log");
+    sp_probe_decide(p, SP_DEFERRED, "AUTH %s refused: \"%s\"", p->auth_mech,
+                    p->reply.first);
+    return;
+  }
   if (p->reply.code != 334) {
     phase_end(p);
-    sp_probe_decide(p, SP_AUTH_FAILED, "AUTH %s: %s", p->auth_mech,
+    sp_probe_decide(p, SP_AUTH_FAILED, "AUTH %s: \"%s\"", p->auth_mech,
                     p->reply.first);
     return;
   }
@@ -964,7 +1244,7 @@ static void on_mail(struct probe *p) {
   p->res->reply_code[SP_PHASE_MAIL_FROM] = p->reply.code;
   phase_end(p);
   if (p->reply.code != 250) {
-    sp_probe_decide(p, SP_REJECTED, "MAIL FROM: %s", p->reply.first);
+    refused(p, "MAIL FROM");
     return;
   }
   if (!req->rcpt_to) {
@@ -984,7 +1264,7 @@ static void on_rcpt(struct probe *p) {
   p->res->reply_code[SP_PHASE_RCPT_TO] = p->reply.code;
   phase_end(p);
   if (p->reply.code != 250 && p->reply.code != 251) {
-    sp_probe_decide(p, SP_REJECTED, "RCPT TO: %s", p->reply.first);
+    refused(p, "RCPT TO");
     return;
   }
   if (p->batch->req.send_message) {
@@ -1002,7 +1282,7 @@ static void on_data(struct probe *p) {
   struct sp_result *res = p->res;
   if (p->reply.code != 354) {
     p->res->message_id[0] = '\0';
-    sp_probe_decide(p, SP_REJECTED, "DATA: %s", p->reply.first);
+    refused(p, "DATA");
     return;
   }
   unsigned char rnd[8];
@@ -1032,7 +1312,7 @@ static void on_data(struct probe *p) {
 static void on_body(struct probe *p) {
   if (p->reply.code != 250) {
     p->res->message_id[0] = '\0'; /* not accepted */
-    sp_probe_decide(p, SP_REJECTED, "message: %s", p->reply.first);
+    refused(p, "the message (end of data)");
     return;
   }
   sp_probe_trail(p, "test message accepted: %s", p->reply.first);
@@ -1151,15 +1431,31 @@ void sp_probe_step(struct probe *p, uint32_t events) {
     handle_inject_wait(p, events);
     break;
   case CS_WAIT_DNS:
+  case CS_TRIAL_IDLE:
   case CS_DONE:
   case CS_COUNT:
     break;
   }
 }
 
+/* What the TLS trial found, for a banner_timeout detail ("" when the
+ * trial never started). */
+static void trial_outcome(const struct probe *p, char *buf, size_t buflen) {
+  const struct probe *t = p->partner;
+  buf[0] = '\0';
+  if (!t || t->state == CS_TRIAL_IDLE)
+    return;
+  if (t->state == CS_DONE && t->decided)
+    snprintf(buf, buflen, "; implicit-TLS trial: %s", t->res->detail);
+  else
+    snprintf(buf, buflen, "; an implicit-TLS trial got no answer either");
+}
+
 /* A deadline passed: say which phase starved. */
 void sp_probe_timeout(struct probe *p, double now) {
   struct batch *b = p->batch;
+  if (p->state == CS_DONE)
+    return;
   if (p->state == CS_CONNECT && now >= p->attempt_deadline &&
       now < b->deadline) {
     connect_failed(p, ETIMEDOUT);
@@ -1167,18 +1463,11 @@ void sp_probe_timeout(struct probe *p, double now) {
   }
   if (p->state == CS_BANNER && p->banner_deadline > 0 &&
       now >= p->banner_deadline && now < b->deadline) {
-    if (p->in.len > 0 || p->mode == SP_TLS_IMPLICIT) {
-      p->banner_deadline = 0; /* something arrived: keep waiting */
+    if (p->in.len > 0) {
+      p->banner_deadline = 0; /* part of a greeting arrived: no trial */
       return;
     }
-    sp_probe_trail(p,
-                   "no greeting after %.1fs: testing implicit TLS on a fresh "
-                   "connection",
-                   now - p->t_phase);
-    sp_probe_close(p);
-    p->mismatch_retry = true;
-    p->banner_deadline = now; /* remembered for the message */
-    sp_probe_connect(p);
+    trial_start(p, now - p->t_phase);
     return;
   }
   if (p->state == CS_INJECT_WAIT && now >= p->inject_deadline) {
@@ -1188,27 +1477,30 @@ void sp_probe_timeout(struct probe *p, double now) {
   }
   if (now < b->deadline)
     return;
+  if (p->kind == AK_TLS_TRIAL && p->state == CS_TRIAL_IDLE) {
+    sp_probe_finish(p); /* never needed */
+    return;
+  }
+  if (p->kind == AK_TLS_TRIAL) {
+    trial_end(p, SP_READ_TIMEOUT, "no TLS answer before the deadline");
+    return;
+  }
+  char trial[SP_MAX_TEXT];
   switch (p->state) {
   case CS_WAIT_DNS:
     sp_probe_decide(p, SP_DNS_ERROR, "resolution timed out");
     break;
   case CS_CONNECT:
-    if (p->mismatch_retry)
-      sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting before the deadline");
-    else
-      connect_failed(p, ETIMEDOUT);
+    connect_failed(p, ETIMEDOUT);
     break;
   case CS_BANNER:
-    sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs",
-                    now - b->t_submit);
+    trial_outcome(p, trial, sizeof(trial));
+    sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs%s",
+                    now - p->t_phase, trial);
     break;
   case CS_TLS_IMPLICIT:
   case CS_TLS_STARTTLS:
-    if (p->mismatch_retry)
-      sp_probe_decide(p, SP_BANNER_TIMEOUT,
-                      "no greeting, and the TLS handshake stalled too");
-    else
-      sp_probe_decide(p, SP_READ_TIMEOUT, "the TLS handshake stalled");
+    sp_probe_decide(p, SP_READ_TIMEOUT, "the TLS handshake stalled");
     break;
   case CS_QUIT:
     break;

@@ -108,6 +108,9 @@ struct sp_verify_log {
   int first_error;   /* first chain error other than expiry, 0: none */
   int first_depth;   /* its depth */
   bool expired_seen; /* some certificate was reported expired */
+  bool cert_seen;    /* the server's certificate arrived (the chain was
+                        checked), so a later failure is not about the
+                        protocol version */
 };
 
 /* The first bytes OpenSSL read from the server, kept to recognise a

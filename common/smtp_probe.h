@@ -71,6 +71,7 @@ enum sp_code {
   SP_BANNER_TIMEOUT,
   SP_READ_TIMEOUT,
   SP_REJECTED,
+  SP_DEFERRED,
   SP_PROTOCOL_ERROR,
   SP_TLS_MODE_MISMATCH,
   SP_STARTTLS_UNAVAILABLE,
@@ -189,6 +190,8 @@ struct sp_request {
   bool send_message;       /* also send a small test message (DATA) */
   bool check_injection;    /* STARTTLS command-injection test, on a
                               connection of its own (opt-in) */
+  bool no_tls_trial;       /* never send a TLS hello to a port that has
+                              not greeted (the implicit-TLS trial) */
   int min_tls_version;     /* e.g. 0x0303 for TLS 1.2; a session below it
                             is tls_weak_protocol; 0: TLS 1.2 */
 
@@ -255,6 +258,10 @@ struct sp_result {
   enum sp_code code;        /* the diagnosis */
   enum sp_state state;      /* sp_code_state + cert thresholds */
   char detail[SP_MAX_TEXT]; /* specific detail: server reply, error text */
+  char hint[SP_MAX_TEXT];   /* this result's own "what to check first",
+                               or "" for the code's (sp_result_check_first) */
+  char software[16];        /* MTA the greeting or EHLO names ("Postfix",
+                               "Exim", "Haraka"), or "" */
   unsigned findings;        /* bit (1 << code) for every code observed */
 
   double phase_s[SP_PHASE_COUNT];  /* seconds per phase */
@@ -299,6 +306,11 @@ int sp_secret_load(const char *file, const char *envvar, char *buf,
  * `success`, the exporter's smtp_probe_success): the diagnosis is ok.
  * A WARNING such as cert_expiring is not success; the state says how bad. */
 bool sp_result_success(const struct sp_result *res);
+
+/* What to check first for this result: its own hint when the probe made
+ * one (e.g. naming the server's software or the offered mechanisms),
+ * otherwise the code's generic hint. */
+const char *sp_result_check_first(const struct sp_result *res);
 
 /* Copy src to dst replacing bytes outside printable ASCII with '?';
  * always NUL-terminates; returns the length written. For any text that

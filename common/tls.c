@@ -32,12 +32,14 @@ int sp_tls_verify_index(void) {
  * the certificate afterwards, so one bad certificate never hides the
  * TLS version, cipher and capabilities. */
 static int verify_cb(int preverify_ok, X509_STORE_CTX *store) {
-  if (preverify_ok)
-    return 1;
   SSL *ssl =
       X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
   struct sp_verify_log *log =
       ssl ? SSL_get_ex_data(ssl, sp_tls_verify_index()) : NULL;
+  if (log)
+    log->cert_seen = true;
+  if (preverify_ok)
+    return 1;
   int e = X509_STORE_CTX_get_error(store);
   if (log) {
     if (e == X509_V_ERR_CERT_HAS_EXPIRED)

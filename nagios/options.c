@@ -23,6 +23,7 @@ enum {
   OPT_REQUIRE,
   OPT_ALL_ADDRESSES,
   OPT_BANNER_WAIT,
+  OPT_NO_TLS_TRIAL,
   OPT_DNS_SERVER,
   OPT_PHASE_WARN,
   OPT_PHASE_CRIT,
@@ -60,6 +61,7 @@ static const struct option long_opts[] = {
     {"require", required_argument, NULL, OPT_REQUIRE},
     {"all-addresses", no_argument, NULL, OPT_ALL_ADDRESSES},
     {"banner-wait", required_argument, NULL, OPT_BANNER_WAIT},
+    {"no-tls-trial", no_argument, NULL, OPT_NO_TLS_TRIAL},
     {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
     {"phase-warn", required_argument, NULL, OPT_PHASE_WARN},
     {"phase-crit", required_argument, NULL, OPT_PHASE_CRIT},
@@ -85,7 +87,8 @@ static const char usage_text[] =
     "  [--role ROLE] [-4|-6] [-w RANGE] [-c RANGE] [-D|--cert-days WARN,CRIT]\n"
     "  [--cafile FILE] [--sni NAME] [--no-verify] [--ehlo NAME] "
     "[--source ADDR]\n"
-    "  [--require all|any] [--all-addresses] [--banner-wait SECONDS]\n"
+    "  [--require all|any] [--all-addresses] [--banner-wait SECONDS] "
+    "[--no-tls-trial]\n"
     "  [--dns-server ADDR[:PORT]] [-t SECONDS[:STATE]] [-v] [-h] [-V]\n"
     "  [--auth-user USER [--auth-password-file FILE | --auth-password-env "
     "VAR]\n"
@@ -143,7 +146,12 @@ static const char help_text[] =
     " --all-addresses\n"
     "    Probe every address the host resolves to, one result each\n"
     " --banner-wait=SECONDS\n"
-    "    How long to wait for a greeting before trying implicit TLS\n"
+    "    How long to wait for a greeting before trying implicit TLS on a\n"
+    "    second connection (default min(2, timeout/3)); the first one keeps\n"
+    "    waiting until the deadline\n"
+    " --no-tls-trial\n"
+    "    Never try implicit TLS beside a port that has not greeted (the trial\n"
+    "    sends a TLS ClientHello, which an MTA logs as a bad command)\n"
     " --dns-server=ADDR[:PORT]\n"
     "    Resolver to ask instead of the system's\n"
     " --auth-user=USER\n"
@@ -501,6 +509,9 @@ static int apply_option(struct check_opts *o, int c, const char *arg, char *err,
     return 0;
   case OPT_ALL_ADDRESSES:
     o->req.all_addresses = true;
+    return 0;
+  case OPT_NO_TLS_TRIAL:
+    o->req.no_tls_trial = true;
     return 0;
   case OPT_BANNER_WAIT:
     if (parse_double(arg, &d) != 0 || d < 0 || d > 3600) {

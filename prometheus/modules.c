@@ -352,6 +352,8 @@ static int module_option(struct parse_ctx *ctx, struct module *mod,
     return opt_string(ctx, val, key, 255, &mod->rcpt_to);
   if (strcmp(key, "check_injection") == 0)
     return opt_bool(ctx, val, key, &mod->check_injection);
+  if (strcmp(key, "tls_trial") == 0)
+    return opt_bool(ctx, val, key, &mod->tls_trial);
   if (strcmp(key, "policy_file") == 0)
     return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->policy_file);
   if (strcmp(key, "min_tls_version") == 0)
@@ -465,6 +467,7 @@ static void module_defaults(struct module *mod) {
   mod->family = SP_FAMILY_ANY;
   mod->timeout_ms = MOD_DEFAULT_TIMEOUT_MS;
   mod->cert_warning_days = -1;
+  mod->tls_trial = true;
   mod->cert_critical_days = -1;
 }
 
@@ -776,6 +779,7 @@ void module_apply(const struct module *mod, struct sp_request *req) {
   req->mail_from = mod->mail_from;
   req->rcpt_to = mod->rcpt_to;
   req->check_injection = mod->check_injection;
+  req->no_tls_trial = !mod->tls_trial;
   if (mod->min_tls_version != 0)
     req->min_tls_version = mod->min_tls_version;
 }

@@ -54,6 +54,7 @@ struct module {
   char *mail_from;              /* MAIL FROM trial address, or NULL */
   char *rcpt_to;                /* RCPT TO trial address, or NULL */
   bool check_injection;         /* run the STARTTLS injection test */
+  bool tls_trial;               /* implicit-TLS trial on a late greeting */
   int min_tls_version;          /* 0x0301..0x0304, or 0: core default */
   char *policy_file;            /* port policy file, or NULL */
   struct sp_policy *policy;     /* the loaded policy, or NULL */

@@ -22,6 +22,7 @@ static void code_words(void **state) {
                                          "banner_timeout",
                                          "read_timeout",
                                          "rejected",
+                                         "deferred",
                                          "protocol_error",
                                          "tls_mode_mismatch",
                                          "starttls_unavailable",
