@@ -56,6 +56,25 @@ def read_reply(s):
     fail("reply too long")
 
 
+def read_replies(s, n):
+    """Read until N replies have ended (replies that arrive in one read
+    too); returns [(code, last line)]."""
+    buf = b""
+    done = []
+    while len(buf) < 65536:
+        for line in buf.split(b"\r\n")[:-1]:
+            if len(line) >= 4 and line[3:4] == b" ":
+                done.append((line[:3].decode(), line.decode("ascii", "replace")))
+        if len(done) >= n:
+            return done[:n]
+        done = []
+        chunk = s.recv(4096)
+        if not chunk:
+            fail("connection closed after %r" % buf)
+        buf += chunk
+    fail("replies too long")
+
+
 def command(s, line, want):
     """Send a command line, read the reply, check its code."""
     s.sendall(line.encode() + b"\r\n")
@@ -265,6 +284,216 @@ def test_many(host, port, _cafile, arg):
     print("ok: %d concurrent connections served" % n)
 
 
+def modern_client_hello(cafile, legacy=False):
+    """The bytes of a ClientHello from Python's ssl (TLS 1.2+ by default;
+    legacy: TLS 1.0+ at security level 0), made in memory, never sent."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls_context(cafile, legacy).wrap_bio(
+        incoming, outgoing, server_hostname="mail.smtp-probe.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    if not hello or hello[0] != 0x16:
+        fail("could not make a ClientHello: %r" % hello[:16])
+    return hello
+
+
+def read_to_eof(s, cap=65536):
+    """Everything the peer sends until it closes (bounded); returns
+    (bytes, how it ended: 'eof', 'reset' or 'cap')."""
+    buf = b""
+    while len(buf) < cap:
+        try:
+            chunk = s.recv(4096)
+        except ConnectionResetError:
+            return buf, "reset"
+        if not chunk:
+            return buf, "eof"
+        buf += chunk
+    return buf, "cap"
+
+
+def plain_starttls(host, port):
+    """Greeting, EHLO, STARTTLS 220 on a plaintext socket (no handshake)."""
+    s = connect(host, port)
+    read_reply(s)
+    command(s, "EHLO client.test", 250)
+    command(s, "STARTTLS", 220)
+    return s
+
+
+def test_greetdelay(host, port, cafile, arg):
+    """greet_delay=MS (arg): the greeting comes no earlier; a command sent
+    early is answered after it; an early ClientHello gets a 500 after it."""
+    delay = int(arg) / 1000.0
+    s = connect(host, port)
+    start = time.monotonic()
+    code, lines = read_reply(s)
+    took = time.monotonic() - start
+    if code != 220 or took < delay or took > delay + 3:
+        fail("greeting %r after %.3fs, want 220 after %.3fs" %
+             (lines, took, delay))
+    command(s, "EHLO client.test", 250)
+    command(s, "QUIT", 221)
+    s = connect(host, port)
+    s.sendall(b"NOOP\r\n")
+    got = read_replies(s, 2)
+    if got[0][0] != "220" or got[1][0] != "250":
+        fail("an early NOOP: got %r, want 220 then 250" % got)
+    s = connect(host, port)
+    s.sendall(modern_client_hello(cafile))
+    got = read_replies(s, 2)
+    if got[0][0] != "220" or got[1][0] != "500" or "5.5.1" not in got[1][1]:
+        fail("an early ClientHello: got %r, want 220 then 500 5.5.1" % got)
+    lines = [got[1][1]]
+    command(s, "QUIT", 221)
+    print("ok: greeting after %.3fs (want >= %.3fs); early NOOP answered, "
+          "early ClientHello got %s" % (took, delay, lines[0]))
+
+
+def test_tls11close(host, port, cafile, arg):
+    """tls11-close: a TLS 1.2+ ClientHello gets a plain close (FIN, no
+    alert, not a reset); a TLS 1.0+ client negotiates TLS 1.1. arg
+    'implicit': TLS from the first byte instead of STARTTLS."""
+    implicit = arg == "implicit"
+    s = connect(host, port) if implicit else plain_starttls(host, port)
+    s.sendall(modern_client_hello(cafile))
+    got, how = read_to_eof(s)
+    if got or how != "eof":
+        fail("TLS 1.2+ ClientHello: got %r then %s, want nothing then eof"
+             % (got[:16], how))
+    s = connect(host, port) if implicit else plain_starttls(host, port)
+    t = tls_context(cafile, legacy=True).wrap_socket(
+        s, server_hostname="mail.smtp-probe.test")
+    if t.version() != "TLSv1.1":
+        fail("legacy client negotiated %s, want TLSv1.1" % t.version())
+    if implicit:
+        read_reply(t)
+    command(t, "EHLO client.test", 250)
+    command(t, "QUIT", 221)
+    print("ok: TLS 1.2+ hello closed without an alert; legacy client got %s"
+          % t.version())
+
+
+def test_sha1sigalg(host, port, cafile, _arg):
+    """sha1-sigalg: a default client fails the handshake; a security
+    level 0 client completes it at TLS 1.2."""
+    try:
+        tls_context(cafile).wrap_socket(plain_starttls(host, port),
+                                        server_hostname="mail.smtp-probe.test")
+        fail("a default-security client completed the handshake")
+    except ssl.SSLError as e:
+        reason = e.reason
+    t = tls_context(cafile, legacy=True).wrap_socket(
+        plain_starttls(host, port), server_hostname="mail.smtp-probe.test")
+    if t.version() != "TLSv1.2":
+        fail("legacy client negotiated %s, want TLSv1.2" % t.version())
+    command(t, "EHLO client.test", 250)
+    command(t, "QUIT", 221)
+    print("ok: default client refused (%s); legacy client got %s %s"
+          % (reason, t.version(), t.cipher()[0]))
+
+
+def test_tlsalert(host, port, cafile, _arg):
+    """tls-alert: the ClientHello is answered with one fatal
+    internal_error alert record (15 03 0x 00 02 02 50), then a close."""
+    s = plain_starttls(host, port)
+    s.sendall(modern_client_hello(cafile))
+    got, how = read_to_eof(s)
+    if len(got) != 7 or got[0] != 0x15 or got[3:7] != b"\x00\x02\x02\x50":
+        fail("want one fatal internal_error alert, got %r (%s)" % (got, how))
+    print("ok: alert record %s, then %s" % (got.hex(), how))
+
+
+def expect_code(s, line, want, enhanced):
+    """Send a command; the reply must be WANT with the enhanced code."""
+    lines = command(s, line, want)
+    if enhanced not in lines[-1]:
+        fail("%s: %r lacks %s" % (line.split(" ")[0], lines, enhanced))
+    return lines[-1]
+
+
+def test_tempfail(host, port, cafile, mode):
+    """The 4xx modes: the temporary failure at the right step, with its
+    enhanced status code."""
+    if mode == "ehlo-421":
+        for verb in ("EHLO", "HELO"):
+            s = connect(host, port)
+            read_reply(s)
+            got = expect_code(s, verb + " client.test", 421, "4.3.2")
+            if read_to_eof(s)[1] != "eof":
+                fail("no close after 421")
+        print("ok: EHLO and HELO: %s, then close" % got)
+        return
+    t = starttls(connect(host, port), cafile)
+    caps = [l[4:] for l in command(t, "EHLO client.test", 250)[1:]]
+    if mode == "auth-454":
+        if "AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2" not in caps:
+            fail("auth-454 EHLO in TLS: %r" % caps)
+        blob = base64.b64encode(b"\0probe@smtp-probe.test\0pw").decode()
+        got = expect_code(t, "AUTH PLAIN " + blob, 454, "4.7.0")
+        command(t, "AUTH LOGIN", 334)
+        command(t, base64.b64encode(b"probe@smtp-probe.test").decode(), 334)
+        expect_code(t, base64.b64encode(b"pw").decode(), 454, "4.7.0")
+        print("ok: AUTH PLAIN and LOGIN: %s" % got)
+        return
+    steps = {
+        "mail-451": [("MAIL FROM:<a@b.test>", 451, "4.3.0")],
+        "mail-451-47": [("MAIL FROM:<a@b.test>", 451, "4.7.1")],
+        "rcpt-450": [("MAIL FROM:<a@b.test>", 250, "2.1.0"),
+                     ("RCPT TO:<c@d.test>", 450, "4.2.1")],
+        "data-451": [("MAIL FROM:<a@b.test>", 250, "2.1.0"),
+                     ("RCPT TO:<c@d.test>", 250, "2.1.5"),
+                     ("DATA", 451, "4.3.1")],
+        "eod-451": [("MAIL FROM:<a@b.test>", 250, "2.1.0"),
+                    ("RCPT TO:<c@d.test>", 250, "2.1.5"),
+                    ("DATA", 354, ""),
+                    ("Subject: t\r\n\r\nbody\r\n.", 451, "4.3.0")],
+    }
+    if mode not in steps:
+        fail("unknown mode %s" % mode)
+    got = ""
+    for line, want, enhanced in steps[mode]:
+        got = expect_code(t, line, want, enhanced)
+    command(t, "RSET", 250)
+    command(t, "QUIT", 221)
+    print("ok: %s: %s" % (mode, got))
+
+
+def test_software(host, port, cafile, name):
+    """software=NAME: that MTA's default greeting and EHLO first line."""
+    greetings = {"postfix": "ESMTP Postfix (Debian/GNU)",
+                 "exim": "ESMTP Exim 4.96 ", "haraka": "ESMTP Haraka/3.3.0 ready"}
+    s = connect(host, port)
+    code, lines = read_reply(s)
+    if code != 220 or greetings[name] not in lines[0]:
+        fail("greeting %r lacks %r" % (lines, greetings[name]))
+    ehlo = command(s, "EHLO client.test", 250)
+    if name == "haraka" and "Haraka is at your service" not in ehlo[0]:
+        fail("EHLO %r" % ehlo[0])
+    if name == "postfix" and ehlo[0] != "250-fault.smtp-probe.test":
+        fail("EHLO %r" % ehlo[0])
+    command(s, "QUIT", 221)
+    print("ok: %s" % lines[0])
+
+
+def test_mechs(host, port, cafile, arg):
+    """mechs=M1+M2 (arg M1,M2): only those are offered after TLS, and
+    another mechanism is refused with 504."""
+    want = arg.replace(",", " ")
+    t = starttls(connect(host, port), cafile)
+    caps = [l[4:] for l in command(t, "EHLO client.test", 250)[1:]]
+    if "AUTH " + want not in caps:
+        fail("EHLO in TLS %r lacks AUTH %s" % (caps, want))
+    for mech in ("CRAM-MD5", "XOAUTH2", "PLAIN", "LOGIN"):
+        if mech not in want.split():
+            command(t, "AUTH " + mech, 504)
+    command(t, "QUIT", 221)
+    print("ok: AUTH %s offered, others refused" % want)
+
+
 TESTS = {
     "dialogue": test_dialogue,
     "injection": test_injection,
@@ -272,6 +501,13 @@ TESTS = {
     "rejects": test_rejects,
     "tls10": test_tls10,
     "many": test_many,
+    "greetdelay": test_greetdelay,
+    "tls11close": test_tls11close,
+    "sha1sigalg": test_sha1sigalg,
+    "tlsalert": test_tlsalert,
+    "tempfail": test_tempfail,
+    "software": test_software,
+    "mechs": test_mechs,
 }
 
 if __name__ == "__main__":

@@ -152,9 +152,12 @@ expect_check() {
   done
   [ $has_t = 1 ] || args+=(-t 30)
   echo "+ check_smtp_ports ${args[*]}"
-  local out rc
+  local out rc start
+  start=$(date +%s%N)
   out=$("${pre[@]}" timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
   rc=$?
+  check_ms=$((($(date +%s%N) - start) / 1000000))
+  echo "  (finished in ${check_ms} ms)"
   printf '%s\n' "$out" >"$tmp/check.out"
   printf '%s\n' "$out" | while IFS= read -r l; do echo "  | $l"; done
   sed 's/^/  stderr| /' "$tmp/check.err"
@@ -184,6 +187,77 @@ expect_check() {
 }
 
 CA() { echo "$CERTS/ca.pem"; }
+
+# Milliseconds the last expect_check's check ran.
+check_ms=0
+
+# Assert the last check output (every line) matches each extended regular
+# expression given (case-insensitive).
+expect_output() {
+  local re
+  for re in "$@"; do
+    grep -Eqi -- "$re" "$tmp/check.out" || fail "the check's output lacks /$re/"
+    echo "output matches /$re/"
+  done
+}
+
+# Assert the last check output matches none of the expressions given.
+expect_no_output() {
+  local re
+  for re in "$@"; do
+    if grep -Eqi -- "$re" "$tmp/check.out"; then
+      fail "the check's output has /$re/: $(grep -Ei -- "$re" "$tmp/check.out" | head -n 1)"
+    fi
+    echo "output does not match /$re/"
+  done
+}
+
+# Assert the hint lines ("hint: ...", shown from -v on) of the last check
+# output match each expression given (case-insensitive).
+expect_hint() {
+  local hints re
+  hints=$(grep -E '^ *hint: ' "$tmp/check.out")
+  [ -n "$hints" ] || fail "the check's output has no hint line (run it with -v)"
+  for re in "$@"; do
+    printf '%s\n' "$hints" | grep -Eqi -- "$re" || fail "no hint matches /$re/: $hints"
+    echo "hint matches /$re/"
+  done
+}
+
+# Assert the hint lines of the last check output match none of the
+# expressions given.
+expect_no_hint() {
+  local hints re
+  hints=$(grep -E '^ *hint: ' "$tmp/check.out")
+  for re in "$@"; do
+    if printf '%s\n' "$hints" | grep -Eqi -- "$re"; then
+      fail "a hint matches /$re/: $hints"
+    fi
+    echo "no hint matches /$re/"
+  done
+}
+
+# Seconds of phase PHASE of PORT in the last check's perfdata, or "".
+perf_seconds() {
+  head -n 1 "$tmp/check.out" | sed -nE "s/.*'$1_$2'=([0-9.]+)s;.*/\1/p"
+}
+
+# Assert phase PHASE of PORT took at least MIN seconds (from the perfdata).
+expect_phase_at_least() {
+  local port=$1 phase=$2 min=$3 v
+  v=$(perf_seconds "$port" "$phase")
+  [ -n "$v" ] || fail "no '${port}_${phase}' in the perfdata"
+  awk -v v="$v" -v m="$min" 'BEGIN { exit !(v >= m) }' ||
+    fail "perfdata ${port}_${phase}=${v}s, want >= ${min}s"
+  echo "perfdata: ${port}_${phase}=${v}s (>= ${min}s)"
+}
+
+# Assert the last check finished within SECONDS.
+expect_finished_within() {
+  [ "$check_ms" -le $(($1 * 1000)) ] ||
+    fail "the check took ${check_ms} ms, want <= $1 s"
+  echo "finished in ${check_ms} ms (<= $1 s)"
+}
 
 # ---- scenarios: a good server --------------------------------------------
 
@@ -244,8 +318,11 @@ scenario_ehlo_reject_helo_ok() {
 # ---- rejections -------------------------------------------------------------
 
 scenario_greet421() {
+  # 421 at the greeting is temporary: deferred, not rejected.
   start_server 127.0.20.1:20005=greet421
-  expect_check 2 "20005 rejected" -- -H 127.0.20.1 -p 20005 --cafile "$(CA)"
+  expect_check 2 "20005 deferred" -- -H 127.0.20.1 -p 20005 --cafile "$(CA)" \
+    -v
+  expect_output '4\.3\.2'
 }
 
 scenario_greet554() {
@@ -697,7 +774,8 @@ scenario_server_sigterm() {
 }
 
 scenario_server_valgrind() {
-  # Memory errors and leaks across TLS, AUTH, injection, streams, timers.
+  # Memory errors and leaks across TLS, AUTH, injection, streams, timers,
+  # greeting delays, ClientHello peeks, alerts and temporary failures.
   command -v valgrind >/dev/null || skip "valgrind is not installed"
   local pw=$tmp/password
   (umask 077 && echo "valgrind-pw-$$" >"$pw")
@@ -708,7 +786,11 @@ scenario_server_valgrind() {
   start_server 127.0.20.6:20910=starttls 127.0.20.6:20911=injection-vulnerable \
     127.0.20.6:20912=auth 127.0.20.6:20913=tls10 127.0.20.6:20914=implicit \
     127.0.20.6:20915=huge-reply 127.0.20.6:20916=slow,delay=100 \
-    127.0.20.6:20917=starttls-garbage 127.0.20.6:20918=silent
+    127.0.20.6:20917=starttls-garbage 127.0.20.6:20918=silent \
+    127.0.20.6:20935=tls11-close 127.0.20.6:20936=tls-alert \
+    127.0.20.6:20937=starttls,greet_delay=200,software=exim \
+    127.0.20.6:20938=auth-454 127.0.20.6:20939=sha1-sigalg \
+    127.0.20.6:20940=tls11-close,implicit,greet_delay=100
   SERVER_WRAP=()
   local pid=${pids[-1]}
   client dialogue 127.0.20.6 20910
@@ -716,6 +798,12 @@ scenario_server_valgrind() {
   client auth 127.0.20.6 20912 "$pw"
   client tls10 127.0.20.6 20913
   client many 127.0.20.6 20916 50
+  client tls11close 127.0.20.6 20935
+  client tls11close 127.0.20.6 20940 implicit
+  client tlsalert 127.0.20.6 20936
+  client greetdelay 127.0.20.6 20937 200
+  client tempfail 127.0.20.6 20938 auth-454
+  client sha1sigalg 127.0.20.6 20939
   # Open, half-done and abandoned connections at shutdown are freed too.
   exec 3<>/dev/tcp/127.0.20.6/20918
   exec 4<>/dev/tcp/127.0.20.6/20915
@@ -866,6 +954,311 @@ scenario_send_ok() {
   expect_server_log '< MAIL FROM:<probe@smtp-probe.test>'
   expect_server_log '< RCPT TO:<postmaster@smtp-probe.test>'
   expect_server_log 'message of [0-9]+ bytes ended'
+}
+
+# ---- a slow greeting (issue 12) ---------------------------------------------
+#
+# The greeting comes greet_delay=MS after accept. On STARTTLS ports the
+# first connection waits for it until the deadline; the implicit-TLS trial
+# runs beside it on a second connection (whose early ClientHello the fault
+# server answers, after the greeting, with a 500 as an MTA would). Real port
+# numbers 587 and 2525 (the submission role); each scenario has its own
+# address, so scenarios can run in parallel (the certificate does not name
+# 127.0.20.10+: --sni names it).
+
+# slow_greeting ADDR DELAY_MS EXIT "PAIR"... -- CHECK-ARGS: a server with
+# the greeting DELAY_MS late on ADDR:587 and ADDR:2525, and the check on both.
+slow_greeting() {
+  local addr=$1 delay=$2
+  shift 2
+  start_server "$addr:587=starttls,greet_delay=$delay" \
+    "$addr:2525=starttls,greet_delay=$delay"
+  local want=$1
+  shift
+  expect_check "$want" "$@" -H "$addr" -p 587,2525 --cafile "$(CA)" \
+    --sni mail.smtp-probe.test
+}
+
+scenario_greet_slow_3s_t10() {
+  slow_greeting 127.0.20.4 3000 0 "587 ok" "2525 ok" -- -t 10
+  # The wait is the banner phase's: the greeting came 3 s after accept.
+  expect_phase_at_least 587 banner 3
+  expect_phase_at_least 2525 banner 3
+  expect_server_log 'accepted on 127\.0\.20\.4:587' 1
+}
+
+scenario_greet_slow_3s_t5() {
+  slow_greeting 127.0.20.10 3000 0 "587 ok" "2525 ok" -- -t 5
+  expect_phase_at_least 587 banner 3
+  expect_phase_at_least 2525 banner 3
+}
+
+scenario_greet_slow_8s_t10() {
+  slow_greeting 127.0.20.11 8000 0 "587 ok" "2525 ok" -- -t 10
+  expect_phase_at_least 587 banner 8
+  expect_phase_at_least 2525 banner 8
+}
+
+scenario_greet_slow_8s_t5() {
+  # The greeting would come after the deadline: banner_timeout, and the
+  # check keeps its deadline.
+  slow_greeting 127.0.20.12 8000 2 "587 banner_timeout" \
+    "2525 banner_timeout" -- -t 5
+  expect_finished_within 7
+}
+
+scenario_greet_slow_phase_warn() {
+  # A greeting inside the deadline but over --phase-warn banner=2.
+  slow_greeting 127.0.20.13 3000 1 "587 ok" "2525 ok" -- -t 10 \
+    --phase-warn banner=2
+  head -n 1 "$tmp/check.out" | grep -q 'banner' ||
+    fail "the first line does not name the banner phase"
+  expect_phase_at_least 587 banner 3
+}
+
+scenario_silent_no_tls_trial() {
+  # --no-tls-trial: no implicit-TLS trial, exactly one connection.
+  start_server 127.0.20.1:20086=silent
+  expect_check 2 "20086 banner_timeout" -- -H 127.0.20.1 -p 20086 \
+    --cafile "$(CA)" --no-tls-trial -t 4
+  local n
+  n=$(grep -Ec 'accepted on 127\.0\.20\.1:20086' "$last_server_log")
+  [ "$n" = 1 ] || fail "the server accepted $n connections, want exactly 1"
+  echo "server log: exactly one connection"
+  expect_finished_within 6
+}
+
+# ---- TLS failures identified by the legacy retry (issue 12) ----------------
+
+scenario_tls11_close() {
+  # TLS 1.1 only, and a TLS 1.2+ ClientHello gets a close without alert.
+  start_server 127.0.20.1:20070=tls11-close
+  expect_check 1 "20070 tls_weak_protocol" -- -H 127.0.20.1 -p 20070 \
+    --cafile "$(CA)" -v
+  expect_output 'TLSv1\.1'
+  expect_server_log 'offers only TLS 1\.2\+ .*closing without an alert'
+  expect_server_log 'offers TLS 1\.1 or lower .*handshake'
+}
+
+scenario_tls11_close_implicit() {
+  start_server 127.0.20.2:465=tls11-close,implicit
+  expect_check 1 "465 tls_weak_protocol" -- -H 127.0.20.2 -p 465 \
+    --cafile "$(CA)" -v
+  expect_output 'TLSv1\.1'
+}
+
+scenario_sha1_sigalg() {
+  # TLS 1.2 negotiates only on the legacy retry: the server signs with SHA-1.
+  start_server 127.0.20.1:20072=sha1-sigalg
+  expect_check 2 "20072 tls_handshake_failed" -- -H 127.0.20.1 -p 20072 \
+    --cafile "$(CA)" -v
+  expect_output 'SHA-1'
+}
+
+scenario_tls_alert() {
+  # A fatal internal_error alert (80) to the ClientHello, as OpenSMTPD on
+  # Debian 12 sends when it cannot use its key or certificate.
+  start_server 127.0.20.1:20073=tls-alert
+  expect_check 2 "20073 tls_handshake_failed" -- -H 127.0.20.1 -p 20073 \
+    --cafile "$(CA)" -v
+  expect_output 'internal_error'
+  expect_hint 'log' 'key' 'certificate'
+}
+
+# ---- temporary refusals: deferred (issue 12) -------------------------------
+
+# deferred_at PORT MODE EXIT ENHANCED [CHECK-ARGS...]: a 4xx mode on
+# 127.0.20.1:PORT gives "PORT deferred" with EXIT, and the enhanced status
+# code ENHANCED in the output (-v: the long output has the hint).
+deferred_at() {
+  local port=$1 mode=$2 want=$3 enhanced=$4
+  shift 4
+  start_server "127.0.20.1:$port=$mode"
+  expect_check "$want" "$port deferred" -- -H 127.0.20.1 -p "$port" \
+    --cafile "$(CA)" -v "$@"
+  expect_output "${enhanced//./\\.}"
+}
+
+scenario_deferred_ehlo() {
+  deferred_at 20074 ehlo-421 2 4.3.2
+}
+
+scenario_deferred_mail() {
+  deferred_at 20075 mail-451 2 4.3.0 --mail-from probe@smtp-probe.test
+  # Not a policy matter: the load / limits / greylisting hint.
+  expect_hint 'load|limit|greylist'
+  expect_no_hint 'security policy'
+}
+
+scenario_deferred_mail_security_policy() {
+  # 4.7.x: the security-policy hint instead of load / greylisting. The
+  # server's own words ("Service unavailable, try again later") have none
+  # of the words looked for.
+  deferred_at 20076 mail-451-47 2 4.7.1 --mail-from probe@smtp-probe.test
+  expect_hint 'security|policy'
+  expect_no_hint 'greylist'
+}
+
+scenario_deferred_rcpt() {
+  deferred_at 20077 rcpt-450 2 4.2.1 --mail-from probe@smtp-probe.test \
+    --rcpt-to postmaster@smtp-probe.test
+}
+
+scenario_deferred_data() {
+  deferred_at 20078 data-451 2 4.3.1 --mail-from probe@smtp-probe.test \
+    --rcpt-to postmaster@smtp-probe.test --send
+}
+
+scenario_deferred_end_of_data() {
+  deferred_at 20079 eod-451 2 4.3.0 --mail-from probe@smtp-probe.test \
+    --rcpt-to postmaster@smtp-probe.test --send
+  expect_server_log 'message of [0-9]+ bytes ended'
+}
+
+scenario_deferred_auth() {
+  # 454 to AUTH is a temporary failure, not wrong credentials.
+  make_password
+  start_server 127.0.20.1:20080=auth-454
+  expect_check 2 "20080 deferred" -- -H 127.0.20.1 -p 20080 \
+    --cafile "$(CA)" --auth-user probe@smtp-probe.test \
+    --auth-password-file "$tmp/password" -v
+  expect_output '4\.7\.0'
+  expect_no_output 'auth_failed'
+  expect_no_password_in_output
+  expect_server_log 'AUTH temporary failure \(454\)'
+}
+
+scenario_deferred_relay() {
+  # On the relay role a temporary refusal is only a WARNING.
+  deferred_at 20081 mail-451 1 4.3.0 --mail-from probe@smtp-probe.test \
+    --role relay
+}
+
+# ---- AUTH hints (issue 12) ---------------------------------------------------
+
+scenario_auth_unavailable_mech() {
+  # AUTH is offered after TLS, but not the mechanism asked for.
+  make_password
+  start_server 127.0.20.1:20082=auth,mechs=PLAIN+LOGIN
+  expect_check 2 "20082 auth_unavailable" -- -H 127.0.20.1 -p 20082 \
+    --cafile "$(CA)" --auth-user probe@smtp-probe.test \
+    --auth-password-file "$tmp/password" --auth-mech CRAM-MD5 -v
+  expect_output 'PLAIN' 'LOGIN' '--auth-mech'
+  expect_no_password_in_output
+  if grep -q '< AUTH' "$last_server_log"; then
+    fail "the check sent AUTH with a mechanism the server does not offer"
+  fi
+}
+
+# auth_before_tls_by SOFTWARE PORT: auth-before-tls with that MTA's
+# greeting; the AUTH-before-TLS hint must fit it.
+auth_before_tls_by() {
+  local sw=$1 port=$2
+  start_server "127.0.20.1:$port=auth-before-tls,software=$sw"
+  expect_check 2 "$port auth_before_tls" -- -H 127.0.20.1 -p "$port" \
+    --cafile "$(CA)" -v
+}
+
+scenario_auth_before_tls_exim() {
+  auth_before_tls_by exim 20083
+  expect_hint 'auth_advertise_hosts'
+  expect_no_hint 'smtpd_tls_auth_only'
+}
+
+scenario_auth_before_tls_haraka() {
+  auth_before_tls_by haraka 20084
+  expect_hint 'Haraka'
+  expect_no_hint 'smtpd_tls_auth_only' 'auth_advertise_hosts'
+}
+
+scenario_auth_before_tls_postfix() {
+  auth_before_tls_by postfix 20085
+  expect_hint 'smtpd_tls_auth_only'
+  expect_no_hint 'auth_advertise_hosts'
+}
+
+scenario_auth_before_tls_unknown_software() {
+  # The fault server's own greeting names no known MTA: all three hints.
+  start_server 127.0.20.1:20087=auth-before-tls
+  expect_check 2 "20087 auth_before_tls" -- -H 127.0.20.1 -p 20087 \
+    --cafile "$(CA)" -v
+  expect_hint 'smtpd_tls_auth_only' 'auth_advertise_hosts' 'Haraka'
+}
+
+# ---- the new fault-server modes themselves (reference clients) -------------
+
+scenario_server_greet_delay() {
+  start_server 127.0.20.6:20919=starttls,greet_delay=1500
+  client greetdelay 127.0.20.6 20919 1500
+  expect_server_log 'read [0-9]+ bytes before the greeting \(a TLS record'
+}
+
+scenario_server_tls11_close() {
+  start_server 127.0.20.6:20920=tls11-close 127.0.20.6:20921=tls11-close,implicit
+  client tls11close 127.0.20.6 20920
+  client tls11close 127.0.20.6 20921 implicit
+  expect_server_log 'offers only TLS 1\.2\+ .*closing without an alert' 2
+}
+
+# Run openssl s_client -starttls smtp against 127.0.20.6:PORT with extra
+# arguments; its output is in $tmp/s_client.out.
+s_client_smtp() {
+  local port=$1
+  shift
+  command -v openssl >/dev/null || skip "openssl is not installed"
+  timeout 20 openssl s_client -starttls smtp -connect "127.0.20.6:$port" \
+    -servername mail.smtp-probe.test -CAfile "$(CA)" "$@" </dev/null \
+    >"$tmp/s_client.out" 2>&1 || true
+  grep -E 'Protocol|Peer sign|alert|Cipher is' "$tmp/s_client.out" | sed 's/^/  s_client| /'
+}
+
+scenario_server_sha1_sigalg() {
+  start_server 127.0.20.6:20922=sha1-sigalg
+  client sha1sigalg 127.0.20.6 20922
+  # openssl s_client both ways: refused at its default security level,
+  # TLS 1.2 signed with RSA+SHA1 at level 0.
+  s_client_smtp 20922
+  grep -q 'alert handshake failure' "$tmp/s_client.out" ||
+    fail "a default s_client was not refused with handshake_failure"
+  s_client_smtp 20922 -cipher 'DEFAULT:@SECLEVEL=0'
+  grep -q 'Peer signing digest: SHA1' "$tmp/s_client.out" ||
+    fail "a SECLEVEL=0 s_client did not get a SHA1 signature"
+  grep -Eq 'Protocol +: TLSv1\.2' "$tmp/s_client.out" ||
+    fail "a SECLEVEL=0 s_client did not negotiate TLS 1.2"
+  echo "PASS: SHA-1 only, refused at the default level, TLS 1.2 at level 0"
+}
+
+scenario_server_tls_alert() {
+  start_server 127.0.20.6:20923=tls-alert
+  client tlsalert 127.0.20.6 20923
+  s_client_smtp 20923
+  grep -q 'alert internal error' "$tmp/s_client.out" ||
+    fail "s_client did not get an internal_error alert"
+}
+
+scenario_server_tempfail() {
+  local -a modes=(ehlo-421 mail-451 mail-451-47 rcpt-450 data-451 eod-451
+    auth-454)
+  local -a specs=()
+  local i
+  for i in "${!modes[@]}"; do
+    specs+=("127.0.20.6:$((20924 + i))=${modes[i]}")
+  done
+  start_server "${specs[@]}"
+  for i in "${!modes[@]}"; do
+    client tempfail 127.0.20.6 $((20924 + i)) "${modes[i]}"
+  done
+}
+
+scenario_server_software() {
+  start_server 127.0.20.6:20931=auth-before-tls,software=postfix \
+    127.0.20.6:20932=auth-before-tls,software=exim \
+    127.0.20.6:20933=auth-before-tls,software=haraka \
+    127.0.20.6:20934=auth,mechs=PLAIN+LOGIN
+  client software 127.0.20.6 20931 postfix
+  client software 127.0.20.6 20932 exim
+  client software 127.0.20.6 20933 haraka
+  client mechs 127.0.20.6 20934 PLAIN,LOGIN
 }
 
 # ---- main -------------------------------------------------------------------

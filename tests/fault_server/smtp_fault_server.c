@@ -7,9 +7,14 @@
  * connection accepted on it behaves so. Every connection is an explicit
  * state machine: one handler per state, one setter for transitions.
  *
- * usage: smtp_fault_server --listen ADDR:PORT=MODE[,cert=PREFIX][,delay=MS]
+ * usage: smtp_fault_server --listen ADDR:PORT=MODE[,OPTION...]
  *          [--listen ...] [--cert-prefix PREFIX] [--auth-password-file FILE]
  *          [--ready-file FILE] [--log FILE]
+ *
+ * Listener options: cert=PREFIX, delay=MS (every reply late),
+ * greet_delay=MS (only the greeting late), software=postfix|exim|haraka
+ * (that MTA's greeting and EHLO words), implicit (TLS from the first byte,
+ * for the TLS modes), mechs=M1+M2 (AUTH mechanisms offered after TLS).
  *
  * PREFIX names PREFIX-chain.pem (or PREFIX.pem when there is no chain
  * file) and PREFIX.key. A cert= PREFIX without a '/' is taken relative to
@@ -55,6 +60,10 @@
 #define HANDLER_ROUNDS 16             /* state handler calls per event */
 #define READ_ROUNDS 64                /* reads per handler call */
 #define PASSWORD_CAP 256              /* bytes of the AUTH password */
+#define HELLO_PEEK_CAP (5 + 16384)    /* bytes of a ClientHello record peeked */
+#define HELLO_RETRY_MS 20             /* re-peek an incomplete ClientHello */
+#define HELLO_WAIT_MS 10000           /* give up on an incomplete ClientHello */
+#define MECHS_CAP 64                  /* bytes of a mechs= list */
 #define SERVER_NAME "fault.smtp-probe.test"
 #define AUTH_USER "probe@smtp-probe.test"
 
@@ -87,6 +96,16 @@ enum mode {
   M_MAIL_REJECT,
   M_AUTH,
   M_NO_AUTH,
+  M_TLS11_CLOSE,
+  M_SHA1_SIGALG,
+  M_TLS_ALERT,
+  M_EHLO_421,
+  M_MAIL_451,
+  M_MAIL_451_47,
+  M_RCPT_450,
+  M_DATA_451,
+  M_EOD_451,
+  M_AUTH_454,
   M_COUNT
 };
 
@@ -117,6 +136,27 @@ static const char *const mode_names[M_COUNT] = {
     [M_MAIL_REJECT] = "mail-reject",
     [M_AUTH] = "auth",
     [M_NO_AUTH] = "no-auth",
+    [M_TLS11_CLOSE] = "tls11-close",
+    [M_SHA1_SIGALG] = "sha1-sigalg",
+    [M_TLS_ALERT] = "tls-alert",
+    [M_EHLO_421] = "ehlo-421",
+    [M_MAIL_451] = "mail-451",
+    [M_MAIL_451_47] = "mail-451-47",
+    [M_RCPT_450] = "rcpt-450",
+    [M_DATA_451] = "data-451",
+    [M_EOD_451] = "eod-451",
+    [M_AUTH_454] = "auth-454",
+};
+
+/* The MTA whose greeting and EHLO words a listener uses (software=). */
+enum software { SW_NONE, SW_POSTFIX, SW_EXIM, SW_HARAKA, SW_COUNT };
+
+/* software= values, indexed by enum software ("" for the default). */
+static const char *const software_names[SW_COUNT] = {
+    [SW_NONE] = "",
+    [SW_POSTFIX] = "postfix",
+    [SW_EXIM] = "exim",
+    [SW_HARAKA] = "haraka",
 };
 
 /* ---- Connection states ------------------------------------------------ */
@@ -124,6 +164,8 @@ static const char *const mode_names[M_COUNT] = {
 /* Where one connection is in its script. */
 enum conn_state {
   CS_TLS_ACCEPT,       /* implicit TLS: handshake before the greeting */
+  CS_GREET_WAIT,       /* greet_delay: read and count input, then greet */
+  CS_HELLO_PEEK,       /* tls11-close: look at the ClientHello first */
   CS_COMMAND,          /* read command lines, queue replies */
   CS_AUTH_RESPONSE,    /* read one AUTH continuation line */
   CS_DATA,             /* read message lines until "." */
@@ -141,6 +183,8 @@ enum conn_state {
 /* State names for the log, indexed by enum conn_state. */
 static const char *const state_names[CS_COUNT] = {
     [CS_TLS_ACCEPT] = "tls_accept",
+    [CS_GREET_WAIT] = "greet_wait",
+    [CS_HELLO_PEEK] = "hello_peek",
     [CS_COMMAND] = "command",
     [CS_AUTH_RESPONSE] = "auth_response",
     [CS_DATA] = "data",
@@ -170,6 +214,14 @@ enum auth_step {
   AUTH_XOAUTH2_RESPONSE /* waiting for the XOAUTH2 blob */
 };
 
+/* What a peeked ClientHello record tells. */
+enum hello_verdict {
+  HELLO_MORE,        /* the record is not complete yet */
+  HELLO_LEGACY,      /* it offers TLS 1.1 or lower */
+  HELLO_MODERN_ONLY, /* it offers only TLS 1.2 and up */
+  HELLO_BAD          /* not a ClientHello record */
+};
+
 /* Result of one read or write. */
 enum io_result { IO_OK, IO_AGAIN, IO_EOF, IO_ERROR };
 
@@ -184,6 +236,10 @@ struct listener {
   enum mode mode;             /* scripted behaviour */
   char cert_prefix[PATH_MAX]; /* certificate files prefix, "" = default */
   long delay_ms;              /* slow mode: delay of every reply */
+  long greet_delay_ms;        /* greet_delay=: greeting this late, 0 none */
+  enum software software;     /* software=: whose greeting words */
+  bool implicit;              /* TLS from the first byte (mode or option) */
+  char mechs[MECHS_CAP];      /* mechs=: AUTH list after TLS, "" default */
   SSL_CTX *ctx;               /* TLS context, NULL when the mode has none */
 };
 
@@ -206,6 +262,10 @@ struct conn {
   size_t out_cap;          /* allocated size of out[] */
   long long hold_until;    /* slow mode: output held until then, 0 none */
   long long linger_until;  /* CS_LINGER deadline, 0 none */
+  long long wake_at;       /* greeting due / ClientHello re-peek, 0 none */
+  long long hello_until;   /* CS_HELLO_PEEK gives up then */
+  size_t pregreet_bytes;   /* bytes read before the greeting was sent */
+  bool pregreet_tls;       /* those bytes began like a TLS record (0x16) */
   enum stream_kind stream; /* CS_STREAM generator */
   unsigned long long stream_sent;  /* bytes generated so far */
   unsigned long long stream_limit; /* bytes to generate */
@@ -317,15 +377,26 @@ static bool mode_has_tls(enum mode m) {
   case M_MAIL_REJECT:
   case M_AUTH:
   case M_NO_AUTH:
+  case M_TLS11_CLOSE:
+  case M_SHA1_SIGALG:
+  case M_TLS_ALERT:
+  case M_EHLO_421:
+  case M_MAIL_451:
+  case M_MAIL_451_47:
+  case M_RCPT_450:
+  case M_DATA_451:
+  case M_EOD_451:
+  case M_AUTH_454:
     return true;
   default:
     return false;
   }
 }
 
-/* True for modes that advertise and accept STARTTLS in plaintext. */
-static bool mode_offers_starttls(enum mode m) {
-  return m != M_PLAIN && m != M_IMPLICIT && m != M_EHLO_REJECT_HELO_OK &&
+/* True for listeners that advertise and accept STARTTLS in plaintext. */
+static bool offers_starttls(const struct listener *l) {
+  enum mode m = l->mode;
+  return !l->implicit && m != M_PLAIN && m != M_EHLO_REJECT_HELO_OK &&
          m != M_EHLO_HELO_REJECT;
 }
 
@@ -509,41 +580,36 @@ static void queue_garbage(struct conn *c) {
   out_append(c, garbage, sizeof garbage - 1);
 }
 
-/* Queue the 220 greeting. */
+/* Queue the 220 greeting, in the words of the listener's software=. */
 static void queue_greeting(struct conn *c) {
-  reply(c, "220 %s ESMTP smtp_fault_server (%s)", SERVER_NAME,
-        mode_names[c->lst->mode]);
+  switch (c->lst->software) {
+  case SW_POSTFIX:
+    reply(c, "220 %s ESMTP Postfix (Debian/GNU)", SERVER_NAME);
+    break;
+  case SW_EXIM: {
+    /* Exim's default smtp_banner ends in $tod_full. */
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    reply(c, "220 %s ESMTP Exim 4.96 %s", SERVER_NAME, date);
+    break;
+  }
+  case SW_HARAKA:
+    reply(c, "220 %s ESMTP Haraka/3.3.0 ready", SERVER_NAME);
+    break;
+  default:
+    reply(c, "220 %s ESMTP smtp_fault_server (%s)", SERVER_NAME,
+          mode_names[c->lst->mode]);
+    break;
+  }
 }
 
-/* Set the first state of a new connection from its listener's mode. */
-static void conn_begin(struct conn *c) {
+/* Send the mode's greeting now (the 220, or greet421/greet554's reply and
+ * a close) and move on to its state. */
+static void greet(struct conn *c) {
   switch (c->lst->mode) {
-  case M_CLOSE:
-    set_state(c, CS_DONE);
-    break;
-  case M_IMPLICIT:
-    if (start_tls(c))
-      set_state(c, CS_TLS_ACCEPT);
-    else
-      set_state(c, CS_DONE);
-    break;
-  case M_SILENT:
-    set_state(c, CS_SILENT);
-    break;
-  case M_GARBAGE:
-    queue_garbage(c);
-    set_state(c, CS_SILENT);
-    break;
-  case M_ENDLESS_LINE:
-    c->stream = STREAM_ENDLESS_LINE;
-    c->stream_limit = ENDLESS_CAP;
-    set_state(c, CS_STREAM);
-    break;
-  case M_ENDLESS_MULTILINE:
-    c->stream = STREAM_ENDLESS_MULTILINE;
-    c->stream_limit = ENDLESS_CAP;
-    set_state(c, CS_STREAM);
-    break;
   case M_GREET421:
     reply(c,
           "421 4.3.2 %s Service not available, closing transmission "
@@ -562,6 +628,68 @@ static void conn_begin(struct conn *c) {
   }
 }
 
+/* Greet now, or (greet_delay=) wait that long in CS_GREET_WAIT first. */
+static void greet_or_wait(struct conn *c) {
+  if (c->lst->greet_delay_ms <= 0) {
+    greet(c);
+    return;
+  }
+  /* +1: now_ms() truncates, the wait must never be a millisecond short. */
+  c->wake_at = now_ms() + c->lst->greet_delay_ms + 1;
+  g.timers = true;
+  set_state(c, CS_GREET_WAIT);
+}
+
+/* Start TLS on the socket in the state the listener needs: tls11-close
+ * first peeks at the ClientHello (CS_HELLO_PEEK); implicit listeners
+ * handshake before the greeting (CS_TLS_ACCEPT), STARTTLS ones after the
+ * 220 to STARTTLS (CS_TLS_HANDSHAKE). */
+static void begin_tls(struct conn *c, bool peeked) {
+  if (c->lst->mode == M_TLS11_CLOSE && !peeked) {
+    c->hello_until = now_ms() + HELLO_WAIT_MS;
+    set_state(c, CS_HELLO_PEEK);
+    return;
+  }
+  if (!start_tls(c)) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  set_state(c, c->lst->implicit ? CS_TLS_ACCEPT : CS_TLS_HANDSHAKE);
+}
+
+/* Set the first state of a new connection from its listener's mode. */
+static void conn_begin(struct conn *c) {
+  if (c->lst->implicit) {
+    begin_tls(c, false);
+    return;
+  }
+  switch (c->lst->mode) {
+  case M_CLOSE:
+    set_state(c, CS_DONE);
+    break;
+  case M_SILENT:
+    set_state(c, CS_SILENT);
+    break;
+  case M_GARBAGE:
+    queue_garbage(c);
+    set_state(c, CS_SILENT);
+    break;
+  case M_ENDLESS_LINE:
+    c->stream = STREAM_ENDLESS_LINE;
+    c->stream_limit = ENDLESS_CAP;
+    set_state(c, CS_STREAM);
+    break;
+  case M_ENDLESS_MULTILINE:
+    c->stream = STREAM_ENDLESS_MULTILINE;
+    c->stream_limit = ENDLESS_CAP;
+    set_state(c, CS_STREAM);
+    break;
+  default:
+    greet_or_wait(c);
+    break;
+  }
+}
+
 /* ---- SMTP commands ---------------------------------------------------- */
 
 /* AUTH mechanisms advertised now, or NULL when AUTH is not offered. */
@@ -569,11 +697,35 @@ static const char *auth_mechs(const struct conn *c) {
   enum mode m = c->lst->mode;
   if (c->tls && m == M_NO_AUTH)
     return NULL;
+  if (c->tls && c->lst->mechs[0])
+    return c->lst->mechs;
   if (c->tls)
-    return m == M_AUTH ? "PLAIN LOGIN CRAM-MD5 XOAUTH2" : "PLAIN LOGIN";
+    return m == M_AUTH || m == M_AUTH_454 ? "PLAIN LOGIN CRAM-MD5 XOAUTH2"
+                                          : "PLAIN LOGIN";
   if (m == M_AUTH_BEFORE_TLS)
     return "PLAIN LOGIN";
   return NULL;
+}
+
+/* True when the space-separated list mechs names mech (any case). */
+static bool mech_offered(const char *mechs, const char *mech) {
+  size_t n = strlen(mech);
+  for (const char *p = mechs; *p;) {
+    size_t w = strcspn(p, " ");
+    if (w == n && strncasecmp(p, mech, n) == 0)
+      return true;
+    p += w;
+    while (*p == ' ')
+      p++;
+  }
+  return false;
+}
+
+/* Queue the 421 of ehlo-421 and close (EHLO and HELO alike). */
+static void reply_421_closing(struct conn *c) {
+  reply(c, "421 4.3.2 %s Service not available, closing transmission channel",
+        SERVER_NAME);
+  set_state(c, CS_CLOSING);
 }
 
 /* Answer EHLO with the mode's extension list. */
@@ -591,10 +743,19 @@ static void cmd_ehlo(struct conn *c, const char *arg) {
     reply(c, "550 5.7.1 EHLO rejected by policy");
     return;
   }
+  if (m == M_EHLO_421) {
+    reply_421_closing(c);
+    return;
+  }
   char who[64];
   sanitize(who, sizeof who, arg, strlen(arg));
   c->have_mail = false;
-  reply(c, "250-%s Hello %s", SERVER_NAME, who);
+  if (c->lst->software == SW_POSTFIX)
+    reply(c, "250-%s", SERVER_NAME);
+  else if (c->lst->software == SW_HARAKA)
+    reply(c, "250-%s Hello %s, Haraka is at your service.", SERVER_NAME, who);
+  else
+    reply(c, "250-%s Hello %s", SERVER_NAME, who);
   if (m == M_HUGE_REPLY) {
     c->stream = STREAM_HUGE_EHLO;
     c->stream_limit = HUGE_REPLY_BYTES;
@@ -608,7 +769,7 @@ static void cmd_ehlo(struct conn *c, const char *arg) {
   const char *mechs = auth_mechs(c);
   if (mechs)
     reply(c, "250-AUTH %s", mechs);
-  if (!c->tls && mode_offers_starttls(m)) {
+  if (!c->tls && offers_starttls(c->lst)) {
     reply(c, "250-ENHANCEDSTATUSCODES");
     reply(c, "250 STARTTLS");
   } else {
@@ -622,6 +783,10 @@ static void cmd_helo(struct conn *c) {
     reply(c, "550 5.7.1 HELO rejected by policy");
     return;
   }
+  if (c->lst->mode == M_EHLO_421) {
+    reply_421_closing(c);
+    return;
+  }
   c->have_mail = false;
   reply(c, "250 %s", SERVER_NAME);
 }
@@ -633,7 +798,7 @@ static void cmd_starttls(struct conn *c) {
     reply(c, "554 5.5.1 Error: TLS already active");
     return;
   }
-  if (!mode_offers_starttls(m)) {
+  if (!offers_starttls(c->lst)) {
     reply(c, "502 5.5.1 Error: command not implemented");
     return;
   }
@@ -660,6 +825,14 @@ static void cmd_mail(struct conn *c) {
     reply(c, "553 5.7.1 Sender address rejected: not owned by user");
     return;
   }
+  if (c->lst->mode == M_MAIL_451) {
+    reply(c, "451 4.3.0 Error: temporary lookup failure");
+    return;
+  }
+  if (c->lst->mode == M_MAIL_451_47) {
+    reply(c, "451 4.7.1 Service unavailable, try again later");
+    return;
+  }
   if (c->lst->mode == M_AUTH && !c->authed) {
     reply(c, "530 5.7.0 Authentication required");
     return;
@@ -679,6 +852,10 @@ static void cmd_rcpt(struct conn *c) {
     reply(c, "550 5.1.1 Recipient address rejected: User unknown");
     return;
   }
+  if (c->lst->mode == M_RCPT_450) {
+    reply(c, "450 4.2.1 Mailbox temporarily unavailable, try again later");
+    return;
+  }
   c->nrcpt++;
   reply(c, "250 2.1.5 Ok");
 }
@@ -691,6 +868,10 @@ static void cmd_data(struct conn *c) {
   }
   if (c->nrcpt == 0) {
     reply(c, "554 5.5.1 Error: no valid recipients");
+    return;
+  }
+  if (c->lst->mode == M_DATA_451) {
+    reply(c, "451 4.3.1 Insufficient system storage");
     return;
   }
   c->data_bytes = 0;
@@ -706,6 +887,8 @@ static void data_line(struct conn *c, const char *line) {
   }
   if (c->data_bytes > 10240000) {
     reply(c, "552 5.3.4 Message size exceeds fixed limit");
+  } else if (c->lst->mode == M_EOD_451) {
+    reply(c, "451 4.3.0 Error: queue file write error");
   } else {
     c->messages++;
     reply(c, "250 2.0.0 Ok: queued as FAULT%uX%u", c->id, c->messages);
@@ -740,8 +923,16 @@ static bool credentials_ok(const char *user, const char *pw, size_t pwlen) {
          CRYPTO_memcmp(pw, g.password, want) == 0;
 }
 
-/* Finish an AUTH exchange with success or failure. */
+/* Finish an AUTH exchange with success or failure (auth-454: with a
+ * temporary failure whatever the credentials). */
 static void auth_finish(struct conn *c, bool ok) {
+  if (c->lst->mode == M_AUTH_454) {
+    c->authed = false;
+    reply(c, "454 4.7.0 Temporary authentication failure");
+    logf_("conn %u: AUTH temporary failure (454)", c->id);
+    set_state(c, CS_COMMAND);
+    return;
+  }
   c->authed = ok;
   if (ok)
     reply(c, "235 2.7.0 Authentication successful");
@@ -828,6 +1019,10 @@ static void cmd_auth(struct conn *c, char *arg) {
   char *initial = strchr(arg, ' ');
   if (initial)
     *initial++ = '\0';
+  if (!mech_offered(mechs, arg)) {
+    reply(c, "504 5.5.4 Error: unsupported authentication mechanism");
+    return;
+  }
   if (strcasecmp(arg, "PLAIN") == 0) {
     if (initial && *initial) {
       auth_plain(c, initial);
@@ -835,7 +1030,7 @@ static void cmd_auth(struct conn *c, char *arg) {
     }
     c->auth_step = AUTH_PLAIN_RESPONSE;
     reply(c, "334 ");
-  } else if (strcasecmp(arg, "XOAUTH2") == 0 && strstr(mechs, "XOAUTH2")) {
+  } else if (strcasecmp(arg, "XOAUTH2") == 0) {
     if (initial && *initial) {
       auth_xoauth2(c, initial);
       return;
@@ -845,7 +1040,7 @@ static void cmd_auth(struct conn *c, char *arg) {
   } else if (strcasecmp(arg, "LOGIN") == 0) {
     c->auth_step = AUTH_LOGIN_USER;
     reply(c, "334 VXNlcm5hbWU6");
-  } else if (strcasecmp(arg, "CRAM-MD5") == 0 && strstr(mechs, "CRAM-MD5")) {
+  } else if (strcasecmp(arg, "CRAM-MD5") == 0) {
     unsigned char rnd[8];
     unsigned long long r = 0;
     if (RAND_bytes(rnd, sizeof rnd) == 1)
@@ -989,12 +1184,168 @@ static void on_tls_accept(struct conn *c) {
     c->tls = true;
     c->ssl_want = 0;
     logf_("conn %u: implicit TLS up, %s", c->id, SSL_get_version(c->ssl));
-    queue_greeting(c);
-    set_state(c, CS_COMMAND);
+    greet_or_wait(c);
     return;
   }
   if (ssl_result(c, r, "SSL_accept") != IO_AGAIN)
     set_state(c, CS_DONE);
+}
+
+/* CS_GREET_WAIT: read what arrives before the greeting (counted; kept as
+ * early commands unless it starts like a TLS record), greet at wake_at,
+ * and answer an early ClientHello like an MTA reading it as a command. */
+static void on_greet_wait(struct conn *c) {
+  char buf[4096];
+  for (int i = 0; i < READ_ROUNDS; i++) {
+    size_t got;
+    enum io_result r = conn_read(c, buf, sizeof buf, &got);
+    if (r == IO_AGAIN)
+      break;
+    if (r != IO_OK) {
+      logf_("conn %u: peer %s before the greeting (read %zu bytes)", c->id,
+            r == IO_EOF ? "closed" : "error", c->pregreet_bytes);
+      set_state(c, CS_DONE);
+      return;
+    }
+    if (c->pregreet_bytes == 0 && !c->tls && (unsigned char)buf[0] == 0x16)
+      c->pregreet_tls = true;
+    c->pregreet_bytes += got;
+    if (!c->pregreet_tls) {
+      size_t room = IN_CAP - c->in_len;
+      size_t n = got < room ? got : room;
+      memcpy(c->in + c->in_len, buf, n);
+      c->in_len += n;
+    }
+  }
+  if (now_ms() < c->wake_at)
+    return;
+  c->wake_at = 0;
+  if (c->pregreet_bytes > 0)
+    logf_("conn %u: read %zu bytes before the greeting%s", c->id,
+          c->pregreet_bytes,
+          c->pregreet_tls ? " (a TLS record: answered as a command)" : "");
+  greet(c);
+  if (c->pregreet_tls && c->state == CS_COMMAND)
+    reply(c, "500 5.5.1 Error: command not recognized");
+}
+
+/* Parse the ClientHello record in b[0..n) (bounds checked at every
+ * field): does it offer TLS 1.1 or lower? The supported_versions
+ * extension decides when present, otherwise legacy_version (a pre-1.3
+ * client accepts any version up to it). vers gets the versions seen. */
+static enum hello_verdict parse_client_hello(const unsigned char *b, size_t n,
+                                             char *vers, size_t verslen) {
+  vers[0] = '\0';
+  if (n >= 1 && b[0] != 0x16)
+    return HELLO_BAD;
+  if (n < 5)
+    return HELLO_MORE;
+  size_t reclen = (size_t)b[3] << 8 | b[4];
+  if (reclen < 4 || reclen > HELLO_PEEK_CAP - 5)
+    return HELLO_BAD;
+  if (n < 5 + reclen)
+    return HELLO_MORE;
+  const unsigned char *p = b + 5, *end = b + 5 + reclen;
+  if (p[0] != 1) /* handshake type client_hello */
+    return HELLO_BAD;
+  size_t hslen = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+  p += 4;
+  if (hslen < (size_t)(end - p))
+    end = p + hslen; /* a fragmented hello: parse this record's part */
+  if (end - p < 2 + 32 + 1)
+    return HELLO_BAD;
+  unsigned legacy = (unsigned)p[0] << 8 | p[1];
+  snprintf(vers, verslen, "legacy_version 0x%04x", legacy);
+  p += 2 + 32;
+  size_t skip = p[0]; /* session id */
+  p += 1;
+  if ((size_t)(end - p) < skip + 2)
+    return HELLO_BAD;
+  p += skip;
+  skip = (size_t)p[0] << 8 | p[1]; /* cipher suites */
+  p += 2;
+  if ((size_t)(end - p) < skip + 1)
+    return HELLO_BAD;
+  p += skip;
+  skip = p[0]; /* compression methods */
+  p += 1;
+  if ((size_t)(end - p) < skip)
+    return HELLO_BAD;
+  p += skip;
+  if (end - p >= 2) {
+    size_t extlen = (size_t)p[0] << 8 | p[1];
+    p += 2;
+    if (extlen < (size_t)(end - p))
+      end = p + extlen;
+    while (end - p >= 4) {
+      unsigned type = (unsigned)p[0] << 8 | p[1];
+      size_t len = (size_t)p[2] << 8 | p[3];
+      p += 4;
+      if ((size_t)(end - p) < len)
+        break; /* cut by fragmentation: fall back on legacy_version */
+      if (type == 0x002b && len >= 1 && (size_t)p[0] + 1 <= len) {
+        bool legacy_ok = false;
+        size_t used = strlen(vers);
+        used += (size_t)snprintf(vers + used, verslen - used,
+                                 ", supported_versions");
+        for (size_t i = 1; i + 1 <= p[0]; i += 2) {
+          unsigned v = (unsigned)p[i] << 8 | p[i + 1];
+          if (used < verslen)
+            used += (size_t)snprintf(vers + used, verslen - used, " 0x%04x", v);
+          if (v >= 0x0300 && v <= 0x0302)
+            legacy_ok = true;
+        }
+        return legacy_ok ? HELLO_LEGACY : HELLO_MODERN_ONLY;
+      }
+      p += len;
+    }
+  }
+  return legacy >= 0x0300 ? HELLO_LEGACY : HELLO_BAD;
+}
+
+/* CS_HELLO_PEEK (tls11-close): peek at the ClientHello before OpenSSL
+ * sees it. One offering TLS 1.1 or lower gets the TLS 1.1 handshake;
+ * one offering only TLS 1.2+ is consumed and the connection closed with
+ * a FIN and no alert, as some old servers and middleboxes do. */
+static void on_hello_peek(struct conn *c) {
+  unsigned char buf[HELLO_PEEK_CAP];
+  char vers[160];
+  c->wake_at = 0;
+  ssize_t r = recv(c->fd, buf, sizeof buf, MSG_PEEK);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (r <= 0) {
+    logf_("conn %u: peer %s before its ClientHello", c->id,
+          r == 0 ? "closed" : "error");
+    set_state(c, CS_DONE);
+    return;
+  }
+  enum hello_verdict v = parse_client_hello(buf, (size_t)r, vers, sizeof vers);
+  if (v == HELLO_MORE) {
+    if (now_ms() >= c->hello_until) {
+      logf_("conn %u: ClientHello incomplete after %d ms", c->id,
+            HELLO_WAIT_MS);
+      set_state(c, CS_DONE);
+      return;
+    }
+    /* Data stays queued while peeking: poll by timer, not by EPOLLIN. */
+    c->wake_at = now_ms() + HELLO_RETRY_MS;
+    g.timers = true;
+    return;
+  }
+  if (v == HELLO_LEGACY) {
+    logf_("conn %u: ClientHello offers TLS 1.1 or lower (%s): handshake", c->id,
+          vers);
+    begin_tls(c, true);
+    return;
+  }
+  logf_("conn %u: ClientHello %s (%s): closing without an alert", c->id,
+        v == HELLO_BAD ? "unparseable" : "offers only TLS 1.2+", vers);
+  /* Consume what was peeked so close() sends a FIN, not a reset. */
+  ssize_t got = recv(c->fd, buf, (size_t)r, 0);
+  if (got > 0)
+    c->read_total += (size_t)got;
+  set_state(c, CS_CLOSING);
 }
 
 /* CS_COMMAND: read command lines, answer them, send the replies. */
@@ -1052,7 +1403,7 @@ static void on_starttls_flush(struct conn *c) {
     set_state(c, CS_GARBAGE_ON_INPUT);
     break;
   default:
-    set_state(c, start_tls(c) ? CS_TLS_HANDSHAKE : CS_DONE);
+    begin_tls(c, false);
     break;
   }
 }
@@ -1195,6 +1546,8 @@ static void on_done(struct conn *c) {
 /* One handler per state, indexed by enum conn_state. */
 static void (*const handlers[CS_COUNT])(struct conn *) = {
     [CS_TLS_ACCEPT] = on_tls_accept,
+    [CS_GREET_WAIT] = on_greet_wait,
+    [CS_HELLO_PEEK] = on_hello_peek,
     [CS_COMMAND] = on_command,
     [CS_AUTH_RESPONSE] = on_auth_response,
     [CS_DATA] = on_data,
@@ -1231,7 +1584,12 @@ static uint32_t wanted_events(const struct conn *c) {
   case CS_SILENT:
   case CS_GARBAGE_ON_INPUT:
   case CS_LINGER:
+  case CS_GREET_WAIT:
     ev |= EPOLLIN;
+    break;
+  case CS_HELLO_PEEK:
+    if (!c->wake_at) /* while re-peeking by timer, input is no event */
+      ev |= EPOLLIN;
     break;
   case CS_STREAM:
     ev |= EPOLLOUT;
@@ -1346,6 +1704,8 @@ static int next_timeout(void) {
     long long t = c->hold_until ? c->hold_until : 0;
     if (c->linger_until && (!t || c->linger_until < t))
       t = c->linger_until;
+    if (c->wake_at && (!t || c->wake_at < t))
+      t = c->wake_at;
     if (t && (best < 0 || t < best))
       best = t;
   }
@@ -1369,6 +1729,8 @@ static void fire_timers(void) {
     } else if (c->hold_until && c->hold_until <= now) {
       c->hold_until = 0;
       conn_run(c);
+    } else if (c->wake_at && c->wake_at <= now) {
+      conn_run(c);
     }
   }
 }
@@ -1390,8 +1752,11 @@ static void free_dead(void) {
 static void usage(void) {
   fprintf(stderr,
           "usage: smtp_fault_server --listen ADDR:PORT=MODE[,cert=PREFIX]"
-          "[,delay=MS] [--listen ...]\n"
-          "         [--cert-prefix PREFIX] [--auth-password-file FILE]\n"
+          "[,delay=MS]\n"
+          "         [,greet_delay=MS][,software=postfix|exim|haraka]"
+          "[,implicit][,mechs=M1+M2]\n"
+          "         [--listen ...] [--cert-prefix PREFIX]"
+          " [--auth-password-file FILE]\n"
           "         [--ready-file FILE] [--log FILE]\n"
           "modes:");
   for (int i = 0; i < M_COUNT; i++)
@@ -1463,7 +1828,22 @@ static bool parse_addr(const char *text, struct sockaddr_storage *ss,
   return false;
 }
 
-/* Parse one --listen ADDR:PORT=MODE[,cert=PREFIX][,delay=MS]. */
+/* Parse a mechs= value (M1+M2..., letters, digits and '-') into l->mechs
+ * as a space-separated list; false when it is empty or not such a list. */
+static bool parse_mechs(struct listener *l, const char *v) {
+  if (!v[0] || !copy_str(l->mechs, sizeof l->mechs, v))
+    return false;
+  for (char *p = l->mechs; *p; p++) {
+    if (*p == '+')
+      *p = ' ';
+    else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+               *p == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* Parse one --listen ADDR:PORT=MODE[,OPTION...] (see usage()). */
 static void parse_listen(const char *spec) {
   if (g.nlisteners == MAX_LISTENERS)
     die("too many --listen (max %d)", MAX_LISTENERS);
@@ -1498,11 +1878,33 @@ static void parse_listen(const char *spec) {
       l->delay_ms = parse_number(opts + 6, 600000);
       if (l->delay_ms < 0)
         die("--listen %s: bad delay", spec);
+    } else if (strncmp(opts, "greet_delay=", 12) == 0) {
+      l->greet_delay_ms = parse_number(opts + 12, 600000);
+      if (l->greet_delay_ms < 0)
+        die("--listen %s: bad greet_delay", spec);
+    } else if (strncmp(opts, "software=", 9) == 0) {
+      int sw = -1;
+      for (int i = 1; i < SW_COUNT; i++)
+        if (strcmp(opts + 9, software_names[i]) == 0)
+          sw = i;
+      if (sw < 0)
+        die("--listen %s: software must be postfix, exim or haraka", spec);
+      l->software = (enum software)sw;
+    } else if (strcmp(opts, "implicit") == 0) {
+      if (!mode_has_tls(l->mode))
+        die("--listen %s: mode %s has no TLS to make implicit", spec,
+            mode_names[l->mode]);
+      l->implicit = true;
+    } else if (strncmp(opts, "mechs=", 6) == 0) {
+      if (!parse_mechs(l, opts + 6))
+        die("--listen %s: mechs wants NAME[+NAME...]", spec);
     } else {
       die("--listen %s: unknown option '%s'", spec, opts);
     }
     opts = next;
   }
+  if (l->mode == M_IMPLICIT)
+    l->implicit = true;
   l->kind = ITEM_LISTENER;
   l->fd = -1;
   g.nlisteners++;
@@ -1541,6 +1943,15 @@ static void cert_paths(const struct listener *l, char *chain, char *key,
   snprintf(key, len, "%s.key", prefix);
 }
 
+/* tls-alert: refuse every ClientHello with a fatal internal_error alert,
+ * as a server whose key or certificate setup is broken does. */
+static int hello_alert_cb(SSL *ssl, int *al, void *arg) {
+  (void)ssl;
+  (void)arg;
+  *al = SSL_AD_INTERNAL_ERROR;
+  return SSL_CLIENT_HELLO_ERROR;
+}
+
 /* Make the listener's TLS context when its mode needs one. */
 static void make_ctx(struct listener *l) {
   if (!mode_has_tls(l->mode))
@@ -1550,13 +1961,34 @@ static void make_ctx(struct listener *l) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx)
     die("SSL_CTX_new failed");
-  if (l->mode == M_TLS10) {
+  switch (l->mode) {
+  case M_TLS10:
+  case M_TLS11_CLOSE:
     SSL_CTX_set_security_level(ctx, 0);
     SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION);
     SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
-  } else {
+    break;
+  case M_SHA1_SIGALG:
+    /* TLS 1.2 with ECDHE-RSA only (every suite signs the key exchange),
+     * and RSA+SHA1 the only signature: a client at security level 1+
+     * offers no SHA-1 signature, so there is nothing to agree on. */
+    SSL_CTX_set_security_level(ctx, 0);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+aRSA:@SECLEVEL=0") != 1 ||
+        SSL_CTX_set1_sigalgs_list(ctx, "RSA+SHA1") != 1) {
+      ERR_print_errors_fp(stderr);
+      die("--listen %s: cannot limit the signatures to RSA+SHA1", l->addr);
+    }
+    break;
+  case M_TLS_ALERT:
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_client_hello_cb(ctx, hello_alert_cb, NULL);
+    break;
+  default:
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    break;
   }
   if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 ||
       SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
@@ -1594,8 +2026,10 @@ static void open_listener(struct listener *l) {
   struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
   if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, l->fd, &e) < 0)
     die("epoll_ctl: %s", strerror(errno));
-  logf_("listening on %s mode %s delay %ld ms", l->addr, mode_names[l->mode],
-        l->delay_ms);
+  logf_("listening on %s mode %s delay %ld ms greet_delay %ld ms%s%s%s",
+        l->addr, mode_names[l->mode], l->delay_ms, l->greet_delay_ms,
+        l->implicit ? " implicit" : "", l->software ? " software " : "",
+        software_names[l->software]);
 }
 
 /* Write the ready file atomically (temporary name, then rename). */
