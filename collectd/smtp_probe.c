@@ -161,13 +161,6 @@ static int spc_family_from_name(const char *s) {
   return -1;
 }
 
-/* Map a Role word to enum sp_role; "default" means by port number. */
-static int spc_role_from_name(const char *s) {
-  if (strcasecmp(s, "default") == 0)
-    return SP_ROLE_DEFAULT;
-  return sp_role_from_name(s);
-}
-
 /* Map a TLS word to enum sp_tls_mode. */
 static int spc_tls_from_name(const char *s) {
   return sp_tls_mode_from_name(s);
@@ -332,7 +325,7 @@ static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
     return spc_get_keyword(c, spc_tls_from_name,
                            "auto, none, starttls, implicit", tls, why, whylen);
   if (strcasecmp(key, "Role") == 0)
-    return spc_get_keyword(c, spc_role_from_name,
+    return spc_get_keyword(c, sp_role_from_name,
                            "default, submission, implicit, relay", role, why,
                            whylen);
   if (strcasecmp(key, "SNI") == 0)

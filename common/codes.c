@@ -194,7 +194,7 @@ const char *sp_role_name(enum sp_role role) {
 
 /* Parse a role name (case-insensitive); "default" is not accepted. */
 int sp_role_from_name(const char *name) {
-  for (int i = SP_ROLE_SUBMISSION; name && i <= SP_ROLE_RELAY; i++)
+  for (int i = SP_ROLE_DEFAULT; name && i <= SP_ROLE_RELAY; i++)
     if (strcasecmp(role_names[i], name) == 0)
       return i;
   return -1;

@@ -125,7 +125,7 @@ enum sp_state {
 };
 
 const char *sp_role_name(enum sp_role role);         /* "submission", ... */
-int sp_role_from_name(const char *name);             /* -1 if unknown */
+int sp_role_from_name(const char *name); /* "default" too; -1 if unknown */
 const char *sp_tls_mode_name(enum sp_tls_mode mode); /* "auto", ... */
 int sp_tls_mode_from_name(const char *name);         /* -1 if unknown */
 const char *sp_state_name(enum sp_state state);      /* "OK", "WARNING", ... */

@@ -463,7 +463,8 @@ static int apply_option(struct check_opts *o, int c, const char *arg, char *err,
   case OPT_ROLE:
     v = sp_role_from_name(arg);
     if (v < 0) {
-      snprintf(err, errlen, "--role: '%s' is not submission, implicit or relay",
+      snprintf(err, errlen,
+               "--role: '%s' is not default, submission, implicit or relay",
                arg);
       return -1;
     }

@@ -67,7 +67,10 @@ static void default_roles(void **state) {
   assert_int_equal(sp_role_for_port(587), SP_ROLE_SUBMISSION);
   assert_int_equal(sp_role_for_port(2525), SP_ROLE_SUBMISSION);
   assert_int_equal(sp_role_from_name("Relay"), SP_ROLE_RELAY);
-  assert_int_equal(sp_role_from_name("default"), -1);
+  /* Every adapter documents "default" (by port number): one parser. */
+  assert_int_equal(sp_role_from_name("default"), SP_ROLE_DEFAULT);
+  assert_int_equal(sp_role_from_name("Default"), SP_ROLE_DEFAULT);
+  assert_int_equal(sp_role_from_name("dflt"), -1);
   assert_int_equal(sp_tls_mode_from_name("STARTTLS"), SP_TLS_STARTTLS);
   assert_int_equal(sp_tls_mode_from_name("tls"), -1);
 }

@@ -71,12 +71,15 @@ static void test_all_options(void **state) {
                     "    dns_server: 127.0.10.53:5300\n"
                     "    cert_warning_days: 21\n"
                     "    cert_critical_days: 7\n"
+                    "    tls_trial: false\n"
+                    "  bydefault:\n"
+                    "    role: default\n"
                     "  bare:\n"
                     "  empty: {}\n";
   struct module_set *set = parse(yml, err, sizeof(err));
   if (set == NULL)
     fail_msg("%s", err);
-  assert_int_equal(set->nmodules, 3);
+  assert_int_equal(set->nmodules, 4);
   const struct module *m = modules_find(set, "full");
   assert_int_equal(m->line, 2);
   assert_int_equal(m->tls_mode, SP_TLS_STARTTLS);
@@ -104,12 +107,19 @@ static void test_all_options(void **state) {
   assert_string_equal(req.dns_server, "127.0.10.53:5300");
   assert_int_equal(req.cert_warn_days, 21);
   assert_int_equal(req.cert_crit_days, 7);
+  assert_true(req.no_tls_trial);
+
+  /* The documented "role: default" (by port number) is accepted. */
+  const struct module *byd = modules_find(set, "bydefault");
+  assert_non_null(byd);
+  assert_int_equal(byd->role, SP_ROLE_DEFAULT);
 
   const struct module *bare = modules_find(set, "bare");
   assert_non_null(bare);
   assert_int_equal(bare->nports, 0);
   assert_int_equal(bare->timeout_ms, MOD_DEFAULT_TIMEOUT_MS);
   assert_int_equal(bare->tls_mode, SP_TLS_AUTO);
+  assert_true(bare->tls_trial); /* on unless switched off */
   assert_non_null(modules_find(set, "empty"));
   modules_free(set);
 }
