@@ -600,9 +600,9 @@ static void on_tls_up(struct probe *p) {
     trial_succeeded(p);
     return;
   }
-  int min = b->req.min_tls_version ? b->req.min_tls_version : TLS1_2_VERSION;
-  if (p->legacy_tls && SSL_version(p->ssl) >= min) {
-    /* Not an old protocol: the strict context refused something else. */
+  if (p->legacy_tls && SSL_version(p->ssl) >= TLS1_2_VERSION) {
+    /* Not an old protocol (the strict context speaks TLS 1.2 and later):
+     * it refused something else. */
     char detail[SP_MAX_TEXT];
     legacy_only_detail(p, detail, sizeof(detail));
     set_hint(p, "the server's key or signature algorithms are below what "
