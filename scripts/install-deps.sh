@@ -26,6 +26,11 @@ PKGS=(
   icinga2-bin icinga2-common systemd groff-base man-db debhelper dpkg-dev lintian fakeroot python3-yaml shellcheck
   # fuzzing (tests/fuzz, SP_FUZZ=ON): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
+  # tests/mta: aiosmtpd, and the shared libraries of Exim's daemon binary
+  # (exim4-daemon-light conflicts with postfix, so only its .deb is fetched
+  # below, by tests/mta/fetch-exim.sh, never installed)
+  python3-aiosmtpd
+  libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0
 )
 
 PKGS+=("$@")
@@ -36,6 +41,8 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps.sh: all packages present"
+  # tests/mta: Exim's .deb in /var/cache/smtp-probe (idempotent)
+  bash "$(dirname "$0")/../tests/mta/fetch-exim.sh"
   exit 0
 fi
 
@@ -54,3 +61,5 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "postfix postfix/mailname string smtp-probe.test" | debconf-set-selections
 apt-get -o DPkg::Lock::Timeout=600 update -q
 apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+# tests/mta: Exim's .deb in /var/cache/smtp-probe (idempotent)
+bash "$(dirname "$0")/../tests/mta/fetch-exim.sh"

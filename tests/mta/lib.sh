@@ -1,0 +1,185 @@
+# shellcheck shell=bash
+# lib.sh - helpers shared by tests/mta/*.sh (sourced): a private temporary
+# directory, the test CA, a password file, readiness, and expect_check, the
+# same assertion as tests/fault_server/scenarios.sh's (exit code, state word
+# and "PORT CODE" on the check's first line) plus phase assertions on the
+# perfdata of that first line.
+#
+# The caller sets CHECK (check_smtp_ports) and MTA_NAME (for messages), and
+# may append pids to MTA_PIDS and commands to MTA_STOP (run first at exit).
+
+SKIP=77
+MTA_PIDS=()
+MTA_STOP=()
+MTA_LOGS=()
+# Debian's python3: aiosmtpd is in its dist-packages (a python3 earlier in
+# PATH, pyenv say, would not see it).
+PY=/usr/bin/python3
+MTA_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+mta_say() { echo "$MTA_NAME: $*" >&2; }
+
+# Print a message and exit as failed.
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Print a message and exit as skipped (CTest SKIP_RETURN_CODE 77): only for
+# what this machine cannot do at all, never for a missing package.
+skip() {
+  echo "SKIP: $*" >&2
+  exit "$SKIP"
+}
+
+# Make the private directory $tmp (mode 755: a daemon's own user must be
+# able to reach its files there) and arrange the cleanup.
+mta_init() {
+  tmp=$(mktemp -d "/tmp/sp-mta-$MTA_NAME.XXXXXX")
+  chmod 755 "$tmp"
+  trap mta_cleanup EXIT
+  trap 'exit 1' INT TERM
+}
+
+# Stop everything this run started (MTA_STOP commands, then MTA_PIDS),
+# print the daemons' logs when failing, remove $tmp (kept with SP_MTA_KEEP=1).
+mta_cleanup() {
+  local rc=$? c p f
+  for c in "${MTA_STOP[@]}"; do eval "$c" || true; done
+  for p in "${MTA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${MTA_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP" ]; then
+    for f in "${MTA_LOGS[@]}"; do
+      if [ -s "$f" ]; then
+        mta_say "last lines of $f:"
+        tail -n 30 "$f" >&2
+      fi
+    done
+  fi
+  if [ "${SP_MTA_KEEP:-0}" = 1 ]; then mta_say "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+
+# The test CA and leaves (tests/env/make-certs.sh) in $tmp/certs. The
+# leaf server.pem names mail.smtp-probe.test (not our addresses): every
+# check passes --sni mail.smtp-probe.test. wrongname.pem names only
+# other.example, expired.pem expired in 2021.
+mta_certs() {
+  bash "$1" "$tmp/certs" || fail "make-certs.sh failed"
+  # shellcheck disable=SC2034 # for the sourcing script
+  CA=$tmp/certs/ca.pem
+}
+
+# A random password in FILE (mode 600, first line); never on a command line.
+mta_password() {
+  (umask 077 && openssl rand -hex 16 >"$1")
+  chmod 600 "$1"
+}
+
+# Wait (at most SECONDS) until every SPEC of wait_ready.py answers.
+mta_wait_ready() {
+  local secs=$1
+  shift
+  "$PY" "$MTA_HERE/wait_ready.py" "$secs" "$@" || fail "$MTA_NAME did not get ready"
+}
+
+# State word for a Nagios exit code.
+state_word() {
+  case $1 in
+  0) echo OK ;;
+  1) echo WARNING ;;
+  2) echo CRITICAL ;;
+  *) echo UNKNOWN ;;
+  esac
+}
+
+# expect_check EXIT "PORT CODE"... -- CHECK-ARGS...
+# Run the check (-t 30 unless the arguments give -t) under a 60 s watchdog
+# and assert its exit code, its first line's state word and each PORT CODE.
+# The output stays in $tmp/check.out for expect_phases / expect_output.
+expect_check() {
+  local want=$1
+  shift
+  local -a pairs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    pairs+=("$1")
+    shift
+  done
+  [ "${1:-}" = -- ] || fail "expect_check: missing --"
+  shift
+  local -a args=("$@")
+  local has_t=0 a
+  for a in "${args[@]}"; do
+    [ "$a" = -t ] && has_t=1
+  done
+  [ $has_t = 1 ] || args+=(-t 30)
+  echo "+ check_smtp_ports ${args[*]}"
+  local out rc start
+  start=$EPOCHREALTIME
+  out=$(timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
+  rc=$?
+  printf '%s\n' "$out" >"$tmp/check.out"
+  printf '%s\n' "$out" | while IFS= read -r l; do echo "  | $l"; done
+  sed 's/^/  stderr| /' "$tmp/check.err"
+  awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "  (took %.2fs)\n", b - a }'
+  [ $rc -ne 124 ] || fail "check_smtp_ports did not finish within 60 s"
+  local first word ok=1 pair
+  first=$(head -n 1 "$tmp/check.out")
+  word=$(state_word "$want")
+  if [ "$rc" != "$want" ]; then
+    echo "FAIL: exit code $rc, want $want ($word)" >&2
+    ok=0
+  fi
+  if ! printf '%s\n' "$first" | grep -q "^SMTP $word - "; then
+    echo "FAIL: first line does not start with 'SMTP $word - '" >&2
+    ok=0
+  fi
+  for pair in "${pairs[@]}"; do
+    if ! printf '%s\n' "$first" | grep -Eq "(^|[ ;,])${pair}(\$|[ :;,])"; then
+      echo "FAIL: first line does not show '$pair'" >&2
+      ok=0
+    fi
+  done
+  [ $ok = 1 ] || fail "check output did not match"
+  echo "PASS: exit $rc, ${pairs[*]}"
+}
+
+# expect_phases PORT PHASE...: the last check's perfdata (first line) has
+# exactly these phases for PORT, in this order ('PORT_PHASE'=...s).
+expect_phases() {
+  local port=$1 got want
+  shift
+  want="$*"
+  got=$(head -n 1 "$tmp/check.out" | sed 's/^[^|]*|//' | tr ' ' '\n' |
+    sed -n "s/^'${port}_\([a-z_]*\)'=[0-9.]*s;.*/\1/p" | tr '\n' ' ')
+  got=${got% }
+  [ "$got" = "$want" ] || fail "port $port phases '$got', want '$want'"
+  echo "PASS: $port phases: $got"
+}
+
+# expect_phase_min PORT PHASE SECONDS: that phase took at least SECONDS.
+expect_phase_min() {
+  local port=$1 phase=$2 min=$3 v
+  v=$(head -n 1 "$tmp/check.out" | sed 's/^[^|]*|//' | tr ' ' '\n' |
+    sed -n "s/^'${port}_${phase}'=\([0-9.]*\)s;.*/\1/p")
+  [ -n "$v" ] || fail "no perfdata for ${port}_${phase}"
+  awk -v v="$v" -v m="$min" 'BEGIN { exit !(v >= m) }' ||
+    fail "${port}_${phase} = ${v}s, want >= ${min}s"
+  echo "PASS: ${port}_${phase} = ${v}s >= ${min}s"
+}
+
+# expect_output REGEX: some line of the last check's output matches
+# (grep -E).
+expect_output() {
+  grep -Eq -- "$1" "$tmp/check.out" || fail "check output has no line matching '$1'"
+  echo "PASS: output shows '$1'"
+}
+
+# expect_no_secret FILE: the secret in FILE is in no check output.
+expect_no_secret() {
+  local s
+  s=$(head -n 1 "$1")
+  if grep -qF -- "$s" "$tmp/check.out" "$tmp/check.err"; then
+    fail "the password from $1 shows in the check's output"
+  fi
+}
