@@ -170,18 +170,16 @@ static int spc_tls_from_name(const char *s) {
  * in upper case. */
 static int spc_get_mech(const oconfig_item_t *ci, char **out, char *why,
                         size_t whylen) {
-  static const char *const known[] = {"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"};
   char *s = NULL;
   if (spc_get_string(ci, 32, &s, why, whylen) != 0)
     return -1;
-  for (size_t i = 0; i < STATIC_ARRAY_SIZE(known); i++) {
-    if (strcasecmp(s, known[i]) == 0) {
-      /* Same length: the canonical spelling fits in place. */
-      memcpy(s, known[i], strlen(known[i]));
-      free(*out);
-      *out = s;
-      return 0;
-    }
+  const char *canonical = sp_auth_mech_canonical(s);
+  if (canonical) {
+    /* Same length: the canonical spelling fits in place. */
+    memcpy(s, canonical, strlen(canonical));
+    free(*out);
+    *out = s;
+    return 0;
   }
   spc_msg(why, whylen, "\"%s\" is not one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2",
           s);
@@ -193,11 +191,6 @@ static int spc_get_mech(const oconfig_item_t *ci, char **out, char *why,
  * version number (0x0301 .. 0x0304). */
 static int spc_get_min_tls(const oconfig_item_t *ci, int *out, char *why,
                            size_t whylen) {
-  static const struct {
-    const char *word; /* the value as written */
-    int version;      /* the TLS version number */
-  } versions[] = {
-      {"1.0", 0x0301}, {"1.1", 0x0302}, {"1.2", 0x0303}, {"1.3", 0x0304}};
   if (spc_one_value(ci, why, whylen) != 0)
     return -1;
   const oconfig_value_t *v = &ci->values[0];
@@ -206,15 +199,14 @@ static int spc_get_min_tls(const oconfig_item_t *ci, int *out, char *why,
     sstrncpy(word, v->value.string, sizeof(word));
   else if (v->type == OCONFIG_TYPE_NUMBER && isfinite(v->value.number))
     snprintf(word, sizeof(word), "%.1f", v->value.number);
-  const char *w = strncasecmp(word, "TLSv", 4) == 0 ? word + 4 : word;
-  for (size_t i = 0; i < STATIC_ARRAY_SIZE(versions); i++) {
-    /* A number must be exactly 1.x, not 1.25 printed as "1.2". */
-    bool exact = v->type != OCONFIG_TYPE_NUMBER ||
-                 fabs(v->value.number - (1.0 + 0.1 * (double)i)) < 1e-9;
-    if (strcmp(w, versions[i].word) == 0 && exact) {
-      *out = versions[i].version;
-      return 0;
-    }
+  int version = sp_tls_version_from_name(word);
+  /* A number must be exactly 1.x, not 1.25 printed as "1.2". */
+  bool exact =
+      v->type != OCONFIG_TYPE_NUMBER ||
+      fabs(v->value.number - (1.0 + 0.1 * (double)(version - 0x0301))) < 1e-9;
+  if (version != 0 && exact) {
+    *out = version;
+    return 0;
   }
   spc_msg(why, whylen, "takes \"1.0\", \"1.1\", \"1.2\" or \"1.3\"");
   return -1;

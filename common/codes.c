@@ -200,6 +200,37 @@ int sp_role_from_name(const char *name) {
   return -1;
 }
 
+/* Parse a TLS version word, the one grammar of every adapter and the
+ * policy file: "1.0".."1.3", optionally after "TLSv" or "TLS" (OpenSSL
+ * names a session "TLSv1.2", and TLS 1.0 "TLSv1"), or blackbox_exporter's
+ * "TLS10".."TLS13"; any case. The version number, or 0 when unknown. */
+int sp_tls_version_from_name(const char *s) {
+  static const struct {
+    const char *word; /* after the prefix */
+    int version;      /* protocol number */
+  } words[] = {{"1.0", 0x0301}, {"1", 0x0301},   {"1.1", 0x0302},
+               {"1.2", 0x0303}, {"1.3", 0x0304}, {"10", 0x0301},
+               {"11", 0x0302},  {"12", 0x0303},  {"13", 0x0304}};
+  if (!s)
+    return 0;
+  bool prefixed = false;
+  if (strncasecmp(s, "TLSv", 4) == 0) {
+    s += 4;
+    prefixed = true;
+  } else if (strncasecmp(s, "TLS", 3) == 0) {
+    s += 3;
+    prefixed = true;
+  }
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+    bool bare_only_with_prefix = strchr(words[i].word, '.') == NULL;
+    if (bare_only_with_prefix && !prefixed)
+      continue; /* "1" or "12" alone is not a version */
+    if (strcmp(s, words[i].word) == 0)
+      return words[i].version;
+  }
+  return 0;
+}
+
 /* The TLS mode's name. */
 const char *sp_tls_mode_name(enum sp_tls_mode mode) {
   if ((unsigned)mode > SP_TLS_IMPLICIT)

@@ -56,23 +56,6 @@ static const char *scalar(yaml_node_t *n) {
                                           : NULL;
 }
 
-/* Parse "1.0".."1.3" into a TLS version number; 0 when invalid. */
-static int tls_version_number(const char *s) {
-  if (!s)
-    return 0;
-  if (strncasecmp(s, "TLSv", 4) == 0)
-    s += 4;
-  if (strcmp(s, "1.0") == 0 || strcmp(s, "1") == 0)
-    return 0x0301;
-  if (strcmp(s, "1.1") == 0)
-    return 0x0302;
-  if (strcmp(s, "1.2") == 0)
-    return 0x0303;
-  if (strcmp(s, "1.3") == 0)
-    return 0x0304;
-  return 0;
-}
-
 /* True for a SASL mechanism name: 1-20 of A-Z, 0-9, '-', '_' (RFC 4422). */
 static bool mechanism_name_ok(const char *m) {
   size_t n = strlen(m);
@@ -136,7 +119,7 @@ static int parse_port(yaml_document_t *doc, yaml_node_t *map,
                    "%s%s", cur ? " " : "", m);
       }
     } else if (strcmp(key, "min_tls") == 0) {
-      rule->min_tls = tls_version_number(val);
+      rule->min_tls = sp_tls_version_from_name(val);
       ok = rule->min_tls != 0;
     } else {
       snprintf(err, errlen, "policy line %lu: port %u: unknown key \"%.40s\"",
@@ -273,7 +256,7 @@ int sp_policy_add_ports(const struct sp_policy *pol, struct sp_request *req) {
 
 /* The numeric version of a result's "TLSv1.x" text; 0 when none. */
 static int result_tls_version(const struct sp_result *res) {
-  return res->tls ? tls_version_number(res->tls_version) : 0;
+  return res->tls ? sp_tls_version_from_name(res->tls_version) : 0;
 }
 
 /* Record one deviation, if there is room. */

@@ -126,12 +126,7 @@ static int validate_auth(const struct sp_request *req, char *err,
       }
   }
   if (req->auth_mech) {
-    static const char *const known[] = {"PLAIN", "LOGIN", "CRAM-MD5",
-                                        "XOAUTH2"};
-    bool ok = false;
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-      ok = ok || strcasecmp(req->auth_mech, known[i]) == 0;
-    if (!ok) {
+    if (!sp_auth_mech_canonical(req->auth_mech)) {
       snprintf(err, errlen,
                "auth_mech: expected PLAIN, LOGIN, CRAM-MD5 or XOAUTH2");
       return -1;

@@ -107,17 +107,28 @@ static bool list_has(const char *list, const char *word) {
   return false;
 }
 
+/* The mechanisms we speak, the strongest password one first; XOAUTH2
+ * (a bearer token) last, used only when asked for. The one list. */
+static const char *const mechanisms[] = {"CRAM-MD5", "PLAIN", "LOGIN",
+                                         "XOAUTH2"};
+
+/* The canonical spelling of a mechanism we speak (any case in), or NULL. */
+const char *sp_auth_mech_canonical(const char *name) {
+  for (size_t i = 0; name && i < sizeof(mechanisms) / sizeof(mechanisms[0]);
+       i++)
+    if (strcasecmp(name, mechanisms[i]) == 0)
+      return mechanisms[i];
+  return NULL;
+}
+
 /* The mechanism to use: wanted if offered, else the strongest offered
  * password mechanism (CRAM-MD5, PLAIN, LOGIN); NULL when none fits.
  * XOAUTH2 is used only when asked for (it takes a token). */
 const char *sp_sasl_pick(const char *offered, const char *wanted) {
   static const char *const order[] = {"CRAM-MD5", "PLAIN", "LOGIN"};
-  static const char *const known[] = {"CRAM-MD5", "PLAIN", "LOGIN", "XOAUTH2"};
   if (wanted) {
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-      if (strcasecmp(wanted, known[i]) == 0)
-        return list_has(offered, known[i]) ? known[i] : NULL;
-    return NULL;
+    const char *m = sp_auth_mech_canonical(wanted);
+    return m && list_has(offered, m) ? m : NULL;
   }
   for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
     if (list_has(offered, order[i]))

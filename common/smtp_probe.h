@@ -124,8 +124,16 @@ enum sp_state {
   SP_STATE_UNKNOWN = 3
 };
 
-const char *sp_role_name(enum sp_role role);         /* "submission", ... */
-int sp_role_from_name(const char *name); /* "default" too; -1 if unknown */
+const char *sp_role_name(enum sp_role role); /* "submission", ... */
+int sp_role_from_name(const char *name);     /* "default" too; -1 if unknown */
+
+/* A TLS version word ("1.2", "TLSv1.2", "TLS12", any case) as its protocol
+ * number (0x0303); 0 when it is not one. One grammar everywhere. */
+int sp_tls_version_from_name(const char *name);
+
+/* The canonical spelling of an AUTH mechanism we speak (PLAIN, LOGIN,
+ * CRAM-MD5, XOAUTH2; any case in), or NULL. One list everywhere. */
+const char *sp_auth_mech_canonical(const char *name);
 const char *sp_tls_mode_name(enum sp_tls_mode mode); /* "auto", ... */
 int sp_tls_mode_from_name(const char *name);         /* -1 if unknown */
 const char *sp_state_name(enum sp_state state);      /* "OK", "WARNING", ... */

@@ -391,12 +391,11 @@ static void name_bad_option(int argc, char **argv, char *buf, size_t buflen) {
 /* --min-tls: 1.0, 1.1, 1.2 or 1.3. */
 static int parse_min_tls(struct check_opts *o, const char *arg, char *err,
                          size_t errlen) {
-  static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
-  for (int i = 0; i < 4; i++)
-    if (strcmp(arg, names[i]) == 0) {
-      o->req.min_tls_version = 0x0301 + i;
-      return 0;
-    }
+  int v = sp_tls_version_from_name(arg);
+  if (v != 0) {
+    o->req.min_tls_version = v;
+    return 0;
+  }
   snprintf(err, errlen, "--min-tls: '%s' is not 1.0, 1.1, 1.2 or 1.3", arg);
   return -1;
 }

@@ -224,22 +224,13 @@ static int opt_days(struct parse_ctx *ctx, const yaml_node_t *val,
 /* Set a TLS version option: TLS10..TLS13 or 1.0..1.3. */
 static int opt_tls_version(struct parse_ctx *ctx, const yaml_node_t *val,
                            const char *key, int *out) {
-  static const struct {
-    const char *a; /* blackbox_exporter's spelling */
-    const char *b; /* plain version number */
-    int version;   /* protocol number */
-  } versions[] = {{"TLS10", "1.0", 0x0301},
-                  {"TLS11", "1.1", 0x0302},
-                  {"TLS12", "1.2", 0x0303},
-                  {"TLS13", "1.3", 0x0304}};
   const char *s = scalar(ctx, val, key);
   if (s == NULL)
     return -1;
-  for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-    if (strcmp(s, versions[i].a) == 0 || strcmp(s, versions[i].b) == 0) {
-      *out = versions[i].version;
-      return 0;
-    }
+  int v = sp_tls_version_from_name(s);
+  if (v != 0) {
+    *out = v;
+    return 0;
   }
   return node_error(ctx, val, "%s must be TLS10, TLS11, TLS12 or TLS13", key);
 }

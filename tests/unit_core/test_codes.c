@@ -71,6 +71,19 @@ static void default_roles(void **state) {
   assert_int_equal(sp_role_from_name("default"), SP_ROLE_DEFAULT);
   assert_int_equal(sp_role_from_name("Default"), SP_ROLE_DEFAULT);
   assert_int_equal(sp_role_from_name("dflt"), -1);
+  /* One TLS version grammar for every adapter and the policy file. */
+  assert_int_equal(sp_tls_version_from_name("1.2"), 0x0303);
+  assert_int_equal(sp_tls_version_from_name("TLSv1.2"), 0x0303);
+  assert_int_equal(sp_tls_version_from_name("tls12"), 0x0303);
+  assert_int_equal(sp_tls_version_from_name("TLS1.3"), 0x0304);
+  assert_int_equal(sp_tls_version_from_name("TLSv1"), 0x0301);
+  assert_int_equal(sp_tls_version_from_name("1.0"), 0x0301);
+  assert_int_equal(sp_tls_version_from_name("1"), 0);
+  assert_int_equal(sp_tls_version_from_name("12"), 0);
+  assert_int_equal(sp_tls_version_from_name("1.4"), 0);
+  assert_int_equal(sp_tls_version_from_name("TLSv1.2x"), 0);
+  assert_int_equal(sp_tls_version_from_name(""), 0);
+  assert_int_equal(sp_tls_version_from_name(NULL), 0);
   assert_int_equal(sp_tls_mode_from_name("STARTTLS"), SP_TLS_STARTTLS);
   assert_int_equal(sp_tls_mode_from_name("tls"), -1);
 }
