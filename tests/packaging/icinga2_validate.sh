@@ -90,7 +90,7 @@ for a in args.values():
     if isinstance(a, dict) and not a.get("description"):
         fail("argument without description: %r" % a)
 flags = [k for k, a in args.items() if "set_if" in a]
-if sorted(flags) != sorted(["-4", "-6", "--no-verify", "--all-addresses", "-v", "--send", "--check-injection"]):
+if sorted(flags) != sorted(["-4", "-6", "--no-verify", "--all-addresses", "-v", "--send", "--check-injection", "--no-tls-trial"]):
     fail("set_if arguments are %r" % flags)
 # Secrets never on the command line: only a file name or a variable name.
 for k, a in args.items():
