@@ -31,7 +31,9 @@
 #                465 with an expired certificate -> cert_expired; 2525 with
 #                AUTH advertised before TLS -> auth_before_tls.
 # slow_greeting: 127.0.70.28:587, a connect ACL delays the greeting 4 s; with
-#   -t 10 the check must say ok, with a banner phase of at least 4 s.
+#   -t 10 (banner wait 2 s, then an implicit-TLS trial beside the first
+#   connection) the check must say ok, with connect + banner >= 4 s (the
+#   banner phase alone >= 3.9 s, see below).
 set -uo pipefail
 CHECK=${1:?usage: exim.sh CHECK MAKE_CERTS all|slow_greeting}
 MAKE_CERTS=${2:?}
@@ -161,11 +163,15 @@ EOF
 chmod 600 "$tmp/exim.conf"
 
 # Run Exim ($@) inside the private mount namespace.
+# A running nscd would answer for the host's passwd, without Debian-exim:
+# its socket directory is hidden behind an empty one.
+mkdir -p "$tmp/ns/empty"
 in_ns() {
   # shellcheck disable=SC2016 # expanded by that sh, not here
   unshare -m --propagation private sh -c \
-    'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"' \
-    sh "$tmp/ns/passwd" "$tmp/ns/group" "$EXIM" -C "$tmp/exim.conf" "$@"
+    'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group &&
+     { [ ! -d /run/nscd ] || mount --bind "$3" /run/nscd; } && shift 3 && exec "$@"' \
+    sh "$tmp/ns/passwd" "$tmp/ns/group" "$tmp/ns/empty" "$EXIM" -C "$tmp/exim.conf" "$@"
 }
 
 # Stop the daemon and any connection process it left (found by binary path).
@@ -253,7 +259,12 @@ slow_greeting)
   echo "=== $SLOW:587: greeting after 4 s, -t 10 ==="
   expect_check 0 "587 ok" -- -H "$SLOW" -p 587 "${common[@]}" "${auth[@]}" -t 10
   expect_phases 587 "${starttls_phases[@]}" auth total
-  expect_phase_min 587 banner 4
+  # Exim's 4 s start at its accept(), after the client's connect began:
+  # connect + banner >= 4 s always holds. The banner phase alone starts when
+  # the engine sees the connection complete, which a loaded machine can
+  # notice some milliseconds late, so it gets 0.1 s of slack.
+  expect_phase_min 587 connect+banner 4
+  expect_phase_min 587 banner 3.9
   ;;
 esac
 

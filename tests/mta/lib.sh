@@ -157,15 +157,19 @@ expect_phases() {
   echo "PASS: $port phases: $got"
 }
 
-# expect_phase_min PORT PHASE SECONDS: that phase took at least SECONDS.
+# expect_phase_min PORT PHASE[+PHASE...] SECONDS: that phase (or the sum of
+# those phases) took at least SECONDS.
 expect_phase_min() {
-  local port=$1 phase=$2 min=$3 v
-  v=$(head -n 1 "$tmp/check.out" | sed 's/^[^|]*|//' | tr ' ' '\n' |
-    sed -n "s/^'${port}_${phase}'=\([0-9.]*\)s;.*/\1/p")
-  [ -n "$v" ] || fail "no perfdata for ${port}_${phase}"
-  awk -v v="$v" -v m="$min" 'BEGIN { exit !(v >= m) }' ||
-    fail "${port}_${phase} = ${v}s, want >= ${min}s"
-  echo "PASS: ${port}_${phase} = ${v}s >= ${min}s"
+  local port=$1 phases=$2 min=$3 ph v sum=0
+  for ph in ${phases//+/ }; do
+    v=$(head -n 1 "$tmp/check.out" | sed 's/^[^|]*|//' | tr ' ' '\n' |
+      sed -n "s/^'${port}_${ph}'=\([0-9.]*\)s;.*/\1/p")
+    [ -n "$v" ] || fail "no perfdata for ${port}_${ph}"
+    sum=$(awk -v a="$sum" -v b="$v" 'BEGIN { printf "%.6f", a + b }')
+  done
+  awk -v v="$sum" -v m="$min" 'BEGIN { exit !(v >= m) }' ||
+    fail "${port} ${phases} = ${sum}s, want >= ${min}s"
+  echo "PASS: ${port} ${phases} = ${sum}s >= ${min}s"
 }
 
 # expect_output REGEX: some line of the last check's output matches
