@@ -97,6 +97,10 @@ expect_no_secret "$WRONG"
 echo "=== $BAD: misconfigured ports ==="
 expect_check 2 "587 auth_before_tls" "465 cert_hostname_mismatch" "2525 starttls_unavailable" -- \
   -H "$BAD" -p 465,587,2525 "${common[@]}"
+# aiosmtpd does not name itself as Postfix, Exim or Haraka: the hint names
+# the setting of all three.
+expect_check 2 "587 auth_before_tls" -- -H "$BAD" -p 587 "${common[@]}" -v
+expect_output 'hint: .*smtpd_tls_auth_only.*auth_advertise_hosts.*Haraka'
 
 kill -0 "$server_pid" 2>/dev/null || fail "aiosmtpd_server.py died during the test"
 if grep -E 'Traceback|ERROR' "$tmp/server.log" "$tmp/server.err"; then

@@ -254,6 +254,9 @@ all)
   echo "=== $BAD: misconfigured ports ==="
   expect_check 2 "587 starttls_unavailable" "465 cert_expired" "2525 auth_before_tls" -- \
     -H "$BAD" -p 465,587,2525 "${common[@]}"
+  # The hint names Exim's own setting: its greeting says it is Exim.
+  expect_check 2 "2525 auth_before_tls" -- -H "$BAD" -p 2525 "${common[@]}" -v
+  expect_output 'hint: Exim offers AUTH before TLS: set auth_advertise_hosts'
   ;;
 slow_greeting)
   echo "=== $SLOW:587: greeting after 4 s, -t 10 ==="
