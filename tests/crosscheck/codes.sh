@@ -22,6 +22,13 @@
 # AUTH passwords (right and wrong, from files) must not show in the check's
 # -vvv output, the exporter's debug pages and log, nor collectd's log and
 # output. The adapters are run by lib.sh.
+#
+# A second round (issue 12: a slow greeting) runs the same way in $dir/slow
+# against a second fault server on 127.0.70.2 (real ports 587 and 2525, the
+# submission role), a second exporter on 127.0.70.2:9870 and a second
+# collectd: the greeting 3 s late on 587 and on 2525 with the adapters'
+# timeouts at 10 s is ok; 8 s late with a 5 s timeout is banner_timeout.
+# The main round also has a temporary refusal (451 at MAIL: deferred).
 # Loopback only; every daemon is stopped by the EXIT trap.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,7 +57,20 @@ TLS_NAME=mail.smtp-probe.test
 USER_ID=probe@smtp-probe.test
 
 dir=$(mktemp -d /tmp/sp-crosscheck.XXXXXX)
-trap xc_cleanup EXIT
+top_dir=$dir
+# The EXIT trap: stop the second round's collectd when it is running, then
+# clean everything up from the top directory (lib.sh's xc_cleanup).
+codes_cleanup() {
+  local rc=$?
+  if [ "$dir" != "$top_dir" ]; then
+    spc_stop "$dir" 10 || true
+    dir=$top_dir
+  fi
+  set +e
+  (exit "$rc")
+  xc_cleanup
+}
+trap codes_cleanup EXIT
 
 bash "$make_certs" "$dir/certs" >"$dir/make-certs.log" 2>&1 ||
   spc_fail "make-certs.sh failed: $(tail -n 5 "$dir/make-certs.log")"
@@ -79,6 +99,7 @@ CASES=(
   "policy 2607 starttls policy_violation policy=$dir/policy.yml"
   "mail_reject 2608 mail-reject rejected from"
   "rcpt_reject 2609 rcpt-reject rejected from rcpt"
+  "deferred_mail 2613 mail-451 deferred from"
 )
 
 # The policy of case "policy": 2607 must be closed, but it answers.
@@ -133,22 +154,29 @@ xc_phase_done() {
 }
 
 # ---- the fault server ---------------------------------------------------
-listen=()
-for c in "${CASES[@]}"; do
-  read -r _ port mode _ <<<"$c"
-  listen+=(--listen "$ADDR:$port=$mode")
-done
-"$fault_server" --cert-prefix "$dir/certs/server" --auth-password-file "$PW" \
-  --ready-file "$dir/server.ready" --log "$dir/server.log" "${listen[@]}" \
-  2>"$dir/server.err" &
-server_pid=$!
-XC_PIDS+=("$server_pid")
+# Start a fault server in $dir with one listener ADDR:PORT=MODE per case
+# (MODE may carry listener options: starttls,greet_delay=3000) and wait
+# until it is ready.
+start_fault_server() {
+  local c port mode
+  local -a listen=()
+  for c in "${CASES[@]}"; do
+    read -r _ port mode _ <<<"$c"
+    listen+=(--listen "$ADDR:$port=$mode")
+  done
+  "$fault_server" --cert-prefix "$top_dir/certs/server" --auth-password-file "$PW" \
+    --ready-file "$dir/server.ready" --log "$dir/server.log" "${listen[@]}" \
+    2>"$dir/server.err" &
+  server_pid=$!
+  XC_PIDS+=("$server_pid")
+  spc_wait_until 30 "fault server ready" server_ready
+}
 # True once the fault server wrote its ready file; fails when it died.
 server_ready() {
   kill -0 "$server_pid" 2>/dev/null || spc_fail "fault server exited: $(cat "$dir/server.err")"
   test -e "$dir/server.ready"
 }
-spc_wait_until 30 "fault server ready" server_ready
+start_fault_server
 
 # ---- the three adapters ------------------------------------------------
 xc_configure
@@ -156,6 +184,76 @@ xc_run_nagios "$check"
 xc_run_exporter "$exporter" "$ADDR:9870"
 xc_run_collectd "$plugin_so"
 xc_table
+
+# ---- round 2: a slow greeting on 587 and 2525 (issue 12) ----------------
+# Per case: the timeout of every adapter (check -t, exporter module
+# timeout, collectd Timeout with an Interval 2 s longer).
+declare -A SLOW_TIMEOUT=([greet3s_587]=10 [greet3s_2525]=10 [greet8s_t5]=5)
+# Rewrite the timeouts lib.sh's xc_configure wrote (-t 20, timeout: 20s,
+# Timeout 0.9) for the cases of SLOW_TIMEOUT.
+set_slow_timeouts() {
+  local name t
+  for name in "${!SLOW_TIMEOUT[@]}"; do
+    t=${SLOW_TIMEOUT[$name]}
+    NAGIOS_ARGS[$name]=${NAGIOS_ARGS[$name]/ -t 20/ -t $t}
+  done
+  local map
+  map=$(for name in "${!SLOW_TIMEOUT[@]}"; do echo "$name ${SLOW_TIMEOUT[$name]}"; done)
+  awk -v map="$map" '
+    BEGIN { n = split(map, w, /[ \n]/); for (i = 1; i < n; i += 2) t[w[i]] = w[i + 1] }
+    /^  [A-Za-z0-9_]+:$/ { cur = substr($1, 1, length($1) - 1) }
+    $0 == "    timeout: 20s" && (cur in t) { print "    timeout: " t[cur] "s"; next }
+    { print }' "$dir/exporter.yml" >"$dir/exporter.yml.new"
+  mv "$dir/exporter.yml.new" "$dir/exporter.yml"
+  awk -v map="$map" '
+    BEGIN { n = split(map, w, /[ \n]/); for (i = 1; i < n; i += 2) t[w[i]] = w[i + 1] }
+    /^  <Target "/ { cur = $2; gsub(/[">]/, "", cur) }
+    $0 == "    Timeout 0.9" && (cur in t) {
+      print "    Timeout " t[cur]; print "    Interval " t[cur] + 2; next
+    }
+    { print }' "$dir/collectd-targets" >"$dir/collectd-targets.new"
+  mv "$dir/collectd-targets.new" "$dir/collectd-targets"
+  for name in "${!SLOW_TIMEOUT[@]}"; do
+    t=${SLOW_TIMEOUT[$name]}
+    if ! grep -q -- "-t $t\$" <<<"${NAGIOS_ARGS[$name]}" ||
+      ! grep -q "^    timeout: ${t}s\$" "$dir/exporter.yml" ||
+      ! grep -q "^    Timeout $t\$" "$dir/collectd-targets"; then
+      spc_fail "could not set the timeouts of case $name"
+    fi
+  done
+}
+main_cases=("${CASES[@]}")
+main_addr=$ADDR
+ADDR=127.0.70.2
+dir=$top_dir/slow
+mkdir "$dir"
+CASES=(
+  "greet3s_587 587 starttls,greet_delay=3000 ok -"
+  "greet3s_2525 2525 starttls,greet_delay=3000 ok -"
+  "greet8s_t5 2614 starttls,greet_delay=8000 banner_timeout -"
+)
+start_fault_server
+xc_configure
+set_slow_timeouts
+XC_LOG_FROM=1
+xc_run_nagios "$check"
+xc_run_exporter "$exporter" "$ADDR:9870"
+xc_run_collectd "$plugin_so"
+xc_table
+# Every adapter waited for the late greetings: each accepted one
+# connection per 3 s case at least (the check, the exporter twice: with
+# and without debug, collectd).
+for port in 587 2525; do
+  n=$(grep -c "accepted on $ADDR:$port " "$dir/server.log" || true)
+  if [ "$n" -lt 4 ]; then
+    spc_say "FAIL: the slow server on port $port saw $n connections, want >= 4"
+    XC_BAD=$((XC_BAD + 1))
+  fi
+done
+slow_cases=${#CASES[@]}
+dir=$top_dir
+CASES=("${main_cases[@]}")
+ADDR=$main_addr
 
 # ---- no password in anything the adapters wrote -------------------------
 xc_no_secrets "$password" "$wrong"
@@ -179,4 +277,4 @@ grep -q '^C: AUTH PLAIN <masked>$' "$dir/exporter-ok_auth.debug" || {
 if [ "$bad" -ne 0 ]; then
   spc_fail "$bad problem(s)"
 fi
-echo "PASS: ${#CASES[@]} cases, three adapters agree, no password in any output"
+echo "PASS: ${#CASES[@]} + $slow_cases cases, three adapters agree, no password in any output"

@@ -1340,7 +1340,8 @@ static void on_hello_peek(struct conn *c) {
     return;
   }
   logf_("conn %u: ClientHello %s (%s): closing without an alert", c->id,
-        v == HELLO_BAD ? "unparseable" : "offers only TLS 1.2+", vers);
+        v == HELLO_BAD ? "unparseable" : "offers only TLS 1.2+",
+        vers[0] ? vers : "no version field reached");
   /* Consume what was peeked so close() sends a FIN, not a reset. */
   ssize_t got = recv(c->fd, buf, (size_t)r, 0);
   if (got > 0)
