@@ -742,6 +742,13 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
   b->eng = eng;
   b->out = out;
   b->req = *req;
+  for (int i = 0; i < b->req.nports; i++) { /* request-wide tls and role */
+    struct sp_port_spec *spec = &b->req.ports[i];
+    if (spec->tls_mode == SP_TLS_AUTO)
+      spec->tls_mode = req->tls_mode;
+    if (spec->role == SP_ROLE_DEFAULT)
+      spec->role = req->role;
+  }
   b->req.host = own(b, 0, req->host);
   b->req.sni = own(b, 1, req->sni);
   b->req.cafile = own(b, 2, req->cafile);

@@ -145,6 +145,12 @@ void sp_tls_inspect(SSL *ssl, const struct sp_verify_log *log,
 /* The latest OpenSSL error as text (clears the queue). */
 void sp_tls_error_text(char *buf, size_t buflen);
 
+/* A host name or IP literal of sane shape (request.c). */
+bool sp_host_is_valid(const char *s);
+
+/* An IPv4/IPv6 address; with_port also allows ":PORT" ("[v6]:PORT"). */
+bool sp_ip_port_is_valid(const char *s, bool with_port);
+
 /* sp_request_validate without opening the cafile: the engine checks
  * submitted requests with it (the adapters validated them whole; the
  * cafile is loaded once per file for its TLS context). */

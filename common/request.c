@@ -33,7 +33,7 @@ int sp_request_add_port(struct sp_request *req, uint16_t port,
 }
 
 /* True when s is a host name or IP literal of sane shape. */
-static bool host_is_valid(const char *s) {
+bool sp_host_is_valid(const char *s) {
   size_t n = strnlen(s, SP_MAX_HOST);
   if (n == 0 || n >= SP_MAX_HOST)
     return false;
@@ -48,8 +48,9 @@ static bool host_is_valid(const char *s) {
   return true;
 }
 
-/* True when s is an IPv4 or IPv6 address with an optional :port. */
-static bool dns_server_is_valid(const char *s) {
+/* True when s is an IPv4 or IPv6 address, with_port: with an optional
+ * :port. */
+bool sp_ip_port_is_valid(const char *s, bool with_port) {
   char host[64];
   const char *port = NULL;
   size_t n = strnlen(s, sizeof(host));
@@ -77,6 +78,8 @@ static bool dns_server_is_valid(const char *s) {
   }
   unsigned char buf[16];
   if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+    return false;
+  if (port && !with_port)
     return false;
   if (port) {
     char *end = NULL;
@@ -117,7 +120,9 @@ static int validate_auth(const struct sp_request *req, char *err,
       return -1;
     }
     for (int i = 0; i < req->nports; i++)
-      if (req->ports[i].tls_mode == SP_TLS_NONE) {
+      if (req->ports[i].tls_mode == SP_TLS_NONE ||
+          (req->ports[i].tls_mode == SP_TLS_AUTO &&
+           req->tls_mode == SP_TLS_NONE)) {
         snprintf(err, errlen,
                  "auth: credentials are never sent without TLS, and port %u "
                  "has TLS mode none",
@@ -159,7 +164,7 @@ static int validate_auth(const struct sp_request *req, char *err,
 /* Check a request's fields, without touching files (see probe_internal.h). */
 int sp_request_check_fields(const struct sp_request *req, char *err,
                             size_t errlen) {
-  if (!req->host || !host_is_valid(req->host)) {
+  if (!req->host || !sp_host_is_valid(req->host)) {
     snprintf(err, errlen, "host: missing or not a valid host name or address");
     return -1;
   }
@@ -197,11 +202,11 @@ int sp_request_check_fields(const struct sp_request *req, char *err,
     snprintf(err, errlen, "banner_wait: must not exceed the timeout");
     return -1;
   }
-  if (req->sni && !host_is_valid(req->sni)) {
+  if (req->sni && !sp_host_is_valid(req->sni)) {
     snprintf(err, errlen, "sni: not a valid host name");
     return -1;
   }
-  if (req->ehlo_name && !host_is_valid(req->ehlo_name)) {
+  if (req->ehlo_name && !sp_host_is_valid(req->ehlo_name)) {
     snprintf(err, errlen, "ehlo: not a valid host name");
     return -1;
   }
@@ -213,7 +218,7 @@ int sp_request_check_fields(const struct sp_request *req, char *err,
       return -1;
     }
   }
-  if (req->dns_server && !dns_server_is_valid(req->dns_server)) {
+  if (req->dns_server && !sp_ip_port_is_valid(req->dns_server, true)) {
     snprintf(err, errlen,
              "dns_server: expected ADDR[:PORT] with an IP address");
     return -1;
@@ -221,6 +226,11 @@ int sp_request_check_fields(const struct sp_request *req, char *err,
   if (req->cert_warn_days >= 0 && req->cert_crit_days > req->cert_warn_days) {
     snprintf(err, errlen,
              "cert_days: the critical days must not exceed the warning days");
+    return -1;
+  }
+  if ((unsigned)req->tls_mode > SP_TLS_IMPLICIT ||
+      (unsigned)req->role > SP_ROLE_RELAY) {
+    snprintf(err, errlen, "tls/role: invalid request-wide TLS mode or role");
     return -1;
   }
   if ((unsigned)req->family > SP_FAMILY_IPV6) {

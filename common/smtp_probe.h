@@ -172,20 +172,22 @@ struct sp_request {
   const char *host;                        /* name or IP literal */
   struct sp_port_spec ports[SP_MAX_PORTS]; /* ports to probe in parallel */
   int nports;                              /* how many of ports[] are used */
-  const char *sni;        /* SNI and verify name; NULL: host unless IP */
-  const char *cafile;     /* trust anchors; NULL: the system store */
-  bool no_verify;         /* skip chain and hostname verification */
-  const char *ehlo_name;  /* EHLO argument; NULL: the local FQDN */
-  enum sp_family family;  /* -4 / -6 */
-  bool all_addresses;     /* one result per resolved address */
-  const char *source;     /* local address to bind, NULL: any */
-  double timeout_s;       /* whole-probe deadline, seconds (> 0) */
-  double banner_wait_s;   /* greeting wait before trying implicit TLS;
-                             <= 0: min(2 s, timeout/3) */
-  const char *dns_server; /* resolver ADDR[:PORT]; NULL: system's */
-  int cert_warn_days;     /* cert_expiring below this; < 0: off */
-  int cert_crit_days;     /* cert_expiring is CRITICAL below this */
-  bool trace;             /* keep the (sanitised) dialogue */
+  enum sp_tls_mode tls_mode; /* for every port whose own mode is auto */
+  enum sp_role role;         /* for every port whose own role is default */
+  const char *sni;           /* SNI and verify name; NULL: host unless IP */
+  const char *cafile;        /* trust anchors; NULL: the system store */
+  bool no_verify;            /* skip chain and hostname verification */
+  const char *ehlo_name;     /* EHLO argument; NULL: the local FQDN */
+  enum sp_family family;     /* -4 / -6 */
+  bool all_addresses;        /* one result per resolved address */
+  const char *source;        /* local address to bind, NULL: any */
+  double timeout_s;          /* whole-probe deadline, seconds (> 0) */
+  double banner_wait_s;      /* greeting wait before trying implicit TLS;
+                                <= 0: min(2 s, timeout/3) */
+  const char *dns_server;    /* resolver ADDR[:PORT]; NULL: system's */
+  int cert_warn_days;        /* cert_expiring below this; < 0: off */
+  int cert_crit_days;        /* cert_expiring is CRITICAL below this */
+  bool trace;                /* keep the (sanitised) dialogue */
 
   /* Authentication, submission trial and posture checks. */
   const char *auth_user;   /* AUTH identity; NULL: no AUTH attempted */
@@ -220,6 +222,56 @@ int sp_request_add_port(struct sp_request *req, uint16_t port,
 
 /* Check a request; on error write a message naming the field, return -1. */
 int sp_request_validate(const struct sp_request *req, char *err, size_t errlen);
+
+/* ---- The option vocabulary (options.c) ------------------------------- */
+
+/* How an option's value is written (one grammar per kind, everywhere). */
+enum sp_opt_grammar {
+  SP_GRAM_BOOL,        /* true/false, yes/no, on/off, 1/0 */
+  SP_GRAM_SECONDS,     /* seconds ("2.5") or a duration ("500ms", "1m30s") */
+  SP_GRAM_PORTS,       /* ports 1-65535, comma or space separated */
+  SP_GRAM_TLS_MODE,    /* auto, none, starttls, implicit */
+  SP_GRAM_TLS_VERSION, /* 1.0-1.3 (also TLSv1.2, TLS12) */
+  SP_GRAM_ROLE,        /* default, submission, implicit, relay */
+  SP_GRAM_FAMILY,      /* any, ipv4, ipv6 (also 4/6, ip4/ip6) */
+  SP_GRAM_MECH,        /* PLAIN, LOGIN, CRAM-MD5, XOAUTH2 */
+  SP_GRAM_HOST,        /* host name or IP literal */
+  SP_GRAM_IP,          /* IP address */
+  SP_GRAM_IP_PORT,     /* IP[:PORT], [IPv6]:PORT */
+  SP_GRAM_PATH,        /* a file */
+  SP_GRAM_TEXT,        /* printable, no spaces (an address, a user) */
+  SP_GRAM_INT          /* a whole number within [min, max] */
+};
+
+/* One probe option: the row of the table every adapter spells. */
+struct sp_option {
+  const char *key;             /* canonical key: "min_tls" */
+  enum sp_opt_grammar grammar; /* how its value is written */
+  long min, max;               /* bounds: INT value, SECONDS, TEXT length */
+  const char *def;             /* the default, as help texts say it */
+  const char *doc;             /* one line: what it does */
+};
+
+/* The i-th option of the table, NULL past the end. */
+const struct sp_option *sp_option_at(size_t i);
+
+/* The option with this canonical key, or NULL. */
+const struct sp_option *sp_option_find(const char *key);
+
+/* Parse value (text) by the key's grammar and set the request field.
+ * Strings are stored by pointer: value must outlive the request. "ports"
+ * appends (repeats ignored); "tls" and "role" apply to every port whose
+ * own is auto/default. On error err gets one sentence without the key
+ * (the adapter puts its spelling of the key in front); returns -1. */
+int sp_request_set(struct sp_request *req, const char *key, const char *value,
+                   char *err, size_t errlen);
+
+/* The grammars, for adapters whose values come typed: 0 or -1. */
+int sp_parse_bool(const char *s, bool *out);
+int sp_parse_seconds(const char *s, double *out);
+
+/* An address family word as enum sp_family, or -1. */
+int sp_family_from_name(const char *name);
 
 /* ---- Result ---------------------------------------------------------- */
 

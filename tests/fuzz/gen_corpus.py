@@ -51,6 +51,13 @@ write("caps", "exchange", b"mail.example.com Hello [127.0.0.1]\nSIZE 37748736\n"
 write("caps", "size-only", b"x\nSIZE\nSIZE=99999999999999999999999\n")
 write("caps", "auth-dups", b"x\nAUTH PLAIN plain LOGIN\nAUTH=LOGIN XOAUTH2")
 
+# options: one option value, tried under every key (fuzz_options.c)
+write("options", "ports", b"587,465 2525")
+write("options", "duration", b"1m30s")
+write("options", "tls-version", b"TLSv1.2")
+write("options", "host", b"mail.smtp-probe.test")
+write("options", "ip-port", b"[::1]:5300")
+write("options", "bad", b"\xff\x00,,,999999999999")
 # sasl: a server challenge / an AUTH list
 write("sasl", "cram-rfc2195", b"PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+")
 write("sasl", "mechs", b"PLAIN LOGIN CRAM-MD5 XOAUTH2")
