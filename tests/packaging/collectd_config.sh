@@ -9,7 +9,9 @@
 #     host names are replaced by 127.0.60.1 (the packaging tests' loopback
 #     address, nobody listening) so nothing leaves the machine.
 # (`collectd -t` of Debian 12's collectd 5.12 does not read the config at
-# all, so -T is used.)
+# all, so -T is used.) The wrapper config sets Hostname (and FQDNLookup
+# false) so the run does not depend on the machine's host name resolving:
+# without it collectd looks its own name up and exits when that fails.
 set -euo pipefail
 pkg=$1/packaging
 so=$2
@@ -42,6 +44,8 @@ status=0
 for f in snippet example; do
   mkdir -p "$dir/base-$f"
   cat >"$dir/collectd-$f.conf" <<CFG
+Hostname "smtp-probe-test"
+FQDNLookup false
 BaseDir "$dir/base-$f"
 PIDFile "$dir/base-$f/collectd.pid"
 PluginDir "$dir/plugins"

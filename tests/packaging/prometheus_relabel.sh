@@ -10,6 +10,12 @@
 #     is kept by exactly one shard.
 # The exporter address in the examples is replaced by 127.0.60.3:1, where
 # nothing listens, so the scrapes fail harmlessly and nothing else is touched.
+# /api/v1/targets is read once every job's discovery has reached it (each
+# target of every job_name listed as active or dropped; at most 60 s):
+# the scrape pools fill one by one, so "some targets" is not "all".
+# Prometheus listens on port 19090, or the next free one up to 19099 when
+# another run (or a leftover) holds it; the answers are checked to come from
+# this run's Prometheus.
 set -euo pipefail
 ex=$1/packaging/examples/prometheus
 command -v prometheus >/dev/null || { echo "prometheus not installed"; exit 1; }
@@ -21,19 +27,107 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-listen=127.0.60.3:19090
+host=127.0.60.3
+port=19090
 
-# Start Prometheus on CONFIG, wait until its targets are known, save
-# /api/v1/targets to OUT, stop it.
+# Write to OUT, as JSON, the targets Prometheus must discover from CONFIG:
+# for every job_name, the __address__ of each target of its static_configs
+# and of its file_sd_configs files (globs relative to CONFIG's directory).
+expected_targets() { # CONFIG OUT
+  python3 - "$1" "$2" <<'PY'
+import glob, json, os, sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+base = os.path.dirname(os.path.abspath(sys.argv[1]))
+want = {}
+for job in cfg["scrape_configs"]:
+    addrs = set()
+    for sc in job.get("static_configs", []):
+        addrs.update(sc["targets"])
+    for fs in job.get("file_sd_configs", []):
+        for pattern in fs["files"]:
+            for f in glob.glob(os.path.join(base, pattern)):
+                for group in yaml.safe_load(open(f)):
+                    addrs.update(group["targets"])
+    if not addrs:
+        sys.exit("FAIL: job %s has no targets to wait for" % job["job_name"])
+    want[job["job_name"]] = sorted(addrs)
+json.dump(want, open(sys.argv[2], "w"))
+PY
+}
+
+# True when the /api/v1/targets answer in FILE accounts for every target
+# of EXPECTED (expected_targets' output): each job's discovered addresses,
+# kept (activeTargets) or dropped by relabeling (droppedTargets), are all
+# there, so every job's discovery has reached the scrape pools. Otherwise
+# prints what is missing (with -v) and is false.
+targets_complete() { # FILE EXPECTED [-v]
+  python3 - "$@" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))["data"]
+except (OSError, ValueError, KeyError, TypeError):
+    sys.exit(1)
+want = json.load(open(sys.argv[2]))
+seen = {}
+for t in (d.get("activeTargets") or []) + (d.get("droppedTargets") or []):
+    dl = t.get("discoveredLabels", {})
+    seen.setdefault(dl.get("job"), set()).add(dl.get("__address__"))
+missing = {j: sorted(set(a) - seen.get(j, set())) for j, a in want.items()}
+missing = {j: a for j, a in missing.items() if a}
+if missing and len(sys.argv) > 3:
+    print("missing targets per job: %r" % missing)
+sys.exit(1 if missing else 0)
+PY
+}
+
+# True when the Prometheus answering on $listen is the one started here
+# (its TSDB is ours), not a leftover or a concurrent run's.
+ours() {
+  local flags
+  flags=$(curl -fsS --max-time 5 "http://$listen/api/v1/status/flags" 2>/dev/null) || return 1
+  python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["data"]["storage.tsdb.path"] == sys.argv[2] else 1)' \
+    "$flags" "$dir/data" 2>/dev/null
+}
+
+# Start Prometheus on CONFIG on $host:$port, or the next of 10 ports when
+# that one is taken (a leftover or a concurrent run); sets pid and listen.
+start_prometheus() { # CONFIG
+  local p deadline
+  for p in $(seq "$port" $((port + 9))); do
+    listen=$host:$p
+    rm -rf "$dir/data"
+    prometheus --config.file="$1" --storage.tsdb.path="$dir/data" \
+      --web.listen-address="$listen" --log.level=warn >"$dir/prom.log" 2>&1 &
+    pid=$!
+    deadline=$((SECONDS + 30))
+    # Up when it answers as ours; on another port when it exits over the
+    # address; a failure for anything else.
+    while [ "$SECONDS" -lt "$deadline" ]; do
+      ours && return 0
+      if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || true
+        pid=
+        grep -q 'address already in use' "$dir/prom.log" && continue 2
+        cat "$dir/prom.log"; echo "FAIL: Prometheus on $1 exited"; exit 1
+      fi
+      sleep 0.2
+    done
+    cat "$dir/prom.log"; echo "FAIL: Prometheus on $1 did not answer within 30 s"; exit 1
+  done
+  echo "FAIL: ports $port-$((port + 9)) on $host are all taken"; exit 1
+}
+
+# Start Prometheus on CONFIG, wait (at most 60 s) until every job's
+# targets are in /api/v1/targets (targets_complete), save that answer to
+# OUT, stop it.
 targets_of() { # CONFIG OUT
-  rm -rf "$dir/data"
-  prometheus --config.file="$1" --storage.tsdb.path="$dir/data" \
-    --web.listen-address="$listen" --log.level=warn >"$dir/prom.log" 2>&1 &
-  pid=$!
-  local ok=0
-  for _ in $(seq 1 150); do
-    if curl -fsS "http://$listen/api/v1/targets" >"$2" 2>/dev/null &&
-      python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["data"]; sys.exit(0 if d["activeTargets"] or d["droppedTargets"] else 1)' "$2"; then
+  local ok=0 deadline
+  expected_targets "$1" "$dir/expected.json"
+  start_prometheus "$1"
+  deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if curl -fsS --max-time 5 "http://$listen/api/v1/targets" >"$2" 2>/dev/null &&
+      targets_complete "$2" "$dir/expected.json"; then
       ok=1; break
     fi
     kill -0 "$pid" 2>/dev/null || break
@@ -42,7 +136,12 @@ targets_of() { # CONFIG OUT
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   pid=
-  [ "$ok" = 1 ] || { cat "$dir/prom.log"; echo "FAIL: Prometheus on $1 gave no targets"; exit 1; }
+  if [ "$ok" != 1 ]; then
+    cat "$dir/prom.log"
+    targets_complete "$2" "$dir/expected.json" -v || true
+    echo "FAIL: Prometheus on $1 did not list every job's targets within 60 s"
+    exit 1
+  fi
 }
 
 cp "$ex/smtp-probe.rules.yml" "$dir/"
