@@ -13,126 +13,129 @@ static const char *const phase_names[SP_PHASE_COUNT] = {
     "ehlo_tls", "auth",    "mail_from", "rcpt_to", "total",
 };
 
-/* One diagnosis code: its word, its hint, its state per role. */
+/* One diagnosis code: its word, its scope, its hint, its state per role. */
 struct code_entry {
   const char *name;            /* the contract word */
+  enum sp_code_scope scope;    /* what it is about */
   const char *hint;            /* what to check first */
   enum sp_state on_submission; /* state on the submission role */
   enum sp_state on_implicit;   /* state on the implicit-TLS role */
   enum sp_state on_relay;      /* state on the relay role */
 };
 
+#define PORT SP_SCOPE_PORT
 #define OK SP_STATE_OK
 #define WARN SP_STATE_WARNING
 #define CRIT SP_STATE_CRITICAL
 
 /* The table, indexed by enum sp_code (documented in README.md). */
 static const struct code_entry codes[SP_CODE_COUNT] = {
-    [SP_OK] = {"ok", "all phases passed", OK, OK, OK},
-    [SP_DNS_ERROR] = {"dns_error",
+    [SP_OK] = {"ok", PORT, "all phases passed", OK, OK, OK},
+    [SP_DNS_ERROR] = {"dns_error", PORT,
                       "name resolution failed: check the host name and the "
                       "resolver",
                       CRIT, CRIT, CRIT},
-    [SP_CONNECT_REFUSED] = {"connect_refused",
+    [SP_CONNECT_REFUSED] = {"connect_refused", PORT,
                             "nothing listens there: check the port number and "
                             "that the mail service runs",
                             CRIT, CRIT, CRIT},
-    [SP_CONNECT_TIMEOUT] = {"connect_timeout",
+    [SP_CONNECT_TIMEOUT] = {"connect_timeout", PORT,
                             "outbound network policy / firewall: check egress "
                             "to host:port (port 25 is often blocked)",
                             CRIT, CRIT, CRIT},
-    [SP_NETWORK_UNREACHABLE] = {"network_unreachable",
+    [SP_NETWORK_UNREACHABLE] = {"network_unreachable", PORT,
                                 "no route to the host: check routing and the "
                                 "address family (-4/-6)",
                                 CRIT, CRIT, CRIT},
-    [SP_CONNECTION_CLOSED] = {"connection_closed",
+    [SP_CONNECTION_CLOSED] = {"connection_closed", PORT,
                               "the server closed the connection: check its "
                               "logs (limits, blocklists, crashes)",
                               CRIT, CRIT, CRIT},
-    [SP_BANNER_TIMEOUT] = {"banner_timeout",
+    [SP_BANNER_TIMEOUT] = {"banner_timeout", PORT,
                            "no greeting: the server is overloaded, a proxy "
                            "holds the connection, or the TLS mode is wrong",
                            CRIT, CRIT, CRIT},
-    [SP_READ_TIMEOUT] = {"read_timeout",
+    [SP_READ_TIMEOUT] = {"read_timeout", PORT,
                          "the server stopped answering mid-dialogue: check "
                          "its load and any middlebox",
                          CRIT, CRIT, CRIT},
-    [SP_REJECTED] = {"rejected",
+    [SP_REJECTED] = {"rejected", PORT,
                      "the server refused for good (5xx): check sender "
                      "identity, domain auth, recipient policy, client "
                      "blocklists",
                      CRIT, CRIT, CRIT},
     /* A temporary refusal: a sender's MTA retries one later (WARNING on
      * relay), most applications submitting mail do not (CRITICAL). */
-    [SP_DEFERRED] = {"deferred",
+    [SP_DEFERRED] = {"deferred", PORT,
                      "a temporary refusal (4xx): check the server's "
                      "connection and rate limits, its load, and "
                      "greylisting",
                      CRIT, CRIT, WARN},
-    [SP_PROTOCOL_ERROR] = {"protocol_error",
+    [SP_PROTOCOL_ERROR] = {"protocol_error", PORT,
                            "the peer does not speak SMTP correctly: check "
                            "that this port is a mail server",
                            CRIT, CRIT, CRIT},
-    [SP_TLS_MODE_MISMATCH] = {"tls_mode_mismatch",
+    [SP_TLS_MODE_MISMATCH] = {"tls_mode_mismatch", PORT,
                               "port and TLS mode pairing: 465 is implicit "
                               "TLS, 587/2525/25 use STARTTLS",
                               CRIT, CRIT, CRIT},
-    [SP_STARTTLS_UNAVAILABLE] = {"starttls_unavailable",
+    [SP_STARTTLS_UNAVAILABLE] = {"starttls_unavailable", PORT,
                                  "STARTTLS is not offered or cannot start: "
                                  "enable TLS on the server (can it read its "
                                  "certificate and key?)",
                                  CRIT, CRIT, WARN},
-    [SP_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed",
+    [SP_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed", PORT,
                                  "port and TLS mode pairing, then protocol "
                                  "versions and ciphers on both sides (after a "
                                  "TLS alert: the server's log, key and "
                                  "certificate)",
                                  CRIT, CRIT, WARN},
-    [SP_TLS_WEAK_PROTOCOL] = {"tls_weak_protocol",
+    [SP_TLS_WEAK_PROTOCOL] = {"tls_weak_protocol", PORT,
                               "the server negotiated TLS below 1.2: raise its "
                               "minimum protocol version",
                               WARN, WARN, WARN},
-    [SP_CERT_UNTRUSTED] = {"cert_untrusted",
+    [SP_CERT_UNTRUSTED] = {"cert_untrusted", PORT,
                            "the certificate chain does not verify: install "
                            "the intermediates, or pass --cafile",
                            CRIT, CRIT, WARN},
-    [SP_CERT_HOSTNAME_MISMATCH] = {"cert_hostname_mismatch",
+    [SP_CERT_HOSTNAME_MISMATCH] = {"cert_hostname_mismatch", PORT,
                                    "the certificate does not name this host: "
                                    "check SANs, or --sni",
                                    CRIT, CRIT, WARN},
-    [SP_CERT_EXPIRED] = {"cert_expired",
+    [SP_CERT_EXPIRED] = {"cert_expired", PORT,
                          "a certificate the server sent has expired: renew "
                          "it and reload the server",
                          CRIT, CRIT, CRIT},
-    [SP_CERT_EXPIRING] = {"cert_expiring",
+    [SP_CERT_EXPIRING] = {"cert_expiring", PORT,
                           "a certificate expires soon: renew it (is "
                           "automatic renewal running?)",
                           WARN, WARN, WARN},
-    [SP_AUTH_BEFORE_TLS] = {"auth_before_tls",
+    [SP_AUTH_BEFORE_TLS] = {"auth_before_tls", PORT,
                             "AUTH is offered before TLS: credentials could "
                             "travel in clear (Postfix smtpd_tls_auth_only, "
                             "Exim auth_advertise_hosts, Haraka auth plugin "
                             "TLS setting)",
                             CRIT, WARN, WARN},
-    [SP_AUTH_UNAVAILABLE] = {"auth_unavailable",
+    [SP_AUTH_UNAVAILABLE] = {"auth_unavailable", PORT,
                              "AUTH or the wanted mechanism is not offered "
                              "after TLS: enable SASL on the submission "
                              "service, or pick an offered one (--auth-mech)",
                              CRIT, CRIT, WARN},
-    [SP_AUTH_FAILED] = {"auth_failed",
+    [SP_AUTH_FAILED] = {"auth_failed", PORT,
                         "credentials rejected: check user name, password and "
                         "mechanism",
                         CRIT, CRIT, CRIT},
-    [SP_STARTTLS_INJECTION] = {"starttls_injection",
+    [SP_STARTTLS_INJECTION] = {"starttls_injection", PORT,
                                "the server answers commands injected before "
                                "STARTTLS (CVE-2011-0411 class): upgrade it",
                                CRIT, CRIT, CRIT},
-    [SP_POLICY_VIOLATION] = {"policy_violation",
+    [SP_POLICY_VIOLATION] = {"policy_violation", PORT,
                              "the port does not match the environment's "
                              "policy",
                              CRIT, CRIT, CRIT},
 };
 
+#undef PORT
 #undef OK
 #undef WARN
 #undef CRIT
@@ -142,6 +145,33 @@ const char *sp_phase_name(enum sp_phase phase) {
   if ((unsigned)phase >= SP_PHASE_COUNT)
     return "unknown";
   return phase_names[phase];
+}
+
+/* Add a code to a set. */
+void sp_code_set_add(struct sp_code_set *set, enum sp_code code) {
+  if ((unsigned)code < SP_CODE_COUNT)
+    set->bits[code / 64] |= (uint64_t)1 << (code % 64);
+}
+
+/* Whether a code is in a set. */
+bool sp_code_set_has(const struct sp_code_set *set, enum sp_code code) {
+  return (unsigned)code < SP_CODE_COUNT &&
+         (set->bits[code / 64] >> (code % 64)) & 1;
+}
+
+/* The code's scope. */
+enum sp_code_scope sp_code_scope(enum sp_code code) {
+  if ((unsigned)code >= SP_CODE_COUNT)
+    return SP_SCOPE_PORT;
+  return codes[code].scope;
+}
+
+/* The scope's word. */
+const char *sp_code_scope_name(enum sp_code_scope scope) {
+  static const char *const names[] = {"port", "domain", "round_trip"};
+  if ((unsigned)scope >= sizeof(names) / sizeof(names[0]))
+    return "unknown";
+  return names[scope];
 }
 
 /* The code's word. */

@@ -106,14 +106,17 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
     if (res->phase_done[ph])
       put(&o, " %s=%.4fs", sp_phase_name((enum sp_phase)ph), res->phase_s[ph]);
   put(&o, "\n");
-  unsigned others = res->findings & ~(1u << res->code);
-  if (others) {
-    put(&o, "  also found:");
-    for (int c = 0; c < SP_CODE_COUNT; c++)
-      if (others & (1u << c))
-        put(&o, " %s", sp_code_name((enum sp_code)c));
-    put(&o, "\n");
+  bool others = false;
+  for (int c = 0; c < SP_CODE_COUNT; c++) {
+    if (c == (int)res->code ||
+        !sp_code_set_has(&res->findings, (enum sp_code)c))
+      continue;
+    put(&o, "%s %s",
+        others ? "" : "  also found:", sp_code_name((enum sp_code)c));
+    others = true;
   }
+  if (others)
+    put(&o, "\n");
   if (verbose >= 2) {
     for (int i = 0; res->certs && i < res->ncerts; i++) {
       char d[16];

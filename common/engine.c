@@ -301,7 +301,7 @@ static void batch_merge(struct batch *b) {
       continue;
     struct sp_result *main = p->main_res;
     if (main->injection_vulnerable) {
-      main->findings |= 1u << SP_STARTTLS_INJECTION;
+      sp_code_set_add(&main->findings, SP_STARTTLS_INJECTION);
       enum sp_state st =
           sp_probe_state_for(main, SP_STARTTLS_INJECTION, &b->req);
       if (st > main->state) {

@@ -382,7 +382,7 @@ int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
       if (res->per_address)
         sp_strlcpy(out[k].address, res->address, sizeof(out[k].address));
     if (added > 0) {
-      res->findings |= 1u << SP_POLICY_VIOLATION;
+      sp_code_set_add(&res->findings, SP_POLICY_VIOLATION);
       res->code = SP_POLICY_VIOLATION;
       res->state = sp_code_state(SP_POLICY_VIOLATION, res->role);
       snprintf(res->detail, sizeof(res->detail), "%s: %s%s", out[first].rule,

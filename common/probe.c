@@ -176,7 +176,7 @@ void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
   if (!p->decided) {
     p->decided = true;
     res->code = code;
-    res->findings |= 1u << code;
+    sp_code_set_add(&res->findings, code);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
@@ -916,7 +916,7 @@ static void judge(struct probe *p) {
   int worst = -1;
   enum sp_state worst_state = SP_STATE_OK;
   for (int i = 0; i < nf; i++) {
-    res->findings |= 1u << f[i].code;
+    sp_code_set_add(&res->findings, f[i].code);
     enum sp_state st = sp_probe_state_for(res, f[i].code, &b->req);
     sp_probe_trail(p, "finding %s (%s): %s", sp_code_name(f[i].code),
                    sp_state_name(st), f[i].detail);

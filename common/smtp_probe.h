@@ -48,9 +48,9 @@ enum sp_phase {
   SP_PHASE_STARTTLS,      /* STARTTLS command and its reply */
   SP_PHASE_TLS_HANDSHAKE, /* TLS handshake (STARTTLS or implicit) */
   SP_PHASE_EHLO_TLS,      /* EHLO inside TLS */
-  SP_PHASE_AUTH,          /* AUTH (reserved: authentication issue) */
-  SP_PHASE_MAIL_FROM,     /* MAIL FROM trial (reserved) */
-  SP_PHASE_RCPT_TO,       /* RCPT TO trial (reserved) */
+  SP_PHASE_AUTH,          /* AUTH */
+  SP_PHASE_MAIL_FROM,     /* MAIL FROM trial */
+  SP_PHASE_RCPT_TO,       /* RCPT TO trial */
   SP_PHASE_TOTAL,         /* start of probe to its end */
   SP_PHASE_COUNT
 };
@@ -88,6 +88,31 @@ enum sp_code {
   SP_POLICY_VIOLATION,
   SP_CODE_COUNT
 };
+
+/* What a code is about: the next codes (mail domains, round trips) are
+ * rows of the same table, with a scope of their own. */
+enum sp_code_scope {
+  SP_SCOPE_PORT,      /* one host:port probe */
+  SP_SCOPE_DOMAIN,    /* a mail domain (MX set, DANE, MTA-STS, records) */
+  SP_SCOPE_ROUND_TRIP /* a test message's round trip */
+};
+
+/* A set of codes, of any size (a result's findings). */
+struct sp_code_set {
+  uint64_t bits[(SP_CODE_COUNT + 63) / 64]; /* bit c: code c is in */
+};
+
+/* Add a code to a set. */
+void sp_code_set_add(struct sp_code_set *set, enum sp_code code);
+
+/* Whether a code is in a set. */
+bool sp_code_set_has(const struct sp_code_set *set, enum sp_code code);
+
+/* The code's scope. */
+enum sp_code_scope sp_code_scope(enum sp_code code);
+
+/* The scope's word: "port", "domain", "round_trip". */
+const char *sp_code_scope_name(enum sp_code_scope scope);
 
 /* The code's word: "ok", "dns_error", ... */
 const char *sp_code_name(enum sp_code code);
@@ -315,14 +340,14 @@ struct sp_result {
   char address[64];          /* numeric address connected to, or "" */
   bool per_address;          /* part of an all_addresses request */
 
-  enum sp_code code;        /* the diagnosis */
-  enum sp_state state;      /* sp_code_state + cert thresholds */
-  char detail[SP_MAX_TEXT]; /* specific detail: server reply, error text */
-  char hint[SP_MAX_TEXT];   /* this result's own "what to check first",
-                               or "" for the code's (sp_result_check_first) */
-  char software[16];        /* MTA the greeting or EHLO names ("Postfix",
-                               "Exim", "Haraka"), or "" */
-  unsigned findings;        /* bit (1 << code) for every code observed */
+  enum sp_code code;           /* the diagnosis */
+  enum sp_state state;         /* sp_code_state + cert thresholds */
+  char detail[SP_MAX_TEXT];    /* specific detail: server reply, error text */
+  char hint[SP_MAX_TEXT];      /* this result's own "what to check first",
+                                  or "" for the code's (sp_result_check_first) */
+  char software[16];           /* MTA the greeting or EHLO names ("Postfix",
+                                  "Exim", "Haraka"), or "" */
+  struct sp_code_set findings; /* every code observed */
 
   double phase_s[SP_PHASE_COUNT];  /* seconds per phase */
   bool phase_done[SP_PHASE_COUNT]; /* the phase happened */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The role x code table in docs/diagnosis.md must equal the one in
+# The code table in docs/diagnosis.md (scope, state per role, hint) must
+# equal the one in
 # common/codes.c (printed by the core itself via print_code_table).
 set -euo pipefail
 doc=$1
 printer=$2
 want=$("$printer")
-got=$(grep -E '^\| `[a-z_]+` \| (OK|WARNING|CRITICAL|UNKNOWN) \|' "$doc")
+got=$(grep -E '^\| `[a-z_]+` \| (port|domain|round_trip) \| (OK|WARNING|CRITICAL|UNKNOWN) \|' "$doc")
 if [ "$want" != "$(printf '%s\n' "$got")" ]; then
   echo "docs/diagnosis.md's table differs from common/codes.c:" >&2
   diff <(echo "$want") <(echo "$got") >&2 || true

@@ -47,6 +47,24 @@ static void code_words(void **state) {
   assert_int_equal(sp_code_from_name(NULL), -1);
 }
 
+/* A code set holds every code, each once, and nothing out of range. */
+static void code_sets(void **state) {
+  (void)state;
+  struct sp_code_set set = {{0}};
+  for (int c = 0; c < SP_CODE_COUNT; c += 2)
+    sp_code_set_add(&set, (enum sp_code)c);
+  sp_code_set_add(&set, (enum sp_code)SP_CODE_COUNT); /* ignored */
+  sp_code_set_add(&set, (enum sp_code) - 1);          /* ignored */
+  for (int c = 0; c < SP_CODE_COUNT; c++)
+    assert_int_equal(sp_code_set_has(&set, (enum sp_code)c), c % 2 == 0);
+  assert_false(sp_code_set_has(&set, (enum sp_code)SP_CODE_COUNT));
+  /* Every code has a scope with a word; today all are about a port. */
+  for (int c = 0; c < SP_CODE_COUNT; c++)
+    assert_int_equal(sp_code_scope((enum sp_code)c), SP_SCOPE_PORT);
+  assert_string_equal(sp_code_scope_name(SP_SCOPE_DOMAIN), "domain");
+  assert_string_equal(sp_code_scope_name(SP_SCOPE_ROUND_TRIP), "round_trip");
+}
+
 /* Phase names are the contract words, in order. */
 static void phase_words(void **state) {
   (void)state;
@@ -163,7 +181,8 @@ static void describe_text(void **state) {
   snprintf(res.certs[0].subject, sizeof(res.certs[0].subject), "%s", "CN=mx");
   res.phase_done[SP_PHASE_TOTAL] = true;
   res.phase_s[SP_PHASE_TOTAL] = 0.25;
-  res.findings = (1u << SP_CERT_EXPIRED) | (1u << SP_CERT_UNTRUSTED);
+  sp_code_set_add(&res.findings, SP_CERT_EXPIRED);
+  sp_code_set_add(&res.findings, SP_CERT_UNTRUSTED);
   char buf[2048];
   sp_result_describe(&res, 1, buf, sizeof(buf));
   assert_non_null(strstr(buf, "587 (submission"));
@@ -184,10 +203,10 @@ static void describe_text(void **state) {
 /* Run this file's tests. */
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(code_words),    cmocka_unit_test(phase_words),
-      cmocka_unit_test(default_roles), cmocka_unit_test(role_table),
-      cmocka_unit_test(timeout_codes), cmocka_unit_test(days_left),
-      cmocka_unit_test(describe_text),
+      cmocka_unit_test(code_words),  cmocka_unit_test(code_sets),
+      cmocka_unit_test(phase_words), cmocka_unit_test(default_roles),
+      cmocka_unit_test(role_table),  cmocka_unit_test(timeout_codes),
+      cmocka_unit_test(days_left),   cmocka_unit_test(describe_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
