@@ -125,7 +125,11 @@ fi
 # ---- 3b. the collectd plugin ----------------------------------------------------
 [ -f /usr/lib/collectd/smtp_probe.so ] || fail "no /usr/lib/collectd/smtp_probe.so"
 mkdir -p "$tmp/collectd"
+# Hostname and FQDNLookup false: the test must not depend on the machine's
+# own name resolving.
 cat >"$tmp/collectd.conf" <<EOF
+Hostname "smtp-probe-test"
+FQDNLookup false
 BaseDir "$tmp/collectd"
 PIDFile "$tmp/collectd/collectd.pid"
 TypesDB "/usr/share/collectd/types.db"
