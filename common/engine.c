@@ -166,6 +166,7 @@ static void probe_init(struct batch *b, struct probe *p, enum attempt_kind kind,
   p->kind = kind;
   p->res = res;
   p->fd = -1;
+  p->phase = SP_PHASE_COUNT; /* none timed yet */
   p->state = kind == AK_TLS_TRIAL ? CS_TRIAL_IDLE : CS_WAIT_DNS;
   sp_buf_init(&p->in, SP_MAX_PROBE_BUFFER);
   sp_buf_init(&p->out, SP_MAX_OUTPUT);
@@ -219,7 +220,7 @@ static void batch_spawn(struct batch *b) {
   for (int m = 0; m < nmain; m++) {
     const struct sp_port_spec *spec = &req->ports[m / per_port];
     struct probe *p = &b->probes[m];
-    probe_init(b, p, AK_MAIN, spec, &b->out->results[m]);
+    probe_init(b, p, AK_NORMAL, spec, &b->out->results[m]);
     p->res->per_address = per_addr;
     if (b->naddrs == 0)
       continue;

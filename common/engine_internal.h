@@ -29,12 +29,16 @@ struct ev_tag {
   enum ev_kind kind; /* what the rest of the struct is */
 };
 
-/* Why a probe's connection exists. */
+/* Why a probe's connection exists. A main probe (its result is the one
+ * reported) is AK_NORMAL, or AK_LEGACY_TLS once it reconnected to
+ * identify an old-protocol server; the others are side connections. */
 enum attempt_kind {
-  AK_MAIN,      /* the probe of a port: its result is reported */
-  AK_INJECTION, /* STARTTLS injection test beside a main probe */
-  AK_TLS_TRIAL  /* implicit-TLS trial beside a main probe whose greeting
-                   is late (the main connection keeps waiting) */
+  AK_NORMAL,     /* the probe of a port, at the normal TLS level */
+  AK_LEGACY_TLS, /* the same probe reconnected with TLS 1.0+ at security
+                    level 0, only to identify a failing server */
+  AK_INJECTION,  /* STARTTLS injection test beside a main probe */
+  AK_TLS_TRIAL   /* implicit-TLS trial beside a main probe whose greeting
+                    is late (the main connection keeps waiting) */
 };
 
 /* The states of one probe's connection. */
@@ -79,6 +83,7 @@ struct probe {
   uint32_t events;                   /* epoll events registered, 0: none */
   enum sp_phase phase;               /* phase being timed */
   double t_phase;                    /* when that phase began */
+  double t_state;                    /* when the state was entered */
   double attempt_deadline;           /* connect deadline for this address */
   double banner_deadline;            /* when to start the TLS trial, 0: never */
   int addr_cur;                      /* address index being tried */
@@ -88,8 +93,6 @@ struct probe {
   struct probe *partner;             /* main: its TLS trial (NULL: none);
                                         trial: its main probe */
   bool decided;                      /* res->code is final */
-  bool connect_timed;                /* the connect phase was recorded */
-  bool legacy_tls;                   /* retrying with TLS 1.0/1.1 allowed */
   char first_tls_error[SP_MAX_TEXT]; /* why the strict handshake failed,
                                         kept across the legacy retry */
   int first_tls_alert;               /* the alert it carried, -1: none */

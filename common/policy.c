@@ -364,35 +364,40 @@ static int check_one(const struct port_rule *r, struct sp_result *res,
   return *n - before;
 }
 
-/* Check a batch against the policy; mark deviating results. */
+/* Check one result against its port's rule; mark it when it deviates. */
+int sp_policy_check_result(const struct sp_policy *pol, struct sp_result *res,
+                           struct sp_deviation *out, int max) {
+  const struct port_rule *r = NULL;
+  for (int k = 0; k < pol->nrules; k++)
+    if (pol->rules[k].port == res->port)
+      r = &pol->rules[k];
+  if (!r)
+    return 0;
+  int n = 0;
+  int added = check_one(r, res, out, max, &n);
+  for (int k = 0; k < n; k++)
+    if (res->per_address)
+      sp_strlcpy(out[k].address, res->address, sizeof(out[k].address));
+  if (added > 0) {
+    sp_code_set_add(&res->findings, SP_POLICY_VIOLATION);
+    res->code = SP_POLICY_VIOLATION;
+    res->state = sp_code_state(SP_POLICY_VIOLATION, res->role);
+    snprintf(res->detail, sizeof(res->detail), "%s: %s%s", out[0].rule,
+             out[0].detail, added > 1 ? " (and more)" : "");
+  } else if (r->closed) {
+    res->code = SP_OK;
+    res->state = SP_STATE_OK;
+    snprintf(res->detail, sizeof(res->detail),
+             "closed, as the policy expects");
+  }
+  return n;
+}
+
+/* Check a batch against the policy: each result in turn. */
 int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
                     struct sp_deviation *out, int max) {
   int n = 0;
-  for (int i = 0; i < batch->nresults; i++) {
-    struct sp_result *res = &batch->results[i];
-    const struct port_rule *r = NULL;
-    for (int k = 0; k < pol->nrules; k++)
-      if (pol->rules[k].port == res->port)
-        r = &pol->rules[k];
-    if (!r)
-      continue;
-    int first = n;
-    int added = check_one(r, res, out, max, &n);
-    for (int k = first; k < n; k++)
-      if (res->per_address)
-        sp_strlcpy(out[k].address, res->address, sizeof(out[k].address));
-    if (added > 0) {
-      sp_code_set_add(&res->findings, SP_POLICY_VIOLATION);
-      res->code = SP_POLICY_VIOLATION;
-      res->state = sp_code_state(SP_POLICY_VIOLATION, res->role);
-      snprintf(res->detail, sizeof(res->detail), "%s: %s%s", out[first].rule,
-               out[first].detail, added > 1 ? " (and more)" : "");
-    } else if (r->closed) {
-      res->code = SP_OK;
-      res->state = SP_STATE_OK;
-      snprintf(res->detail, sizeof(res->detail),
-               "closed, as the policy expects");
-    }
-  }
+  for (int i = 0; i < batch->nresults; i++)
+    n += sp_policy_check_result(pol, &batch->results[i], out + n, max - n);
   return n;
 }

@@ -71,24 +71,67 @@ void sp_probe_trail(struct probe *p, const char *fmt, ...) {
   sp_transcript_add(&p->transcript, "* ", line, len);
 }
 
-/* Move to a new state (the one place transitions happen). */
+/* No phase: SP_PHASE_COUNT. */
+#define NO_PHASE SP_PHASE_COUNT
+
+/* The phase each state times, indexed by enum conn_state: entering a
+ * state begins its phase, leaving it ends it (set_state). */
+static const enum sp_phase state_phase[] = {
+    [CS_WAIT_DNS] = NO_PHASE,
+    [CS_TRIAL_IDLE] = NO_PHASE,
+    [CS_CONNECT] = SP_PHASE_CONNECT,
+    [CS_TLS_IMPLICIT] = SP_PHASE_TLS_HANDSHAKE,
+    [CS_BANNER] = SP_PHASE_BANNER,
+    [CS_EHLO] = SP_PHASE_EHLO,
+    [CS_HELO] = SP_PHASE_EHLO,
+    [CS_STARTTLS] = SP_PHASE_STARTTLS,
+    [CS_TLS_STARTTLS] = SP_PHASE_TLS_HANDSHAKE,
+    [CS_EHLO_TLS] = SP_PHASE_EHLO_TLS,
+    [CS_AUTH] = SP_PHASE_AUTH,
+    [CS_MAIL] = SP_PHASE_MAIL_FROM,
+    [CS_RCPT] = SP_PHASE_RCPT_TO,
+    [CS_DATA] = NO_PHASE,
+    [CS_BODY] = NO_PHASE,
+    [CS_RSET] = NO_PHASE,
+    [CS_INJECT_WAIT] = NO_PHASE,
+    [CS_QUIT] = NO_PHASE,
+    [CS_DONE] = NO_PHASE,
+};
+_Static_assert(sizeof(state_phase) / sizeof(state_phase[0]) == CS_COUNT,
+               "one phase entry per connection state");
+
+/* Move to a new state (the one place transitions happen). Leaving a
+ * state ends its phase: recorded when the dialogue moves on (or says
+ * QUIT after a reply), dropped when the probe ends or reconnects without
+ * an answer (a timeout, a failed handshake). Entering a state begins its
+ * phase, once per probe (an address or legacy retry does not time the
+ * connect again); side connections time nothing. */
 static void set_state(struct probe *p, enum conn_state st) {
-  if (p->state != st)
-    sp_probe_trail(p, "state %s -> %s", conn_state_names[p->state],
-                   conn_state_names[st]);
+  if (p->state == st)
+    return;
+  sp_probe_trail(p, "state %s -> %s", conn_state_names[p->state],
+                 conn_state_names[st]);
+  double now = now_s();
+  if (state_phase[p->state] != state_phase[st]) {
+    if (p->phase != NO_PHASE && st != CS_DONE && st != CS_CONNECT) {
+      p->res->phase_s[p->phase] = now - p->t_phase;
+      p->res->phase_done[p->phase] = true;
+    }
+    p->phase = NO_PHASE;
+    enum sp_phase next = state_phase[st];
+    bool side = p->kind == AK_TLS_TRIAL;
+    if (next != NO_PHASE && !side && !p->res->phase_done[next]) {
+      p->phase = next;
+      p->t_phase = now;
+    }
+  }
   p->state = st;
+  p->t_state = now;
 }
 
-/* Start timing a phase. */
-static void phase_begin(struct probe *p, enum sp_phase ph) {
-  p->phase = ph;
-  p->t_phase = now_s();
-}
-
-/* Record the time of the phase being timed. */
-static void phase_end(struct probe *p) {
-  p->res->phase_s[p->phase] = now_s() - p->t_phase;
-  p->res->phase_done[p->phase] = true;
+/* Whether the probe is a port's main probe (its result is reported). */
+static bool is_main(const struct probe *p) {
+  return p->kind == AK_NORMAL || p->kind == AK_LEGACY_TLS;
 }
 
 /* Register, change or drop the epoll events for the probe's socket. */
@@ -141,7 +184,7 @@ void sp_probe_finish(struct probe *p) {
   if (p->state == CS_DONE)
     return;
   sp_probe_close(p);
-  if (p->kind == AK_MAIN && p->partner && p->partner->state != CS_DONE) {
+  if (is_main(p) && p->partner && p->partner->state != CS_DONE) {
     if (p->partner->state != CS_TRIAL_IDLE)
       sp_probe_trail(p, "the implicit-TLS trial connection is no longer "
                         "needed: closed");
@@ -197,6 +240,21 @@ void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
   } else {
     sp_probe_finish(p);
   }
+}
+
+/* Settle the diagnosis and end the probe at once (no QUIT: the
+ * connection is unusable or the verdict needs no goodbye). */
+static void probe_fail(struct probe *p, enum sp_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void probe_fail(struct probe *p, enum sp_code code, const char *fmt,
+                       ...) {
+  char detail[SP_MAX_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_end(ap);
+  sp_probe_decide(p, code, "%s", detail);
+  sp_probe_finish(p);
 }
 
 /* Give the result its own "what to check first" (before the decision;
@@ -293,9 +351,8 @@ static void flush_out(struct probe *p) {
           want(p, EPOLLIN | EPOLLOUT);
           return;
         }
-        sp_probe_decide(p, SP_CONNECTION_CLOSED, "write failed in %s",
-                        conn_state_names[p->state]);
-        sp_probe_finish(p);
+        probe_fail(p, SP_CONNECTION_CLOSED, "write failed in %s",
+                   conn_state_names[p->state]);
         return;
       }
       n = r;
@@ -307,9 +364,8 @@ static void flush_out(struct probe *p) {
           return;
         }
         int err = errno;
-        sp_probe_decide(p, SP_CONNECTION_CLOSED, "write failed in %s: %s",
-                        conn_state_names[p->state], strerror(err));
-        sp_probe_finish(p);
+        probe_fail(p, SP_CONNECTION_CLOSED, "write failed in %s: %s",
+                   conn_state_names[p->state], strerror(err));
         return;
       }
     }
@@ -328,8 +384,7 @@ static void send_line(struct probe *p, const char *cmd, const char *shown) {
   }
   if (sp_buf_append(&p->out, cmd, n) != 0 ||
       sp_buf_append(&p->out, "\r\n", 2) != 0) {
-    sp_probe_decide(p, SP_PROTOCOL_ERROR, "output buffer full");
-    sp_probe_finish(p);
+    probe_fail(p, SP_PROTOCOL_ERROR, "output buffer full");
     return;
   }
   flush_out(p);
@@ -400,8 +455,6 @@ void sp_probe_connect(struct probe *p) {
   int left = p->addr_last - p->addr_cur + 1;
   p->attempt_deadline = now + (b->deadline - now) / (left > 0 ? left : 1);
   set_state(p, CS_CONNECT);
-  if (!p->connect_timed && p->kind != AK_TLS_TRIAL)
-    phase_begin(p, SP_PHASE_CONNECT);
 
   p->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (p->fd < 0) {
@@ -458,10 +511,6 @@ static void handle_connect(struct probe *p, uint32_t events) {
 
 /* The TCP connection is up: time it and go to TLS or the greeting. */
 static void on_connected(struct probe *p) {
-  if (!p->connect_timed && p->kind != AK_TLS_TRIAL) {
-    phase_end(p);
-    p->connect_timed = true;
-  }
   sp_probe_trail(p, "connected to %s port %u", p->res->address,
                  (unsigned)p->res->port);
   if (p->mode == SP_TLS_IMPLICIT) {
@@ -469,7 +518,6 @@ static void on_connected(struct probe *p) {
     return;
   }
   set_state(p, CS_BANNER);
-  phase_begin(p, SP_PHASE_BANNER);
   /* A port with a TLS trial beside it (batch_spawn decides which: never a
    * relay, where a TLS hello before the greeting is a pregreet
    * violation) starts it when the greeting is this late. */
@@ -477,7 +525,7 @@ static void on_connected(struct probe *p) {
   double total = p->batch->req.timeout_s;
   if (wait <= 0)
     wait = total / 3 < 2.0 ? total / 3 : 2.0;
-  p->banner_deadline = p->partner && p->kind == AK_MAIN ? now_s() + wait : 0;
+  p->banner_deadline = p->partner && is_main(p) ? now_s() + wait : 0;
   want(p, EPOLLIN);
 }
 
@@ -491,14 +539,12 @@ static void send_hello(struct probe *p, const char *verb);
 static void start_tls(struct probe *p, enum conn_state st) {
   struct batch *b = p->batch;
   set_state(p, st);
-  phase_begin(p, SP_PHASE_TLS_HANDSHAKE);
-  SSL_CTX *ctx = p->legacy_tls ? sp_engine_legacy_ctx(b) : b->ctx;
+  SSL_CTX *ctx = p->kind == AK_LEGACY_TLS ? sp_engine_legacy_ctx(b) : b->ctx;
   p->ssl = ctx ? SSL_new(ctx) : NULL;
   p->sniff.len = 0;
   BIO *bio = p->ssl ? sp_tls_sniff_bio(p->fd, &p->sniff) : NULL;
   if (!bio) {
-    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "cannot create a TLS session");
-    sp_probe_finish(p);
+    probe_fail(p, SP_TLS_HANDSHAKE_FAILED, "cannot create a TLS session");
     return;
   }
   SSL_set_bio(p->ssl, bio, bio);
@@ -534,8 +580,8 @@ static bool plaintext_answer(struct probe *p, char *shown, size_t shownlen) {
   sp_sanitize(shown, shownlen, d, line < 60 ? line : 60);
   if (p->batch->req.trace)
     sp_transcript_add(&p->transcript, "S: ", d, line);
-  if (p->kind == AK_MAIN && n >= 3 && d[1] >= '0' && d[1] <= '9' &&
-      d[2] >= '0' && d[2] <= '9')
+  if (is_main(p) && n >= 3 && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
+      d[2] <= '9')
     p->res->reply_code[SP_PHASE_BANNER] =
         (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
   return true;
@@ -548,7 +594,7 @@ static void trial_succeeded(struct probe *t) {
   char version[sizeof(t->res->tls_version)];
   sp_strlcpy(version, t->res->tls_version, sizeof(version));
   sp_probe_trail(m, "implicit-TLS trial: %s handshake completed", version);
-  double waited = now_s() - m->t_phase;
+  double waited = now_s() - m->t_state;
   sp_probe_finish(t);
   sp_probe_close(m);
   sp_probe_decide(m, SP_TLS_MODE_MISMATCH,
@@ -582,13 +628,13 @@ static void legacy_only_detail(struct probe *p, char *buf, size_t buflen) {
 static void on_tls_up(struct probe *p) {
   struct batch *b = p->batch;
   struct sp_result *res = p->res;
-  phase_end(p);
   res->tls = true;
   res->implicit_tls = p->state == CS_TLS_IMPLICIT;
   const char *name = b->req.sni ? b->req.sni : b->req.host;
   bool name_is_ip = !b->req.sni && b->host_is_ip;
   sp_tls_inspect(p->ssl, &p->vlog, name, name_is_ip, b->req.no_verify, res);
-  if (p->legacy_tls && !b->req.no_verify) /* judge at the normal level */
+  if (p->kind == AK_LEGACY_TLS &&
+      !b->req.no_verify) /* judge at the normal level */
     sp_tls_reverify(p->ssl, b->ctx, res);
   sp_probe_trail(p, "TLS up: %s %s, chain %s, hostname %s", res->tls_version,
                  res->tls_cipher,
@@ -600,7 +646,7 @@ static void on_tls_up(struct probe *p) {
     trial_succeeded(p);
     return;
   }
-  if (p->legacy_tls && SSL_version(p->ssl) >= TLS1_2_VERSION) {
+  if (p->kind == AK_LEGACY_TLS && SSL_version(p->ssl) >= TLS1_2_VERSION) {
     /* Not an old protocol (the strict context speaks TLS 1.2 and later):
      * it refused something else. */
     char detail[SP_MAX_TEXT];
@@ -609,8 +655,7 @@ static void on_tls_up(struct probe *p) {
                 "current clients accept: give it a SHA-256 capable "
                 "certificate and key (RSA 2048+ or ECDSA)");
     sp_probe_close(p);
-    sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", detail);
-    sp_probe_finish(p);
+    probe_fail(p, SP_TLS_HANDSHAKE_FAILED, "%s", detail);
     return;
   }
   if (p->kind == AK_INJECTION) {
@@ -624,14 +669,12 @@ static void on_tls_up(struct probe *p) {
   }
   if (p->state == CS_TLS_IMPLICIT) {
     set_state(p, CS_BANNER);
-    phase_begin(p, SP_PHASE_BANNER);
     p->banner_deadline = 0;
     want(p, EPOLLIN);
     handle_dialogue(p, EPOLLIN); /* the greeting may already be decrypted */
     return;
   }
   set_state(p, CS_EHLO_TLS);
-  phase_begin(p, SP_PHASE_EHLO_TLS);
   sp_reply_reset(&p->reply);
   send_hello(p, "EHLO");
 }
@@ -704,9 +747,8 @@ static void handle_tls(struct probe *p, uint32_t events) {
                 shown);
       return;
     }
-    sp_probe_decide(p, SP_TLS_MODE_MISMATCH,
-                    "port speaks plaintext SMTP (\"%s\"), use STARTTLS", shown);
-    sp_probe_finish(p);
+    probe_fail(p, SP_TLS_MODE_MISMATCH,
+               "port speaks plaintext SMTP (\"%s\"), use STARTTLS", shown);
     return;
   }
   if (e == SSL_ERROR_WANT_READ) {
@@ -730,7 +772,7 @@ static void handle_tls(struct probe *p, uint32_t events) {
    * more connection, TLS 1.0+ at security level 0, used for nothing else.
    * Never for the injection test, which only asks about plaintext. */
   bool before_cert = !p->vlog.cert_seen;
-  if (p->kind == AK_MAIN && !p->legacy_tls &&
+  if (p->kind == AK_NORMAL &&
       (before_cert || version_refused_reason(tls_error)) &&
       now_s() < p->batch->deadline) {
     sp_strlcpy(p->first_tls_error, why, sizeof(p->first_tls_error));
@@ -738,12 +780,12 @@ static void handle_tls(struct probe *p, uint32_t events) {
     sp_probe_trail(p, "retrying with TLS 1.0/1.1 and legacy algorithms "
                       "allowed, to identify the server");
     sp_probe_close(p);
-    p->legacy_tls = true;
+    p->kind = AK_LEGACY_TLS;
     p->addr_last = p->addr_cur;
     sp_probe_connect(p);
     return;
   }
-  if (p->legacy_tls && p->first_tls_error[0]) {
+  if (p->kind == AK_LEGACY_TLS && p->first_tls_error[0]) {
     /* The retry failed too: the first failure is the one to report. */
     sp_probe_trail(p, "the legacy retry failed too");
     sp_strlcpy(why, p->first_tls_error, sizeof(why));
@@ -757,8 +799,7 @@ static void handle_tls(struct probe *p, uint32_t events) {
     set_hint(p, "the server refused the handshake with an alert: check the "
                 "server's log first, and that it can read its key and "
                 "certificate");
-  sp_probe_decide(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
-  sp_probe_finish(p);
+  probe_fail(p, SP_TLS_HANDSHAKE_FAILED, "%s", why);
 }
 
 /* ---- The SMTP dialogue ----------------------------------------------- */
@@ -771,9 +812,8 @@ static int read_some(struct probe *p) {
   if (space > sizeof(buf))
     space = sizeof(buf);
   if (space == 0) {
-    sp_probe_decide(p, SP_PROTOCOL_ERROR, "more than %d bytes unparsed",
-                    SP_MAX_PROBE_BUFFER);
-    sp_probe_finish(p);
+    probe_fail(p, SP_PROTOCOL_ERROR, "more than %d bytes unparsed",
+               SP_MAX_PROBE_BUFFER);
     return -1;
   }
   quickack(p->fd);
@@ -989,7 +1029,6 @@ static void note_software(struct probe *p, const char *text) {
 static void on_banner(struct probe *p) {
   struct sp_result *res = p->res;
   res->reply_code[SP_PHASE_BANNER] = p->reply.code;
-  phase_end(p);
   p->banner_deadline = 0;
   if (p->partner && p->partner->state != CS_DONE) {
     if (p->partner->state != CS_TRIAL_IDLE)
@@ -1004,10 +1043,8 @@ static void on_banner(struct probe *p) {
   }
   if (p->res->tls) { /* implicit TLS: the first EHLO is already inside */
     set_state(p, CS_EHLO_TLS);
-    phase_begin(p, SP_PHASE_EHLO_TLS);
   } else {
     set_state(p, CS_EHLO);
-    phase_begin(p, SP_PHASE_EHLO);
   }
   send_hello(p, "EHLO");
 }
@@ -1025,11 +1062,9 @@ static void on_hello(struct probe *p) {
     return;
   }
   if (p->reply.code != 250) {
-    phase_end(p);
     refused(p, p->state == CS_HELO ? "HELO" : "EHLO");
     return;
   }
-  phase_end(p);
   note_software(p, p->reply.text.data);
   if (p->state == CS_EHLO)
     sp_caps_parse(&res->caps_plain, &p->reply);
@@ -1045,7 +1080,6 @@ static void on_hello(struct probe *p) {
     return;
   }
   set_state(p, CS_STARTTLS);
-  phase_begin(p, SP_PHASE_STARTTLS);
   if (p->kind ==
       AK_INJECTION) /* a harmless command pipelined behind STARTTLS */
     send_line(p, "STARTTLS\r\nNOOP",
@@ -1057,7 +1091,6 @@ static void on_hello(struct probe *p) {
 /* CS_STARTTLS: the reply to STARTTLS. */
 static void on_starttls(struct probe *p) {
   p->res->reply_code[SP_PHASE_STARTTLS] = p->reply.code;
-  phase_end(p);
   if (p->reply.code != 220) {
     if (p->reply.code >= 400 && p->reply.code < 500)
       set_hint(p,
@@ -1083,7 +1116,6 @@ static void on_starttls(struct probe *p) {
 static void on_ehlo_tls(struct probe *p) {
   struct sp_result *res = p->res;
   res->reply_code[SP_PHASE_EHLO_TLS] = p->reply.code;
-  phase_end(p);
   if (p->reply.code != 250) {
     refused(p, "EHLO after TLS");
     return;
@@ -1102,7 +1134,6 @@ static void start_trial(struct probe *p) {
   char cmd[SP_MAX_LINE];
   snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>", from);
   set_state(p, CS_MAIL);
-  phase_begin(p, SP_PHASE_MAIL_FROM);
   send_command(p, cmd);
 }
 
@@ -1177,7 +1208,6 @@ static void after_ehlo(struct probe *p) {
     return;
   }
   set_state(p, CS_AUTH);
-  phase_begin(p, SP_PHASE_AUTH);
   p->auth_step = 0;
   send_auth(p);
 }
@@ -1188,14 +1218,12 @@ static void on_auth(struct probe *p) {
   struct sp_result *res = p->res;
   res->reply_code[SP_PHASE_AUTH] = p->reply.code;
   if (p->reply.code == 235) {
-    phase_end(p);
     sp_strlcpy(res->auth_mech, p->auth_mech, sizeof(res->auth_mech));
     sp_probe_trail(p, "authenticated with %s", p->auth_mech);
     start_trial(p);
     return;
   }
   if (p->reply.code >= 400 && p->reply.code < 500) {
-    phase_end(p);
     set_hint(p, "the server could not check the credentials just now "
                 "(4xx): check its authentication backend (e.g. saslauthd, "
                 "Dovecot auth) and its log");
@@ -1204,13 +1232,11 @@ static void on_auth(struct probe *p) {
     return;
   }
   if (p->reply.code != 334) {
-    phase_end(p);
     sp_probe_decide(p, SP_AUTH_FAILED, "AUTH %s: \"%s\"", p->auth_mech,
                     p->reply.first);
     return;
   }
   if (++p->auth_step > 3) {
-    phase_end(p);
     sp_probe_decide(p, SP_PROTOCOL_ERROR, "AUTH %s: too many challenges",
                     p->auth_mech);
     return;
@@ -1229,7 +1255,6 @@ static void on_auth(struct probe *p) {
   else if (strcmp(m, "XOAUTH2") == 0) /* 334 carries an error: end it */
     n = snprintf(line, sizeof(line), "%s", "");
   if (n < 0) {
-    phase_end(p);
     sp_probe_decide(p, SP_PROTOCOL_ERROR,
                     "AUTH %s: unexpected challenge \"%s\"", m, p->reply.first);
     return;
@@ -1242,7 +1267,6 @@ static void on_auth(struct probe *p) {
 static void on_mail(struct probe *p) {
   const struct sp_request *req = &p->batch->req;
   p->res->reply_code[SP_PHASE_MAIL_FROM] = p->reply.code;
-  phase_end(p);
   if (p->reply.code != 250) {
     refused(p, "MAIL FROM");
     return;
@@ -1255,14 +1279,12 @@ static void on_mail(struct probe *p) {
   char cmd[SP_MAX_LINE];
   snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", req->rcpt_to);
   set_state(p, CS_RCPT);
-  phase_begin(p, SP_PHASE_RCPT_TO);
   send_command(p, cmd);
 }
 
 /* CS_RCPT: the reply to RCPT TO. */
 static void on_rcpt(struct probe *p) {
   p->res->reply_code[SP_PHASE_RCPT_TO] = p->reply.code;
-  phase_end(p);
   if (p->reply.code != 250 && p->reply.code != 251) {
     refused(p, "RCPT TO");
     return;
@@ -1364,9 +1386,8 @@ static void handle_dialogue(struct probe *p, uint32_t events) {
           sp_probe_finish(p);
           return;
         }
-        sp_probe_decide(p, SP_PROTOCOL_ERROR, "%s: %s",
-                        conn_state_names[p->state], why);
-        sp_probe_finish(p);
+        probe_fail(p, SP_PROTOCOL_ERROR, "%s: %s", conn_state_names[p->state],
+                   why);
         return;
       }
       if (st == SP_REPLY_MORE)
@@ -1467,7 +1488,7 @@ void sp_probe_timeout(struct probe *p, double now) {
       p->banner_deadline = 0; /* part of a greeting arrived: no trial */
       return;
     }
-    trial_start(p, now - p->t_phase);
+    trial_start(p, now - p->t_state);
     return;
   }
   if (p->state == CS_INJECT_WAIT && now >= p->inject_deadline) {
@@ -1496,7 +1517,7 @@ void sp_probe_timeout(struct probe *p, double now) {
   case CS_BANNER:
     trial_outcome(p, trial, sizeof(trial));
     sp_probe_decide(p, SP_BANNER_TIMEOUT, "no greeting within %.1fs%s",
-                    now - p->t_phase, trial);
+                    now - p->t_state, trial);
     break;
   case CS_TLS_IMPLICIT:
   case CS_TLS_STARTTLS:

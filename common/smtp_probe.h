@@ -447,6 +447,13 @@ int sp_policy_add_ports(const struct sp_policy *pol, struct sp_request *req);
 int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
                     struct sp_deviation *out, int max);
 
+/* The same for one result (an adapter that handles results one by one,
+ * e.g. collectd): write up to max deviations of this result, mark it as
+ * sp_policy_check does. Returns the number written; 0 when the policy has
+ * no rule for its port. */
+int sp_policy_check_result(const struct sp_policy *pol, struct sp_result *res,
+                           struct sp_deviation *out, int max);
+
 /* ---- Engine ---------------------------------------------------------- */
 
 /* All results of one submitted request. */
