@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,6 +428,39 @@ static void batch_drop_dns(struct batch *b) {
   }
 }
 
+/* The string fields of a request, which a batch's copy owns. */
+#define REQUEST_STRINGS(r)                                                     \
+  {                                                                            \
+    &(r)->host, &(r)->sni, &(r)->cafile, &(r)->ehlo_name, &(r)->source,        \
+        &(r)->dns_server, &(r)->auth_user, &(r)->auth_secret, &(r)->auth_mech, \
+        &(r)->mail_from, &(r)->rcpt_to                                         \
+  }
+
+/* Make the batch's request own copies of its strings; false when memory
+ * ran out (every field is then an owned copy or NULL, for batch_free). */
+static bool own_strings(struct sp_request *r) {
+  const char **fields[] = REQUEST_STRINGS(r);
+  bool ok = true;
+  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+    if (!*fields[i])
+      continue;
+    *fields[i] = strdup(*fields[i]);
+    ok = ok && *fields[i] != NULL;
+  }
+  return ok;
+}
+
+/* Free the batch request's owned strings (the secret wiped first). */
+static void free_strings(struct sp_request *r) {
+  if (r->auth_secret)
+    OPENSSL_cleanse((char *)r->auth_secret, strlen(r->auth_secret));
+  const char **fields[] = REQUEST_STRINGS(r);
+  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+    free((char *)*fields[i]);
+    *fields[i] = NULL;
+  }
+}
+
 /* Free a batch's own memory (not the results handed out). */
 static void batch_free(struct batch *b) {
   batch_drop_dns(b);
@@ -447,10 +479,7 @@ static void batch_free(struct batch *b) {
     free(b->scratch[i].certs);
   }
   free(b->scratch);
-  if (b->strings[7]) /* the secret */
-    OPENSSL_cleanse(b->strings[7], strlen(b->strings[7]));
-  for (size_t i = 0; i < sizeof(b->strings) / sizeof(b->strings[0]); i++)
-    free(b->strings[i]);
+  free_strings(&b->req);
   if (b->out)
     sp_batch_free(b->out);
   free(b);
@@ -655,10 +684,6 @@ struct sp_engine *sp_engine_new(char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  /* SSL_write on a socket the server closed must not kill the process. */
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
   pthread_mutex_init(&eng->lock, NULL);
   eng->epfd = epoll_create1(EPOLL_CLOEXEC);
   eng->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -713,14 +738,6 @@ SSL_CTX *sp_engine_legacy_ctx(struct batch *b) {
   return ctx;
 }
 
-/* Keep an owned copy of one request string. */
-static const char *own(struct batch *b, int slot, const char *s) {
-  if (!s)
-    return NULL;
-  b->strings[slot] = strdup(s);
-  return b->strings[slot];
-}
-
 /* Queue a request. */
 int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
                      sp_done_fn done, void *user, char *err, size_t errlen) {
@@ -750,17 +767,13 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
     if (spec->role == SP_ROLE_DEFAULT)
       spec->role = req->role;
   }
-  b->req.host = own(b, 0, req->host);
-  b->req.sni = own(b, 1, req->sni);
-  b->req.cafile = own(b, 2, req->cafile);
-  b->req.ehlo_name = own(b, 3, req->ehlo_name);
-  b->req.source = own(b, 4, req->source);
-  b->req.dns_server = own(b, 5, req->dns_server);
-  b->req.auth_user = own(b, 6, req->auth_user);
-  b->req.auth_secret = own(b, 7, req->auth_secret);
-  b->req.auth_mech = own(b, 8, req->auth_mech);
-  b->req.mail_from = own(b, 9, req->mail_from);
-  b->req.rcpt_to = own(b, 10, req->rcpt_to);
+  if (!own_strings(&b->req)) {
+    free_strings(&b->req);
+    free(b);
+    free(out);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
   b->done = done;
   b->user = user;
   b->weight = req->nports;

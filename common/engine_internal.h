@@ -120,8 +120,7 @@ struct dns_sock {
 /* One submitted request and its probes. */
 struct batch {
   struct sp_engine *eng;      /* owner */
-  struct sp_request req;      /* copy; strings point at owned copies */
-  char *strings[11];          /* owned copies of the request's strings */
+  struct sp_request req;      /* copy; its strings are owned copies */
   struct ctx_entry *ctxe;     /* the cached contexts for req.cafile */
   struct sp_result *scratch;  /* results of injection tests */
   int nscratch;               /* how many */

@@ -1,15 +1,19 @@
 /*
  * probe.c - one probe: the connection's state machine.
  *
- * An explicit state enum with a names table (engine_internal.h), every
- * transition through set_state(), one handler per state, walking the
- * straight path of an SMTP check:
+ * An explicit state enum (engine_internal.h) with a names table and a
+ * phase table (here, each asserted to match it), every transition through
+ * set_state() (which also begins and ends the phases), one handler per
+ * state, walking the straight path of an SMTP check:
  *
  *   connect -> [implicit TLS] -> banner -> ehlo -> starttls ->
  *   tls_handshake -> ehlo_tls -> [auth] -> [mail, rcpt] -> judge -> quit
  *
- * and ending with exactly one diagnosis code. Every read has a cap; the
- * event loop that drives it is in engine.c.
+ * and ending with exactly one diagnosis code. Beside a main probe run,
+ * as probes of their own (enum attempt_kind), the implicit-TLS trial and
+ * the injection test; the legacy-TLS identification is the main probe
+ * reconnecting. Every read has a cap; the event loop that drives it is
+ * in engine.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -472,7 +472,9 @@ typedef void (*sp_done_fn)(struct sp_batch *batch, void *user);
 
 struct sp_engine;
 
-/* Create an engine; NULL with a message in err on failure. */
+/* Create an engine; NULL with a message in err on failure. The engine
+ * leaves signal dispositions alone: every write to a server goes through
+ * send(MSG_NOSIGNAL), so a closed connection is an error, never SIGPIPE. */
 struct sp_engine *sp_engine_new(char *err, size_t errlen);
 
 /* Tell the library the process exits right after its probes (a plugin run

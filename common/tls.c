@@ -4,12 +4,14 @@
  * verification.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "probe_internal.h"
 
@@ -69,12 +71,23 @@ static int sniff_read(BIO *b, char *out, size_t outl, size_t *readbytes) {
   return r;
 }
 
-/* Write through to the socket. */
+/* Write to the socket with send(MSG_NOSIGNAL): a server that closed
+ * the connection gives EPIPE, never SIGPIPE, so the engine leaves the
+ * process's signal dispositions alone. */
 static int sniff_write(BIO *b, const char *in, size_t inl, size_t *written) {
-  int r = BIO_write_ex(BIO_next(b), in, inl, written);
+  int fd = -1;
   BIO_clear_retry_flags(b);
-  BIO_copy_next_retry(b);
-  return r;
+  *written = 0;
+  if (BIO_get_fd(BIO_next(b), &fd) < 0 || fd < 0)
+    return 0;
+  ssize_t n = send(fd, in, inl, MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      BIO_set_retry_write(b);
+    return 0;
+  }
+  *written = (size_t)n;
+  return 1;
 }
 
 /* Pass controls through to the socket BIO. */
