@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe_internal.h"
+#include "buffer.h"
+#include "smtp_probe.h"
 
 /* Start an empty buffer with a cap. */
 void sp_buf_init(struct sp_buf *b, size_t limit) {

@@ -34,6 +34,11 @@ static enum sp_tls_mode effective_mode(const struct sp_port_spec *spec) {
   return role == SP_ROLE_IMPLICIT ? SP_TLS_IMPLICIT : SP_TLS_STARTTLS;
 }
 
+/* The job a probe belongs to (its env is the job's first member). */
+static struct job *job_of(struct probe *p) {
+  return (struct job *)p->env;
+}
+
 /* ---- Timers and finished batches: the loop touches only what is due -- */
 
 /* Swap two heap entries, keeping their indexes right. */
@@ -103,8 +108,8 @@ static int timers_reserve(struct sp_engine *eng, int n) {
 }
 
 /* Put a batch whose probes are all done on the finished list, once. */
-static void batch_check_finished(struct batch *b) {
-  if (b->finished || !b->resolved || b->ndone < b->nprobes)
+static void job_check_finished(struct job *b) {
+  if (b->finished || !b->resolved || b->env.ndone < b->nprobes)
     return;
   b->finished = true;
   b->next_finished = b->eng->finished;
@@ -115,10 +120,10 @@ static void batch_check_finished(struct batch *b) {
  * its next timer, or out of it when done. Every change of a probe's state
  * or deadlines happens inside such a run, so the key is always current. */
 static void probe_rearm(struct probe *p) {
-  struct sp_engine *eng = p->batch->eng;
+  struct sp_engine *eng = job_of(p)->eng;
   if (p->state == CS_DONE) {
     timer_remove(eng, p);
-    batch_check_finished(p->batch);
+    job_check_finished(job_of(p));
     return;
   }
   p->timer_at = sp_probe_next_timer(p);
@@ -156,12 +161,12 @@ static bool wants_tls_trial(const struct sp_request *req,
 }
 
 /* Set up one probe of the batch (not connected yet). */
-static void probe_init(struct batch *b, struct probe *p, enum attempt_kind kind,
+static void probe_init(struct job *b, struct probe *p, enum attempt_kind kind,
                        const struct sp_port_spec *spec, struct sp_result *res) {
   const struct sp_request *req = &b->req;
   p->tag.kind = EV_PROBE;
   p->timer_index = -1;
-  p->batch = b;
+  p->env = &b->env;
   p->kind = kind;
   p->res = res;
   p->fd = -1;
@@ -177,7 +182,7 @@ static void probe_init(struct batch *b, struct probe *p, enum attempt_kind kind,
   res->tls_mode = spec->tls_mode;
   res->hostname_check = -1;
   p->mode = kind == AK_TLS_TRIAL ? SP_TLS_IMPLICIT : effective_mode(spec);
-  if (b->out->dns_s >= 0 && !b->host_is_ip) {
+  if (b->out->dns_s >= 0 && !b->env.host_is_ip) {
     res->phase_s[SP_PHASE_DNS] = b->out->dns_s;
     res->phase_done[SP_PHASE_DNS] = true;
   }
@@ -187,7 +192,7 @@ static void probe_init(struct batch *b, struct probe *p, enum attempt_kind kind,
  * probes (one per port, or per port and address), then an injection test
  * beside each STARTTLS one when asked, then an idle implicit-TLS trial
  * beside each that may need one. */
-static void batch_spawn(struct batch *b) {
+static void job_spawn(struct job *b) {
   struct sp_request *req = &b->req;
   bool per_addr = req->all_addresses && b->naddrs > 0;
   int per_port = per_addr ? b->naddrs : 1;
@@ -210,7 +215,7 @@ static void batch_spawn(struct batch *b) {
     free(b->probes);
     b->probes = NULL;
     b->nprobes = 0;
-    batch_check_finished(b);
+    job_check_finished(b);
     return;
   }
   b->nscratch = nside;
@@ -289,7 +294,7 @@ static void merge_transcript(struct sp_result *main, struct sp_result *side,
 
 /* Fold the injection tests and TLS trials into their main results (batch
  * complete). */
-static void batch_merge(struct batch *b) {
+static void job_merge(struct job *b) {
   for (int i = 0; i < b->nprobes; i++) {
     struct probe *p = &b->probes[i];
     if (p->kind == AK_TLS_TRIAL) {
@@ -319,11 +324,11 @@ static void batch_merge(struct batch *b) {
 }
 
 /* c-ares answered (called from inside sp_dns_process). */
-static void batch_resolved(void *arg, int naddrs,
-                           const struct sockaddr_storage *addrs,
-                           const char *why) {
-  struct batch *b = arg;
-  b->out->dns_s = now_s() - b->t_submit;
+static void job_resolved(void *arg, int naddrs,
+                         const struct sockaddr_storage *addrs,
+                         const char *why) {
+  struct job *b = arg;
+  b->out->dns_s = now_s() - b->env.t_submit;
   b->naddrs = naddrs;
   memcpy(b->addrs, addrs, sizeof(*addrs) * (size_t)naddrs);
   sp_strlcpy(b->dns_why, why ? why : "", sizeof(b->dns_why));
@@ -332,8 +337,8 @@ static void batch_resolved(void *arg, int naddrs,
 }
 
 /* c-ares asks to watch (or forget) one of its sockets. */
-static void batch_dns_sock(void *arg, int fd, bool readable, bool writable) {
-  struct batch *b = arg;
+static void job_dns_sock(void *arg, int fd, bool readable, bool writable) {
+  struct job *b = arg;
   struct dns_sock **pp = &b->dns_socks;
   while (*pp && (*pp)->fd != fd)
     pp = &(*pp)->next;
@@ -353,7 +358,7 @@ static void batch_dns_sock(void *arg, int fd, bool readable, bool writable) {
     if (!s)
       return;
     s->tag.kind = EV_DNS;
-    s->batch = b;
+    s->job = b;
     s->fd = fd;
     s->next = b->dns_socks;
     b->dns_socks = s;
@@ -364,7 +369,7 @@ static void batch_dns_sock(void *arg, int fd, bool readable, bool writable) {
 }
 
 /* Fill addrs from an IP literal host; false when it is not one. */
-static bool literal_address(struct batch *b) {
+static bool literal_address(struct job *b) {
   const char *h = b->req.host;
   struct sockaddr_in *s4 = (struct sockaddr_in *)&b->addrs[0];
   struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&b->addrs[0];
@@ -376,7 +381,7 @@ static bool literal_address(struct batch *b) {
   } else {
     return false;
   }
-  b->host_is_ip = true;
+  b->env.host_is_ip = true;
   int fam = b->addrs[0].ss_family;
   if ((b->req.family == SP_FAMILY_IPV4 && fam != AF_INET) ||
       (b->req.family == SP_FAMILY_IPV6 && fam != AF_INET6)) {
@@ -390,20 +395,20 @@ static bool literal_address(struct batch *b) {
 }
 
 /* Start a batch taken from the queue: resolve, or spawn probes. */
-static void batch_start(struct batch *b) {
+static void job_start(struct job *b) {
   b->out->dns_s = -1;
   if (literal_address(b)) {
     b->resolved = true;
-    batch_spawn(b);
+    job_spawn(b);
     return;
   }
   char err[SP_MAX_TEXT];
-  b->dns = sp_dns_new(b->req.dns_server, batch_dns_sock, b, err, sizeof(err));
+  b->dns = sp_dns_new(b->req.dns_server, job_dns_sock, b, err, sizeof(err));
   if (!b->dns) {
     b->resolved = true;
     b->naddrs = 0;
     sp_strlcpy(b->dns_why, err, sizeof(b->dns_why));
-    batch_spawn(b);
+    job_spawn(b);
     return;
   }
   int fam = b->req.family == SP_FAMILY_IPV4   ? AF_INET
@@ -411,11 +416,11 @@ static void batch_start(struct batch *b) {
                                               : AF_UNSPEC;
   b->next_resolving = b->eng->resolving;
   b->eng->resolving = b;
-  sp_dns_lookup(b->dns, b->req.host, fam, batch_resolved, b);
+  sp_dns_lookup(b->dns, b->req.host, fam, job_resolved, b);
 }
 
 /* Drop the resolver channel and its sockets. */
-static void batch_drop_dns(struct batch *b) {
+static void job_drop_dns(struct job *b) {
   if (b->dns) {
     sp_dns_free(b->dns);
     b->dns = NULL;
@@ -437,7 +442,7 @@ static void batch_drop_dns(struct batch *b) {
   }
 
 /* Make the batch's request own copies of its strings; false when memory
- * ran out (every field is then an owned copy or NULL, for batch_free). */
+ * ran out (every field is then an owned copy or NULL, for job_free). */
 static bool own_strings(struct sp_request *r) {
   const char **fields[] = REQUEST_STRINGS(r);
   bool ok = true;
@@ -462,8 +467,8 @@ static void free_strings(struct sp_request *r) {
 }
 
 /* Free a batch's own memory (not the results handed out). */
-static void batch_free(struct batch *b) {
-  batch_drop_dns(b);
+static void job_free(struct job *b) {
+  job_drop_dns(b);
   for (int i = 0; i < b->nprobes; i++) {
     timer_remove(b->eng, &b->probes[i]);
     sp_probe_close(&b->probes[i]);
@@ -490,18 +495,18 @@ static void batch_free(struct batch *b) {
 /* Move everything submitted into the running set. */
 static void start_queued(struct sp_engine *eng) {
   pthread_mutex_lock(&eng->lock);
-  struct batch *list = eng->queued;
+  struct job *list = eng->queued;
   eng->queued = NULL;
   pthread_mutex_unlock(&eng->lock);
   while (list) {
-    struct batch *b = list;
+    struct job *b = list;
     list = b->next;
     b->prev = NULL;
     b->next = eng->active;
     if (eng->active)
       eng->active->prev = b;
     eng->active = b;
-    batch_start(b);
+    job_start(b);
   }
 }
 
@@ -510,15 +515,15 @@ static void start_queued(struct sp_engine *eng) {
  * the probes with nothing due are not looked at). */
 static void run_timers(struct sp_engine *eng) {
   double now = now_s();
-  struct batch **pp = &eng->resolving;
+  struct job **pp = &eng->resolving;
   while (*pp) {
-    struct batch *b = *pp;
+    struct job *b = *pp;
     if (!b->resolved) {
       sp_dns_process(b->dns, -1, false, false);
-      if (!b->resolved && now >= b->deadline) {
+      if (!b->resolved && now >= b->env.deadline) {
         b->resolved = true;
         b->naddrs = 0;
-        b->out->dns_s = now - b->t_submit;
+        b->out->dns_s = now - b->env.t_submit;
         sp_strlcpy(b->dns_why, "resolution timed out", sizeof(b->dns_why));
       }
     }
@@ -527,8 +532,8 @@ static void run_timers(struct sp_engine *eng) {
       continue;
     }
     *pp = b->next_resolving;
-    batch_drop_dns(b);
-    batch_spawn(b);
+    job_drop_dns(b);
+    job_spawn(b);
   }
   int ndue = 0;
   while (eng->ntimers > 0 && eng->timers[0]->timer_at <= now) {
@@ -544,7 +549,7 @@ static void run_timers(struct sp_engine *eng) {
 }
 
 /* Unlink a batch from the active list. */
-static void active_unlink(struct sp_engine *eng, struct batch *b) {
+static void active_unlink(struct sp_engine *eng, struct job *b) {
   if (b->prev)
     b->prev->next = b->next;
   else
@@ -557,16 +562,16 @@ static void active_unlink(struct sp_engine *eng, struct batch *b) {
 /* Hand finished batches to their callbacks. */
 static void reap(struct sp_engine *eng) {
   while (eng->finished) {
-    struct batch *b = eng->finished;
+    struct job *b = eng->finished;
     eng->finished = b->next_finished;
     active_unlink(eng, b);
-    batch_merge(b);
+    job_merge(b);
     struct sp_batch *out = b->out;
     b->out = NULL;
     atomic_fetch_sub(&eng->inflight, b->weight);
     sp_done_fn done = b->done;
     void *user = b->user;
-    batch_free(b);
+    job_free(b);
     done(out, user);
   }
 }
@@ -577,14 +582,14 @@ static int loop_timeout_ms(struct sp_engine *eng, int max_ms) {
   double now = now_s();
   double next = now + max_ms / 1000.0;
   int ms = max_ms;
-  for (struct batch *b = eng->resolving; b; b = b->next_resolving) {
+  for (struct job *b = eng->resolving; b; b = b->next_resolving) {
     if (b->resolved)
       return 0; /* its probes start in run_timers */
     int d = sp_dns_timeout_ms(b->dns, ms);
     if (d < ms)
       ms = d;
-    if (b->deadline < next)
-      next = b->deadline;
+    if (b->env.deadline < next)
+      next = b->env.deadline;
   }
   if (eng->ntimers > 0 && eng->timers[0]->timer_at < next)
     next = eng->timers[0]->timer_at;
@@ -606,7 +611,7 @@ static void loop_once(struct sp_engine *eng, int max_ms) {
       (void)r;
     } else if (tag->kind == EV_DNS) {
       struct dns_sock *s = (struct dns_sock *)tag;
-      struct batch *b = s->batch;
+      struct job *b = s->job;
       if (b->dns)
         sp_dns_process(b->dns, s->fd,
                        evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
@@ -725,7 +730,8 @@ static struct ctx_entry *context_for(struct sp_engine *eng, const char *cafile,
 }
 
 /* The legacy (TLS 1.0+) context for a batch, made on first use. */
-SSL_CTX *sp_engine_legacy_ctx(struct batch *b) {
+static SSL_CTX *job_legacy_ctx(struct probe_env *env) {
+  struct job *b = (struct job *)env; /* env is the job's first member */
   struct sp_engine *eng = b->eng;
   pthread_mutex_lock(&eng->lock);
   if (!b->ctxe->legacy) {
@@ -749,7 +755,7 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
    * context_for, which says so when it cannot be loaded */
   if (sp_request_check_fields(req, err, errlen) != 0)
     return -1;
-  struct batch *b = calloc(1, sizeof(*b));
+  struct job *b = calloc(1, sizeof(*b));
   struct sp_batch *out = calloc(1, sizeof(*out));
   if (!b || !out) {
     free(b);
@@ -774,20 +780,25 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
     snprintf(err, errlen, "out of memory");
     return -1;
   }
+  b->env.req = &b->req;
+  b->env.addrs = b->addrs;
+  b->env.legacy_ctx = job_legacy_ctx;
+  b->env.epfd = eng->epfd;
+  b->env.fqdn = eng->fqdn;
   b->done = done;
   b->user = user;
   b->weight = req->nports;
   pthread_mutex_lock(&eng->lock);
   b->ctxe = context_for(eng, req->cafile, err, errlen);
-  b->ctx = b->ctxe ? b->ctxe->ctx : NULL;
-  if (!b->ctx) {
+  b->env.ctx = b->ctxe ? b->ctxe->ctx : NULL;
+  if (!b->env.ctx) {
     pthread_mutex_unlock(&eng->lock);
-    batch_free(b);
+    job_free(b);
     return -1;
   }
-  b->t_submit = now_s();
-  b->deadline = b->t_submit + req->timeout_s;
-  struct batch **tail = &eng->queued;
+  b->env.t_submit = now_s();
+  b->env.deadline = b->env.t_submit + req->timeout_s;
+  struct job **tail = &eng->queued;
   while (*tail)
     tail = &(*tail)->next;
   *tail = b;
@@ -827,17 +838,17 @@ int sp_engine_start(struct sp_engine *eng) {
 /* End every running probe now (engine stopping). */
 static void abort_all(struct sp_engine *eng) {
   start_queued(eng);
-  for (struct batch *b = eng->resolving; b; b = b->next_resolving) {
+  for (struct job *b = eng->resolving; b; b = b->next_resolving) {
     if (!b->resolved) {
       b->resolved = true;
       b->naddrs = 0;
       sp_strlcpy(b->dns_why, "engine stopped", sizeof(b->dns_why));
     }
-    batch_drop_dns(b);
-    batch_spawn(b);
+    job_drop_dns(b);
+    job_spawn(b);
   }
   eng->resolving = NULL;
-  for (struct batch *b = eng->active; b; b = b->next)
+  for (struct job *b = eng->active; b; b = b->next)
     for (int i = 0; i < b->nprobes; i++)
       if (b->probes[i].state != CS_DONE) {
         sp_probe_decide(&b->probes[i], SP_READ_TIMEOUT, "engine stopped");

@@ -1,133 +1,35 @@
 /*
- * engine_internal.h - what the engine (engine.c: loop, batches, threads)
- * and the per-probe state machine (probe.c) share. Internal to common/.
+ * engine_internal.h - the engine's own types (engine.c: loop, jobs,
+ * threads). Probes are driven through probe.h. Internal to common/.
  */
 #ifndef SP_ENGINE_INTERNAL_H
 #define SP_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
-#include <time.h>
 
-#include "probe_internal.h"
+#include "probe.h"
 #include "resolve.h"
 
-/* ---- Types ----------------------------------------------------------- */
-
-#define SP_MAX_OUTPUT 4096 /* bytes queued for sending per probe */
-
-/* What an epoll event's data.ptr points at. */
-enum ev_kind {
-  EV_PROBE, /* a probe's connection */
-  EV_DNS,   /* a c-ares socket */
-  EV_WAKE   /* the engine's eventfd */
-};
-
-/* First member of everything registered with epoll. */
-struct ev_tag {
-  enum ev_kind kind; /* what the rest of the struct is */
-};
-
-/* Why a probe's connection exists. A main probe (its result is the one
- * reported) is AK_NORMAL, or AK_LEGACY_TLS once it reconnected to
- * identify an old-protocol server; the others are side connections. */
-enum attempt_kind {
-  AK_NORMAL,     /* the probe of a port, at the normal TLS level */
-  AK_LEGACY_TLS, /* the same probe reconnected with TLS 1.0+ at security
-                    level 0, only to identify a failing server */
-  AK_INJECTION,  /* STARTTLS injection test beside a main probe */
-  AK_TLS_TRIAL   /* implicit-TLS trial beside a main probe whose greeting
-                    is late (the main connection keeps waiting) */
-};
-
-/* The states of one probe's connection. */
-enum conn_state {
-  CS_WAIT_DNS,     /* waiting for the batch's resolution */
-  CS_TRIAL_IDLE,   /* a TLS trial not started (its main probe's greeting
-                      may come in time) */
-  CS_CONNECT,      /* TCP connect in progress */
-  CS_TLS_IMPLICIT, /* TLS handshake before any SMTP */
-  CS_BANNER,       /* waiting for the 220 greeting */
-  CS_EHLO,         /* EHLO sent */
-  CS_HELO,         /* HELO sent after EHLO was refused */
-  CS_STARTTLS,     /* STARTTLS sent */
-  CS_TLS_STARTTLS, /* TLS handshake after STARTTLS */
-  CS_EHLO_TLS,     /* EHLO sent inside TLS */
-  CS_AUTH,         /* AUTH exchange in progress */
-  CS_MAIL,         /* MAIL FROM sent */
-  CS_RCPT,         /* RCPT TO sent */
-  CS_DATA,         /* DATA sent */
-  CS_BODY,         /* test message sent */
-  CS_RSET,         /* RSET sent after the trial */
-  CS_INJECT_WAIT,  /* injection test: listening for injected replies */
-  CS_QUIT,         /* verdict known, QUIT sent */
-  CS_DONE,         /* finished */
-  CS_COUNT
-};
-
-struct batch;
 struct ctx_entry;
-
-/* One probe: one port (and with all_addresses one address). */
-struct probe {
-  struct ev_tag tag;                 /* EV_PROBE */
-  struct batch *batch;               /* the request it belongs to */
-  struct sp_result *res;             /* where it writes what it finds */
-  enum conn_state state;             /* where it is */
-  enum sp_tls_mode mode;             /* effective TLS mode (auto resolved) */
-  int fd;                            /* the connection, -1 when none */
-  SSL *ssl;                          /* TLS session, NULL before TLS */
-  struct sp_verify_log vlog;         /* chain errors seen in the handshake */
-  struct sp_sniff sniff;             /* first bytes read under TLS */
-  uint32_t events;                   /* epoll events registered, 0: none */
-  enum sp_phase phase;               /* phase being timed */
-  double t_phase;                    /* when that phase began */
-  double t_state;                    /* when the state was entered */
-  double attempt_deadline;           /* connect deadline for this address */
-  double banner_deadline;            /* when to start the TLS trial, 0: never */
-  int addr_cur;                      /* address index being tried */
-  int addr_last;                     /* last address index this probe may try */
-  int last_errno;                    /* last connect error */
-  enum attempt_kind kind;            /* why this connection exists */
-  struct probe *partner;             /* main: its TLS trial (NULL: none);
-                                        trial: its main probe */
-  bool decided;                      /* res->code is final */
-  char first_tls_error[SP_MAX_TEXT]; /* why the strict handshake failed,
-                                        kept across the legacy retry */
-  int first_tls_alert;               /* the alert it carried, -1: none */
-  struct sp_result *main_res;        /* injection test or trial: the result of
-                                        the main probe it reports into */
-  const char *auth_mech;             /* mechanism being used */
-  int auth_step;                     /* continuation replies answered */
-  double inject_deadline;            /* end of listening for injected replies */
-  struct sp_buf in;                  /* bytes received, not yet parsed */
-  struct sp_buf out;                 /* bytes waiting to be sent */
-  struct sp_buf transcript;          /* dialogue and decision trail (trace) */
-  struct sp_reply reply;             /* reply being assembled */
-  int timer_index; /* place in the engine's timer heap, -1: none */
-  double timer_at; /* its key there: sp_probe_next_timer */
-};
 
 /* A c-ares socket being watched. */
 struct dns_sock {
   struct ev_tag tag;     /* EV_DNS */
-  struct batch *batch;   /* whose channel */
+  struct job *job;       /* whose channel */
   int fd;                /* the socket */
-  struct dns_sock *next; /* next in the batch's list */
+  struct dns_sock *next; /* next in the job's list */
 };
 
-/* One submitted request and its probes. */
-struct batch {
+/* One submitted request and its probes (the engine's own; what callers
+ * get back is the public struct sp_batch of results). */
+struct job {
+  struct probe_env env;       /* what its probes see (first member) */
   struct sp_engine *eng;      /* owner */
   struct sp_request req;      /* copy; its strings are owned copies */
   struct ctx_entry *ctxe;     /* the cached contexts for req.cafile */
   struct sp_result *scratch;  /* results of injection tests */
   int nscratch;               /* how many */
-  SSL_CTX *ctx;               /* shared context for req.cafile */
-  double t_submit;            /* monotonic submit time */
-  double deadline;            /* t_submit + timeout */
-  bool host_is_ip;            /* host is an IP literal (no DNS) */
   struct sp_dns *dns;         /* resolver channel while resolving */
   struct dns_sock *dns_socks; /* its sockets */
   bool resolved;              /* resolution finished (or not needed) */
@@ -136,16 +38,15 @@ struct batch {
   int naddrs;                                      /* how many */
   struct probe *probes;                            /* nprobes probes */
   int nprobes;                                     /* how many */
-  int ndone;                                       /* how many finished */
   struct sp_batch *out;                            /* results handed to done */
   sp_done_fn done;                                 /* completion callback */
   void *user;                                      /* its argument */
-  int weight;                   /* what it adds to the in-flight gauge */
-  bool finished;                /* every probe done: on the finished list */
-  struct batch *next;           /* queued or active list link */
-  struct batch *prev;           /* active list back link */
-  struct batch *next_resolving; /* resolving list link */
-  struct batch *next_finished;  /* finished list link */
+  int weight;                 /* what it adds to the in-flight gauge */
+  bool finished;              /* every probe done: on the finished list */
+  struct job *next;           /* queued or active list link */
+  struct job *prev;           /* active list back link */
+  struct job *next_resolving; /* resolving list link */
+  struct job *next_finished;  /* finished list link */
 };
 
 /* One cached client context per trust-anchor file. */
@@ -158,69 +59,25 @@ struct ctx_entry {
 
 /* The engine. */
 struct sp_engine {
-  int epfd;                /* epoll instance */
-  int wakefd;              /* eventfd to wake the loop */
-  struct ev_tag wake_tag;  /* EV_WAKE */
-  pthread_mutex_t lock;    /* guards queued and ctxs */
-  struct batch *queued;    /* submitted, not started */
-  struct batch *active;    /* running (loop thread only) */
-  struct batch *resolving; /* the active batches still resolving */
-  struct batch *finished;  /* the active batches whose probes are all done */
-  struct probe **timers;   /* min-heap of running probes by timer_at */
-  int ntimers;             /* probes in the heap */
-  int cap_timers;          /* room in timers and due */
-  int reserved;            /* probes of spawned batches (cap_timers >= it) */
-  struct probe **due;      /* scratch: probes whose timer passed */
-  struct ctx_entry *ctxs;  /* cached contexts */
-  atomic_int inflight;     /* ports being probed */
-  atomic_bool stopping;    /* ask the thread to end */
-  bool thread_running;     /* sp_engine_start was called */
-  pthread_t thread;        /* the loop thread */
-  char fqdn[SP_MAX_HOST];  /* default EHLO name */
+  int epfd;               /* epoll instance */
+  int wakefd;             /* eventfd to wake the loop */
+  struct ev_tag wake_tag; /* EV_WAKE */
+  pthread_mutex_t lock;   /* guards queued and ctxs */
+  struct job *queued;     /* submitted, not started */
+  struct job *active;     /* running (loop thread only) */
+  struct job *resolving;  /* the active jobs still resolving */
+  struct job *finished;   /* the active jobs whose probes are all done */
+  struct probe **timers;  /* min-heap of running probes by timer_at */
+  int ntimers;            /* probes in the heap */
+  int cap_timers;         /* room in timers and due */
+  int reserved;           /* probes of spawned jobs (cap_timers >= it) */
+  struct probe **due;     /* scratch: probes whose timer passed */
+  struct ctx_entry *ctxs; /* cached contexts */
+  atomic_int inflight;    /* ports being probed */
+  atomic_bool stopping;   /* ask the thread to end */
+  bool thread_running;    /* sp_engine_start was called */
+  pthread_t thread;       /* the loop thread */
+  char fqdn[SP_MAX_HOST]; /* default EHLO name */
 };
-
-/* Monotonic time in seconds. */
-static inline double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- probe.c: one probe's state machine ------------------------------ */
-
-/* Append a decision-trail line ("* ...") to the probe's transcript. */
-void sp_probe_trail(struct probe *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Open a connection to the probe's current address and start walking. */
-void sp_probe_connect(struct probe *p);
-
-/* Run the handler of the probe's state for epoll events. */
-void sp_probe_step(struct probe *p, uint32_t events);
-
-/* A timer of the probe passed (now >= sp_probe_next_timer). */
-void sp_probe_timeout(struct probe *p, double now);
-
-/* The next moment the probe needs attention without I/O. */
-double sp_probe_next_timer(const struct probe *p);
-
-/* Settle the diagnosis (first call wins), then QUIT or close. */
-void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* End the probe: close, hand its transcript over, count it done. */
-void sp_probe_finish(struct probe *p);
-
-/* Close the probe's connection and TLS session. */
-void sp_probe_close(struct probe *p);
-
-/* The state a code means for this result (role table, cert thresholds). */
-enum sp_state sp_probe_state_for(const struct sp_result *res, enum sp_code code,
-                                 const struct sp_request *req);
-
-/* ---- engine.c -------------------------------------------------------- */
-
-/* The batch's TLS 1.0+ context, made on first use (weak servers only). */
-SSL_CTX *sp_engine_legacy_ctx(struct batch *b);
 
 #endif /* SP_ENGINE_INTERNAL_H */

@@ -387,8 +387,7 @@ int sp_policy_check_result(const struct sp_policy *pol, struct sp_result *res,
   } else if (r->closed) {
     res->code = SP_OK;
     res->state = SP_STATE_OK;
-    snprintf(res->detail, sizeof(res->detail),
-             "closed, as the policy expects");
+    snprintf(res->detail, sizeof(res->detail), "closed, as the policy expects");
   }
   return n;
 }

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine_internal.h"
+#include "probe.h"
 
 /* State names for the decision trail, indexed by enum conn_state. */
 static const char *const conn_state_names[] = {
@@ -62,7 +62,7 @@ _Static_assert(sizeof(conn_state_names) / sizeof(conn_state_names[0]) ==
 
 /* Append a decision-trail line ("* ...") to the transcript. */
 void sp_probe_trail(struct probe *p, const char *fmt, ...) {
-  if (!p->batch->req.trace)
+  if (!p->env->req->trace)
     return;
   char line[SP_MAX_TEXT * 2];
   va_list ap;
@@ -146,7 +146,7 @@ static void want(struct probe *p, uint32_t events) {
   int op = p->events == 0 ? EPOLL_CTL_ADD
            : events == 0  ? EPOLL_CTL_DEL
                           : EPOLL_CTL_MOD;
-  epoll_ctl(p->batch->eng->epfd, op, p->fd, &ev);
+  epoll_ctl(p->env->epfd, op, p->fd, &ev);
   p->events = events;
 }
 
@@ -196,10 +196,10 @@ void sp_probe_finish(struct probe *p) {
   }
   struct sp_result *res = p->res;
   if (!res->phase_done[SP_PHASE_TOTAL]) {
-    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->batch->t_submit;
+    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->env->t_submit;
     res->phase_done[SP_PHASE_TOTAL] = true;
   }
-  res->state = sp_probe_state_for(res, res->code, &p->batch->req);
+  res->state = sp_probe_state_for(res, res->code, p->env->req);
   if (p->transcript.len) {
     res->transcript = p->transcript.data;
     res->transcript_len = p->transcript.len;
@@ -210,7 +210,7 @@ void sp_probe_finish(struct probe *p) {
   sp_reply_free(&p->reply);
   sp_buf_free(&p->out);
   set_state(p, CS_DONE);
-  p->batch->ndone++;
+  p->env->ndone++;
 }
 
 static void send_command(struct probe *p, const char *cmd);
@@ -228,7 +228,7 @@ void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
     va_end(ap);
-    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->batch->t_submit;
+    res->phase_s[SP_PHASE_TOTAL] = now_s() - p->env->t_submit;
     res->phase_done[SP_PHASE_TOTAL] = true;
     sp_probe_trail(p, "diagnosis %s: %s", sp_code_name(code), res->detail);
   }
@@ -238,7 +238,7 @@ void sp_probe_decide(struct probe *p, enum sp_code code, const char *fmt, ...) {
        p->state == CS_STARTTLS || p->state == CS_EHLO_TLS ||
        p->state == CS_AUTH || p->state == CS_MAIL || p->state == CS_RCPT ||
        p->state == CS_DATA || p->state == CS_BODY || p->state == CS_RSET);
-  if (can_quit && now_s() < p->batch->deadline) {
+  if (can_quit && now_s() < p->env->deadline) {
     set_state(p, CS_QUIT);
     send_command(p, "QUIT");
   } else {
@@ -307,7 +307,7 @@ static void trial_start(struct probe *p, double waited) {
                  waited);
   t->addr_cur = p->addr_cur;
   t->addr_last = p->addr_cur;
-  sp_probe_trail(t, "implicit-TLS trial of %s port %u", p->batch->req.host,
+  sp_probe_trail(t, "implicit-TLS trial of %s port %u", p->env->req->host,
                  (unsigned)p->res->port);
   sp_probe_connect(t);
 }
@@ -382,7 +382,7 @@ static void flush_out(struct probe *p) {
  * the line carries a credential. */
 static void send_line(struct probe *p, const char *cmd, const char *shown) {
   size_t n = strnlen(cmd, SP_MAX_LINE);
-  if (p->batch->req.trace) {
+  if (p->env->req->trace) {
     const char *t = shown ? shown : cmd;
     sp_transcript_add(&p->transcript, "C: ", t, strnlen(t, SP_MAX_LINE));
   }
@@ -410,11 +410,11 @@ static void on_connected(struct probe *p);
 static void connect_failed(struct probe *p, int err) {
   p->last_errno = err;
   char addr[64];
-  addr_text(&p->batch->addrs[p->addr_cur], addr, sizeof(addr));
+  addr_text(&p->env->addrs[p->addr_cur], addr, sizeof(addr));
   sp_probe_trail(p, "connect to %s failed: %s", addr,
                  err == ETIMEDOUT ? "timed out" : strerror(err));
   sp_probe_close(p);
-  if (p->addr_cur < p->addr_last && now_s() < p->batch->deadline) {
+  if (p->addr_cur < p->addr_last && now_s() < p->env->deadline) {
     p->addr_cur++;
     sp_probe_connect(p);
     return;
@@ -432,7 +432,7 @@ static void connect_failed(struct probe *p, int err) {
 
 /* Open a non-blocking connection to the current address. */
 void sp_probe_connect(struct probe *p) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   struct sockaddr_storage sa = b->addrs[p->addr_cur];
   socklen_t salen = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                              : sizeof(struct sockaddr_in);
@@ -442,8 +442,8 @@ void sp_probe_connect(struct probe *p) {
     ((struct sockaddr_in *)&sa)->sin_port = htons(p->res->port);
   addr_text(&sa, p->res->address, sizeof(p->res->address));
 
-  if (b->req.allow_address &&
-      !b->req.allow_address((struct sockaddr *)&sa, b->req.allow_ctx)) {
+  if (b->req->allow_address &&
+      !b->req->allow_address((struct sockaddr *)&sa, b->req->allow_ctx)) {
     sp_probe_trail(p, "address %s is not allowed: skipped", p->res->address);
     if (p->addr_cur < p->addr_last) {
       p->addr_cur++;
@@ -467,19 +467,19 @@ void sp_probe_connect(struct probe *p) {
   }
   int one = 1;
   setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (b->req.source) {
+  if (b->req->source) {
     struct sockaddr_storage src;
     memset(&src, 0, sizeof(src));
     socklen_t srclen = 0;
     if (sa.ss_family == AF_INET6) {
       struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
       s6->sin6_family = AF_INET6;
-      if (inet_pton(AF_INET6, b->req.source, &s6->sin6_addr) == 1)
+      if (inet_pton(AF_INET6, b->req->source, &s6->sin6_addr) == 1)
         srclen = sizeof(*s6);
     } else {
       struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
       s4->sin_family = AF_INET;
-      if (inet_pton(AF_INET, b->req.source, &s4->sin_addr) == 1)
+      if (inet_pton(AF_INET, b->req->source, &s4->sin_addr) == 1)
         srclen = sizeof(*s4);
     }
     if (srclen == 0 || bind(p->fd, (struct sockaddr *)&src, srclen) != 0) {
@@ -522,11 +522,11 @@ static void on_connected(struct probe *p) {
     return;
   }
   set_state(p, CS_BANNER);
-  /* A port with a TLS trial beside it (batch_spawn decides which: never a
+  /* A port with a TLS trial beside it (job_spawn decides which: never a
    * relay, where a TLS hello before the greeting is a pregreet
    * violation) starts it when the greeting is this late. */
-  double wait = p->batch->req.banner_wait_s;
-  double total = p->batch->req.timeout_s;
+  double wait = p->env->req->banner_wait_s;
+  double total = p->env->req->timeout_s;
   if (wait <= 0)
     wait = total / 3 < 2.0 ? total / 3 : 2.0;
   p->banner_deadline = p->partner && is_main(p) ? now_s() + wait : 0;
@@ -541,9 +541,9 @@ static void send_hello(struct probe *p, const char *verb);
 
 /* Make the TLS session and start the handshake. */
 static void start_tls(struct probe *p, enum conn_state st) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   set_state(p, st);
-  SSL_CTX *ctx = p->kind == AK_LEGACY_TLS ? sp_engine_legacy_ctx(b) : b->ctx;
+  SSL_CTX *ctx = p->kind == AK_LEGACY_TLS ? b->legacy_ctx(b) : b->ctx;
   p->ssl = ctx ? SSL_new(ctx) : NULL;
   p->sniff.len = 0;
   BIO *bio = p->ssl ? sp_tls_sniff_bio(p->fd, &p->sniff) : NULL;
@@ -555,7 +555,7 @@ static void start_tls(struct probe *p, enum conn_state st) {
   memset(&p->vlog, 0, sizeof(p->vlog));
   SSL_set_ex_data(p->ssl, sp_tls_verify_index(), &p->vlog);
   const char *sni =
-      b->req.sni ? b->req.sni : (b->host_is_ip ? NULL : b->req.host);
+      b->req->sni ? b->req->sni : (b->host_is_ip ? NULL : b->req->host);
   if (sni)
     SSL_set_tlsext_host_name(p->ssl, sni);
   SSL_set_connect_state(p->ssl);
@@ -582,7 +582,7 @@ static bool plaintext_answer(struct probe *p, char *shown, size_t shownlen) {
   while (line < n && d[line] != '\r' && d[line] != '\n')
     line++;
   sp_sanitize(shown, shownlen, d, line < 60 ? line : 60);
-  if (p->batch->req.trace)
+  if (p->env->req->trace)
     sp_transcript_add(&p->transcript, "S: ", d, line);
   if (is_main(p) && n >= 3 && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
       d[2] <= '9')
@@ -630,15 +630,15 @@ static void legacy_only_detail(struct probe *p, char *buf, size_t buflen) {
 
 /* What to do once the handshake is done. */
 static void on_tls_up(struct probe *p) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   struct sp_result *res = p->res;
   res->tls = true;
   res->implicit_tls = p->state == CS_TLS_IMPLICIT;
-  const char *name = b->req.sni ? b->req.sni : b->req.host;
-  bool name_is_ip = !b->req.sni && b->host_is_ip;
-  sp_tls_inspect(p->ssl, &p->vlog, name, name_is_ip, b->req.no_verify, res);
+  const char *name = b->req->sni ? b->req->sni : b->req->host;
+  bool name_is_ip = !b->req->sni && b->host_is_ip;
+  sp_tls_inspect(p->ssl, &p->vlog, name, name_is_ip, b->req->no_verify, res);
   if (p->kind == AK_LEGACY_TLS &&
-      !b->req.no_verify) /* judge at the normal level */
+      !b->req->no_verify) /* judge at the normal level */
     sp_tls_reverify(p->ssl, b->ctx, res);
   sp_probe_trail(p, "TLS up: %s %s, chain %s, hostname %s", res->tls_version,
                  res->tls_cipher,
@@ -778,7 +778,7 @@ static void handle_tls(struct probe *p, uint32_t events) {
   bool before_cert = !p->vlog.cert_seen;
   if (p->kind == AK_NORMAL &&
       (before_cert || version_refused_reason(tls_error)) &&
-      now_s() < p->batch->deadline) {
+      now_s() < p->env->deadline) {
     sp_strlcpy(p->first_tls_error, why, sizeof(p->first_tls_error));
     p->first_tls_alert = alert;
     sp_probe_trail(p, "retrying with TLS 1.0/1.1 and legacy algorithms "
@@ -863,8 +863,7 @@ static int read_some(struct probe *p) {
 static void send_hello(struct probe *p, const char *verb) {
   char cmd[SP_MAX_HOST + 8];
   snprintf(cmd, sizeof(cmd), "%s %s", verb,
-           p->batch->req.ehlo_name ? p->batch->req.ehlo_name
-                                   : p->batch->eng->fqdn);
+           p->env->req->ehlo_name ? p->env->req->ehlo_name : p->env->fqdn);
   send_command(p, cmd);
 }
 
@@ -892,11 +891,11 @@ static const char *auth_before_tls_hint(const char *software) {
 
 /* Collect the certificate findings (only with verification on). */
 static int cert_findings(struct probe *p, struct finding *f) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   struct sp_result *res = p->res;
   int nf = 0;
   time_t now = time(NULL);
-  if (!res->tls || b->req.no_verify)
+  if (!res->tls || b->req->no_verify)
     return 0;
   if (!res->verified) {
     f[nf].code = SP_CERT_UNTRUSTED;
@@ -925,19 +924,19 @@ static int session_version(const struct probe *p) {
 /* After the last step: weigh certificate, protocol and capability
  * findings and settle on the worst one (or ok). */
 static void judge(struct probe *p) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   struct sp_result *res = p->res;
   struct finding f[8] = {0};
   int nf = cert_findings(p, f);
   time_t now = time(NULL);
-  if (res->tls && b->req.cert_warn_days >= 0 && res->chain_not_after &&
+  if (res->tls && b->req->cert_warn_days >= 0 && res->chain_not_after &&
       res->chain_not_after > now &&
-      sp_days_left(res->chain_not_after, now) < b->req.cert_warn_days) {
+      sp_days_left(res->chain_not_after, now) < b->req->cert_warn_days) {
     f[nf].code = SP_CERT_EXPIRING;
     snprintf(f[nf++].detail, SP_MAX_TEXT, "a certificate expires in %ld days",
              sp_days_left(res->chain_not_after, now));
   }
-  int min = b->req.min_tls_version ? b->req.min_tls_version : TLS1_2_VERSION;
+  int min = b->req->min_tls_version ? b->req->min_tls_version : TLS1_2_VERSION;
   if (res->tls && session_version(p) < min) {
     f[nf].code = SP_TLS_WEAK_PROTOCOL;
     snprintf(f[nf++].detail, SP_MAX_TEXT, "the server negotiated %s",
@@ -961,7 +960,7 @@ static void judge(struct probe *p) {
   enum sp_state worst_state = SP_STATE_OK;
   for (int i = 0; i < nf; i++) {
     sp_code_set_add(&res->findings, f[i].code);
-    enum sp_state st = sp_probe_state_for(res, f[i].code, &b->req);
+    enum sp_state st = sp_probe_state_for(res, f[i].code, b->req);
     sp_probe_trail(p, "finding %s (%s): %s", sp_code_name(f[i].code),
                    sp_state_name(st), f[i].detail);
     if (worst < 0 || st > worst_state) {
@@ -1130,7 +1129,7 @@ static void on_ehlo_tls(struct probe *p) {
 
 /* Start the MAIL FROM / RCPT TO trial, or judge when none is asked. */
 static void start_trial(struct probe *p) {
-  const char *from = p->batch->req.mail_from;
+  const char *from = p->env->req->mail_from;
   if (!from) {
     judge(p);
     return;
@@ -1143,7 +1142,7 @@ static void start_trial(struct probe *p) {
 
 /* Send the AUTH step for the mechanism (step 0: the command itself). */
 static void send_auth(struct probe *p) {
-  const struct sp_request *req = &p->batch->req;
+  const struct sp_request *req = p->env->req;
   const char *m = p->auth_mech;
   char cmd[SP_MAX_LINE];
   char b64[SP_MAX_LINE];
@@ -1174,7 +1173,7 @@ static void send_auth(struct probe *p) {
 /* After the last EHLO: AUTH when asked (only inside TLS, only to a
  * server whose certificate passed), then the trial, then the verdict. */
 static void after_ehlo(struct probe *p) {
-  const struct sp_request *req = &p->batch->req;
+  const struct sp_request *req = p->env->req;
   struct sp_result *res = p->res;
   if (p->kind == AK_INJECTION) {
     sp_probe_finish(p); /* no STARTTLS to test */
@@ -1218,7 +1217,7 @@ static void after_ehlo(struct probe *p) {
 
 /* CS_AUTH: 235 done, 334 continue, anything else failed. */
 static void on_auth(struct probe *p) {
-  const struct sp_request *req = &p->batch->req;
+  const struct sp_request *req = p->env->req;
   struct sp_result *res = p->res;
   res->reply_code[SP_PHASE_AUTH] = p->reply.code;
   if (p->reply.code == 235) {
@@ -1269,7 +1268,7 @@ static void on_auth(struct probe *p) {
 
 /* CS_MAIL: the reply to MAIL FROM. */
 static void on_mail(struct probe *p) {
-  const struct sp_request *req = &p->batch->req;
+  const struct sp_request *req = p->env->req;
   p->res->reply_code[SP_PHASE_MAIL_FROM] = p->reply.code;
   if (p->reply.code != 250) {
     refused(p, "MAIL FROM");
@@ -1293,7 +1292,7 @@ static void on_rcpt(struct probe *p) {
     refused(p, "RCPT TO");
     return;
   }
-  if (p->batch->req.send_message) {
+  if (p->env->req->send_message) {
     set_state(p, CS_DATA);
     send_command(p, "DATA");
   } else {
@@ -1304,7 +1303,7 @@ static void on_rcpt(struct probe *p) {
 
 /* CS_DATA: 354, then the test message with a unique Message-ID. */
 static void on_data(struct probe *p) {
-  const struct sp_request *req = &p->batch->req;
+  const struct sp_request *req = p->env->req;
   struct sp_result *res = p->res;
   if (p->reply.code != 354) {
     p->res->message_id[0] = '\0';
@@ -1382,7 +1381,7 @@ static void handle_dialogue(struct probe *p, uint32_t events) {
       return;
     while (p->in.len && reply_handlers[p->state]) {
       char why[SP_MAX_TEXT];
-      struct sp_buf *t = p->batch->req.trace ? &p->transcript : NULL;
+      struct sp_buf *t = p->env->req->trace ? &p->transcript : NULL;
       enum sp_reply_status st =
           sp_reply_feed(&p->reply, &p->in, t, why, sizeof(why));
       if (st == SP_REPLY_ERROR) {
@@ -1478,7 +1477,7 @@ static void trial_outcome(const struct probe *p, char *buf, size_t buflen) {
 
 /* A deadline passed: say which phase starved. */
 void sp_probe_timeout(struct probe *p, double now) {
-  struct batch *b = p->batch;
+  struct probe_env *b = p->env;
   if (p->state == CS_DONE)
     return;
   if (p->state == CS_CONNECT && now >= p->attempt_deadline &&
@@ -1539,7 +1538,7 @@ void sp_probe_timeout(struct probe *p, double now) {
 
 /* The next moment this probe needs attention without I/O. */
 double sp_probe_next_timer(const struct probe *p) {
-  double t = p->batch->deadline;
+  double t = p->env->deadline;
   if (p->state == CS_CONNECT && p->attempt_deadline < t)
     t = p->attempt_deadline;
   if (p->state == CS_BANNER && p->banner_deadline > 0 && p->banner_deadline < t)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "probe_internal.h"
+#include "reply.h"
 
 /* Start an empty reply. */
 void sp_reply_init(struct sp_reply *r) {

@@ -1,17 +1,16 @@
 /*
  * sasl.c - client side of the SASL mechanisms smtp-probe speaks
- * (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) and loading secrets safely.
+ * (PLAIN, LOGIN, CRAM-MD5, XOAUTH2), and base64.
  */
-#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
-#include "probe_internal.h"
+#include "sasl.h"
+#include "smtp_probe.h"
 
 /* Base64-encode n bytes (no newlines); -1 when out is too small. */
 int sp_b64_encode(const void *in, size_t n, char *out, size_t outlen) {
@@ -134,61 +133,4 @@ const char *sp_sasl_pick(const char *offered, const char *wanted) {
     if (list_has(offered, order[i]))
       return order[i];
   return NULL;
-}
-
-/* Read a secret from a file's first line or an environment variable. */
-int sp_secret_load(const char *file, const char *envvar, char *buf,
-                   size_t buflen, char *warn, size_t warnlen, char *err,
-                   size_t errlen) {
-  if (warnlen)
-    warn[0] = '\0';
-  if (buflen == 0)
-    return -1;
-  buf[0] = '\0';
-  if (!file) {
-    const char *v = envvar ? getenv(envvar) : NULL;
-    if (!v || !*v) {
-      snprintf(err, errlen, "secret: environment variable %s is not set",
-               envvar ? envvar : "(none)");
-      return -1;
-    }
-    if (strlen(v) >= buflen || strlen(v) >= SP_MAX_SECRET) {
-      snprintf(err, errlen, "secret: %s is too long", envvar);
-      return -1;
-    }
-    sp_strlcpy(buf, v, buflen);
-    return 0;
-  }
-  FILE *f = fopen(file, "r");
-  if (!f) {
-    snprintf(err, errlen, "secret file %s: %s", file, strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) && warnlen)
-    snprintf(warn, warnlen,
-             "secret file %s is readable by group or others (chmod 600)", file);
-  char line[SP_MAX_SECRET + 2];
-  if (!fgets(line, sizeof(line), f)) {
-    fclose(f);
-    snprintf(err, errlen, "secret file %s is empty", file);
-    return -1;
-  }
-  fclose(f);
-  size_t n = strcspn(line, "\r\n");
-  if (line[n] == '\0' && n >= SP_MAX_SECRET) {
-    OPENSSL_cleanse(line, sizeof(line));
-    snprintf(err, errlen, "secret file %s: first line too long", file);
-    return -1;
-  }
-  line[n] = '\0';
-  if (n == 0 || n >= buflen) {
-    OPENSSL_cleanse(line, sizeof(line));
-    snprintf(err, errlen, "secret file %s: first line is empty or too long",
-             file);
-    return -1;
-  }
-  memcpy(buf, line, n + 1);
-  OPENSSL_cleanse(line, sizeof(line));
-  return 0;
 }

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "probe_internal.h"
+#include "buffer.h"
+#include "tls.h"
 
 /* The ex_data slot holding a struct sp_verify_log * per SSL. */
 static int verify_index = -1;
