@@ -94,6 +94,10 @@ size_t sp_result_describe(const struct sp_result *res, int verbose, char *buf,
     sp_caps_format(&res->caps_tls, caps, sizeof(caps));
     put(&o, "  capabilities after TLS: %s\n", caps);
   }
+  if (res->client_cert_requested)
+    put(&o, "  client certificate: %s\n",
+        res->client_cert_sent ? "requested by the server and sent"
+                              : "requested by the server, none sent");
   if (res->auth_mech[0])
     put(&o, "  AUTH: %s accepted\n", res->auth_mech);
   if (res->message_id[0])

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "engine_internal.h"
@@ -438,7 +440,7 @@ static void job_drop_dns(struct job *b) {
   {                                                                            \
     &(r)->host, &(r)->sni, &(r)->cafile, &(r)->ehlo_name, &(r)->source,        \
         &(r)->dns_server, &(r)->auth_user, &(r)->auth_secret, &(r)->auth_mech, \
-        &(r)->mail_from, &(r)->rcpt_to                                         \
+        &(r)->mail_from, &(r)->rcpt_to, &(r)->client_cert, &(r)->client_key    \
   }
 
 /* Make the batch's request own copies of its strings; false when memory
@@ -466,6 +468,51 @@ static void free_strings(struct sp_request *r) {
   }
 }
 
+/* Load the request's client certificate chain and key once for all its
+ * connections; -1 with err naming the file (never the key's bytes). */
+static int load_client_identity(struct job *b, char *err, size_t errlen) {
+  const struct sp_request *req = &b->req;
+  if (!req->client_cert)
+    return 0;
+  FILE *f = fopen(req->client_cert, "r");
+  if (f) {
+    b->env.client_cert = PEM_read_X509(f, NULL, NULL, NULL);
+    X509 *x;
+    while (b->env.client_cert && (x = PEM_read_X509(f, NULL, NULL, NULL))) {
+      if (!b->env.client_chain)
+        b->env.client_chain = sk_X509_new_null();
+      if (!b->env.client_chain || !sk_X509_push(b->env.client_chain, x))
+        X509_free(x);
+    }
+    fclose(f);
+  }
+  ERR_clear_error(); /* the end of the file reads as an error */
+  if (!b->env.client_cert) {
+    snprintf(err, errlen, "client_cert: no PEM certificate in %.200s",
+             req->client_cert);
+    return -1;
+  }
+  f = fopen(req->client_key, "r");
+  if (f) {
+    b->env.client_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+  }
+  ERR_clear_error();
+  if (!b->env.client_key) {
+    snprintf(err, errlen,
+             "client_key: no PEM private key (unencrypted) in %.200s",
+             req->client_key);
+    return -1;
+  }
+  if (X509_check_private_key(b->env.client_cert, b->env.client_key) != 1) {
+    ERR_clear_error();
+    snprintf(err, errlen, "client_key: does not match client_cert %.200s",
+             req->client_cert);
+    return -1;
+  }
+  return 0;
+}
+
 /* Free a batch's own memory (not the results handed out). */
 static void job_free(struct job *b) {
   job_drop_dns(b);
@@ -485,6 +532,9 @@ static void job_free(struct job *b) {
   }
   free(b->scratch);
   free_strings(&b->req);
+  X509_free(b->env.client_cert);
+  sk_X509_pop_free(b->env.client_chain, X509_free);
+  EVP_PKEY_free(b->env.client_key);
   if (b->out)
     sp_batch_free(b->out);
   free(b);
@@ -778,6 +828,10 @@ int sp_engine_submit(struct sp_engine *eng, const struct sp_request *req,
     free(b);
     free(out);
     snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  if (load_client_identity(b, err, errlen) != 0) {
+    job_free(b);
     return -1;
   }
   b->env.req = &b->req;

@@ -46,6 +46,9 @@ enum field {
   F_SEND,
   F_CHECK_INJECTION,
   F_TLS_TRIAL,
+  F_PROXY,
+  F_CLIENT_CERT,
+  F_CLIENT_KEY,
   F_MIN_TLS
 };
 
@@ -123,6 +126,16 @@ static const struct row rows[] = {
     {{"tls_trial", SP_GRAM_BOOL, 0, 0, "true",
       "implicit-TLS trial beside a late greeting (never on the relay role)"},
      F_TLS_TRIAL},
+    {{"proxy_protocol", SP_GRAM_PROXY, 0, 0, "none",
+      "PROXY protocol header (v1 or v2) first on every connection, with the "
+      "real socket addresses, for servers behind a load balancer"},
+     F_PROXY},
+    {{"client_cert", SP_GRAM_PATH, 0, 0, "none",
+      "TLS client certificate chain (PEM), sent when the server asks"},
+     F_CLIENT_CERT},
+    {{"client_key", SP_GRAM_PATH, 0, 0, "none",
+      "its private key (PEM; a secret file: mode 600)"},
+     F_CLIENT_KEY},
     {{"min_tls", SP_GRAM_TLS_VERSION, 0, 0, "1.2",
       "lowest acceptable TLS version: 1.0, 1.1, 1.2, 1.3"},
      F_MIN_TLS},
@@ -395,6 +408,16 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
     if (parse_int(o, value, &v, err, errlen) != 0)
       return -1;
     break;
+  case SP_GRAM_PROXY:
+    v = strcasecmp(value, "none") == 0 ? SP_PROXY_NONE
+        : strcasecmp(value, "v1") == 0 ? SP_PROXY_V1
+        : strcasecmp(value, "v2") == 0 ? SP_PROXY_V2
+                                       : -1;
+    if (v < 0) {
+      snprintf(err, errlen, "'%.40s' is not none, v1 or v2", value);
+      return -1;
+    }
+    break;
   case SP_GRAM_PORTS:
     break;
   }
@@ -470,6 +493,15 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
     break;
   case F_TLS_TRIAL:
     req->no_tls_trial = !b;
+    break;
+  case F_PROXY:
+    req->proxy_protocol = (enum sp_proxy)v;
+    break;
+  case F_CLIENT_CERT:
+    req->client_cert = value;
+    break;
+  case F_CLIENT_KEY:
+    req->client_key = value;
     break;
   case F_MIN_TLS:
     req->min_tls_version = v;

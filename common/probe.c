@@ -513,10 +513,96 @@ static void handle_connect(struct probe *p, uint32_t events) {
   on_connected(p);
 }
 
+/* Build the PROXY protocol header (HAProxy proxy-protocol.txt) for the
+ * connection's real addresses into buf; its length, or 0 when the
+ * addresses cannot be read. v1 is one text line, v2 the binary form. */
+static size_t proxy_header(int fd, enum sp_proxy version, unsigned char *buf,
+                           size_t buflen, char *shown, size_t shownlen) {
+  struct sockaddr_storage src, dst;
+  socklen_t sl = sizeof(src), dl = sizeof(dst);
+  if (getsockname(fd, (struct sockaddr *)&src, &sl) != 0 ||
+      getpeername(fd, (struct sockaddr *)&dst, &dl) != 0 ||
+      src.ss_family != dst.ss_family)
+    return 0;
+  bool v6 = src.ss_family == AF_INET6;
+  const struct sockaddr_in *s4 = (const struct sockaddr_in *)&src;
+  const struct sockaddr_in *d4 = (const struct sockaddr_in *)&dst;
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&src;
+  const struct sockaddr_in6 *d6 = (const struct sockaddr_in6 *)&dst;
+  uint16_t sport = ntohs(v6 ? s6->sin6_port : s4->sin_port);
+  uint16_t dport = ntohs(v6 ? d6->sin6_port : d4->sin_port);
+  if (version == SP_PROXY_V1) {
+    char a[64], b[64];
+    addr_text(&src, a, sizeof(a));
+    addr_text(&dst, b, sizeof(b));
+    int n =
+        snprintf((char *)buf, buflen, "PROXY %s %s %s %u %u\r\n",
+                 v6 ? "TCP6" : "TCP4", a, b, (unsigned)sport, (unsigned)dport);
+    if (n <= 0 || (size_t)n >= buflen)
+      return 0;
+    snprintf(shown, shownlen, "%.*s", n - 2, (const char *)buf);
+    return (size_t)n;
+  }
+  static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                        0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+  size_t alen = v6 ? 36 : 12; /* two addresses and two ports */
+  if (buflen < 16 + alen)
+    return 0;
+  memcpy(buf, sig, sizeof(sig));
+  buf[12] = 0x21;             /* version 2, command PROXY */
+  buf[13] = v6 ? 0x21 : 0x11; /* TCP over IPv6 / IPv4 */
+  buf[14] = (unsigned char)(alen >> 8);
+  buf[15] = (unsigned char)(alen & 0xff);
+  unsigned char *q = buf + 16;
+  if (v6) {
+    memcpy(q, &s6->sin6_addr, 16);
+    memcpy(q + 16, &d6->sin6_addr, 16);
+    q += 32;
+  } else {
+    memcpy(q, &s4->sin_addr, 4);
+    memcpy(q + 4, &d4->sin_addr, 4);
+    q += 8;
+  }
+  q[0] = (unsigned char)(sport >> 8);
+  q[1] = (unsigned char)(sport & 0xff);
+  q[2] = (unsigned char)(dport >> 8);
+  q[3] = (unsigned char)(dport & 0xff);
+  snprintf(shown, shownlen, "[PROXY v2 header, %zu bytes, %s]", 16 + alen,
+           v6 ? "TCP6" : "TCP4");
+  return 16 + alen;
+}
+
+/* Send the PROXY header first (every kind of connection: the trial, the
+ * legacy identification and the injection test too). It is a few dozen
+ * bytes on a fresh socket: anything short of a whole send fails the
+ * probe. 0, or -1 when the probe is decided. */
+static int send_proxy_header(struct probe *p) {
+  unsigned char hdr[128];
+  char shown[128];
+  size_t n = proxy_header(p->fd, p->env->req->proxy_protocol, hdr, sizeof(hdr),
+                          shown, sizeof(shown));
+  ssize_t w = n ? send(p->fd, hdr, n, MSG_NOSIGNAL) : -1;
+  if (w != (ssize_t)n || n == 0) {
+    int err = errno;
+    if (p->kind == AK_TLS_TRIAL) {
+      trial_end(p, SP_CONNECTION_CLOSED, "cannot send the PROXY header");
+      return -1;
+    }
+    probe_fail(p, SP_CONNECTION_CLOSED, "cannot send the PROXY header: %s",
+               n ? strerror(err) : "no socket addresses");
+    return -1;
+  }
+  if (p->env->req->trace)
+    sp_transcript_add(&p->transcript, "C: ", shown, strlen(shown));
+  return 0;
+}
+
 /* The TCP connection is up: time it and go to TLS or the greeting. */
 static void on_connected(struct probe *p) {
   sp_probe_trail(p, "connected to %s port %u", p->res->address,
                  (unsigned)p->res->port);
+  if (p->env->req->proxy_protocol != SP_PROXY_NONE && send_proxy_header(p) != 0)
+    return;
   if (p->mode == SP_TLS_IMPLICIT) {
     start_tls(p, CS_TLS_IMPLICIT);
     return;
@@ -539,6 +625,24 @@ static void handle_dialogue(struct probe *p, uint32_t events);
 static void handle_inject_wait(struct probe *p, uint32_t events);
 static void send_hello(struct probe *p, const char *verb);
 
+/* The TLS message callback: note a server's CertificateRequest (whether
+ * it accepted our certificate the client cannot see: "requested and
+ * sent" is what we can say). */
+static void tls_message_seen(int write_p, int version, int content_type,
+                             const void *buf, size_t len, SSL *ssl, void *arg) {
+  (void)version;
+  (void)ssl;
+  struct probe *p = arg;
+  if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
+      ((const unsigned char *)buf)[0] != SSL3_MT_CERTIFICATE_REQUEST)
+    return;
+  if (!p->res->client_cert_requested)
+    sp_probe_trail(p, "the server asks for a client certificate: %s",
+                   p->env->client_cert ? "sending ours" : "we have none");
+  p->res->client_cert_requested = true;
+  p->res->client_cert_sent = p->env->client_cert != NULL;
+}
+
 /* Make the TLS session and start the handshake. */
 static void start_tls(struct probe *p, enum conn_state st) {
   struct probe_env *b = p->env;
@@ -558,6 +662,14 @@ static void start_tls(struct probe *p, enum conn_state st) {
       b->req->sni ? b->req->sni : (b->host_is_ip ? NULL : b->req->host);
   if (sni)
     SSL_set_tlsext_host_name(p->ssl, sni);
+  if (b->client_cert) {
+    SSL_use_certificate(p->ssl, b->client_cert);
+    SSL_use_PrivateKey(p->ssl, b->client_key);
+    for (int i = 0; b->client_chain && i < sk_X509_num(b->client_chain); i++)
+      SSL_add1_chain_cert(p->ssl, sk_X509_value(b->client_chain, i));
+  }
+  SSL_set_msg_callback(p->ssl, tls_message_seen);
+  SSL_set_msg_callback_arg(p->ssl, p);
   SSL_set_connect_state(p->ssl);
   sp_probe_trail(p, "TLS handshake (%s, SNI %s)",
                  st == CS_TLS_IMPLICIT ? "implicit" : "after STARTTLS",
@@ -844,6 +956,15 @@ static int read_some(struct probe *p) {
       return -1;
     }
     const char *where = conn_state_names[p->state];
+    if (p->state == CS_BANNER && p->env->req->proxy_protocol == SP_PROXY_NONE)
+      set_hint(p, "the server closed the connection before its greeting: "
+                  "check its logs (limits, blocklists); behind a load "
+                  "balancer it may expect a PROXY protocol header "
+                  "(--proxy-protocol)");
+    else if (p->state == CS_BANNER)
+      set_hint(p, "the server closed the connection after our PROXY "
+                  "header: check that it expects this PROXY version, and "
+                  "its logs");
     if (p->state == CS_BANNER)
       sp_probe_decide(p, SP_CONNECTION_CLOSED,
                       "the server closed the connection before its greeting");
@@ -1003,7 +1124,12 @@ static int enhanced_subject(const char *first) {
 static void refused(struct probe *p, const char *step) {
   int c = p->reply.code;
   bool temporary = c >= 400 && c < 500;
-  if (temporary && enhanced_subject(p->reply.first) == 7)
+  int subject = enhanced_subject(p->reply.first);
+  if (subject == 7 && p->res->client_cert_requested &&
+      !p->res->client_cert_sent)
+    set_hint(p, "the server asked for a client certificate and none was "
+                "sent: it may require one (--client-cert, --client-key)");
+  else if (temporary && subject == 7)
     set_hint(p, "a temporary refusal on security policy grounds (4.7.x): "
                 "check how the server sees this client (authentication, "
                 "TLS, reputation, blocklists); its log names the rule");
@@ -1058,6 +1184,18 @@ static void after_ehlo(struct probe *p);
 static void on_hello(struct probe *p) {
   struct sp_result *res = p->res;
   res->reply_code[SP_PHASE_EHLO] = p->reply.code;
+  if (p->state == CS_EHLO && p->reply.code >= 500 && p->reply.code < 510 &&
+      p->env->req->proxy_protocol != SP_PROXY_NONE) {
+    /* The reply to our PROXY header, read as a command, comes first. */
+    set_hint(p, "the server does not expect the PROXY protocol: probe "
+                "without --proxy-protocol, or enable it on the server "
+                "(Postfix: smtpd_upstream_proxy_protocol = haproxy)");
+    sp_probe_decide(p, SP_PROTOCOL_ERROR,
+                    "the server answered the PROXY header as a command "
+                    "(\"%s\"): it does not expect the PROXY protocol",
+                    p->reply.first);
+    return;
+  }
   if (p->state == CS_EHLO && p->reply.code >= 500 && p->reply.code != 554) {
     sp_probe_trail(p, "EHLO refused (%d), falling back to HELO", p->reply.code);
     set_state(p, CS_HELO);

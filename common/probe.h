@@ -79,9 +79,12 @@ struct probe_env {
   SSL_CTX *ctx;                         /* client context for req->cafile */
   SSL_CTX *(*legacy_ctx)(struct probe_env *env); /* the TLS 1.0+ context,
                                                     made on first use */
-  int epfd;                                      /* the loop's epoll instance */
-  const char *fqdn;                              /* default EHLO name */
-  int ndone; /* probes of the request finished */
+  X509 *client_cert;             /* client certificate, or NULL */
+  STACK_OF(X509) * client_chain; /* its intermediates, or NULL */
+  EVP_PKEY *client_key;          /* its private key, or NULL */
+  int epfd;                      /* the loop's epoll instance */
+  const char *fqdn;              /* default EHLO name */
+  int ndone;                     /* probes of the request finished */
 };
 
 /* One probe: one port (and with all_addresses one address). */

@@ -233,6 +233,15 @@ int sp_request_check_fields(const struct sp_request *req, char *err,
     snprintf(err, errlen, "tls/role: invalid request-wide TLS mode or role");
     return -1;
   }
+  if ((unsigned)req->proxy_protocol > SP_PROXY_V2) {
+    snprintf(err, errlen, "proxy_protocol: invalid version");
+    return -1;
+  }
+  if (!req->client_cert != !req->client_key) {
+    snprintf(err, errlen,
+             "client_cert: client_cert and client_key go together");
+    return -1;
+  }
   if ((unsigned)req->family > SP_FAMILY_IPV6) {
     snprintf(err, errlen, "family: invalid address family");
     return -1;
@@ -245,10 +254,15 @@ int sp_request_validate(const struct sp_request *req, char *err,
                         size_t errlen) {
   if (sp_request_check_fields(req, err, errlen) != 0)
     return -1;
-  if (req->cafile) {
-    FILE *f = fopen(req->cafile, "r");
+  const char *files[][2] = {{"cafile", req->cafile},
+                            {"client_cert", req->client_cert},
+                            {"client_key", req->client_key}};
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    if (!files[i][1])
+      continue;
+    FILE *f = fopen(files[i][1], "r");
     if (!f) {
-      snprintf(err, errlen, "cafile: cannot open %.200s", req->cafile);
+      snprintf(err, errlen, "%s: cannot open %.200s", files[i][0], files[i][1]);
       return -1;
     }
     fclose(f);

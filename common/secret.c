@@ -14,6 +14,23 @@
 #include "buffer.h"
 #include "smtp_probe.h"
 
+/* The secret-file rule: a warning when group or others can read it. */
+int sp_secret_file_warning(const char *file, char *warn, size_t warnlen,
+                           char *err, size_t errlen) {
+  if (warnlen)
+    warn[0] = '\0';
+  struct stat st;
+  if (!file || stat(file, &st) != 0) {
+    snprintf(err, errlen, "secret file %s: %s", file ? file : "(none)",
+             strerror(errno));
+    return -1;
+  }
+  if ((st.st_mode & 077) && warnlen)
+    snprintf(warn, warnlen,
+             "secret file %s is readable by group or others (chmod 600)", file);
+  return 0;
+}
+
 /* Read a secret from a file's first line or an environment variable. */
 int sp_secret_load(const char *file, const char *envvar, char *buf,
                    size_t buflen, char *warn, size_t warnlen, char *err,

@@ -177,6 +177,14 @@ bool sp_code_is_timeout(enum sp_code code);
 
 /* ---- Request --------------------------------------------------------- */
 
+/* A PROXY protocol header sent first on every connection (HAProxy's
+ * proxy-protocol.txt), for servers behind a load balancer. */
+enum sp_proxy {
+  SP_PROXY_NONE, /* no header */
+  SP_PROXY_V1,   /* "PROXY TCP4 src dst sport dport\r\n" */
+  SP_PROXY_V2    /* the binary header */
+};
+
 /* Address families to use. */
 enum sp_family {
   SP_FAMILY_ANY, /* IPv4 and IPv6 */
@@ -215,18 +223,23 @@ struct sp_request {
   bool trace;                /* keep the (sanitised) dialogue */
 
   /* Authentication, submission trial and posture checks. */
-  const char *auth_user;   /* AUTH identity; NULL: no AUTH attempted */
-  const char *auth_secret; /* password or bearer token: never logged,
-                              never sent without TLS (sp_secret_load) */
-  const char *auth_mech;   /* PLAIN, LOGIN, CRAM-MD5 or XOAUTH2;
-                              NULL: the strongest both sides support */
-  const char *mail_from;   /* MAIL FROM trial address; NULL: none */
-  const char *rcpt_to;     /* RCPT TO trial address (needs mail_from) */
-  bool send_message;       /* also send a small test message (DATA) */
-  bool check_injection;    /* STARTTLS command-injection test, on a
-                              connection of its own (opt-in) */
-  bool no_tls_trial;       /* never send a TLS hello to a port that has
-                              not greeted (the implicit-TLS trial) */
+  const char *auth_user;        /* AUTH identity; NULL: no AUTH attempted */
+  const char *auth_secret;      /* password or bearer token: never logged,
+                                   never sent without TLS (sp_secret_load) */
+  const char *auth_mech;        /* PLAIN, LOGIN, CRAM-MD5 or XOAUTH2;
+                                   NULL: the strongest both sides support */
+  const char *mail_from;        /* MAIL FROM trial address; NULL: none */
+  const char *rcpt_to;          /* RCPT TO trial address (needs mail_from) */
+  bool send_message;            /* also send a small test message (DATA) */
+  bool check_injection;         /* STARTTLS command-injection test, on a
+                                   connection of its own (opt-in) */
+  bool no_tls_trial;            /* never send a TLS hello to a port that has
+                                   not greeted (the implicit-TLS trial) */
+  enum sp_proxy proxy_protocol; /* PROXY header first on every connection,
+                                   with the real socket addresses */
+  const char *client_cert; /* TLS client certificate chain (PEM), or NULL */
+  const char *client_key;  /* its private key (PEM; a secret file, see
+                              sp_secret_file_warning), with client_cert */
   int min_tls_version;     /* e.g. 0x0303 for TLS 1.2; a session below it
                             is tls_weak_protocol; 0: TLS 1.2 */
 
@@ -265,7 +278,8 @@ enum sp_opt_grammar {
   SP_GRAM_IP_PORT,     /* IP[:PORT], [IPv6]:PORT */
   SP_GRAM_PATH,        /* a file */
   SP_GRAM_TEXT,        /* printable, no spaces (an address, a user) */
-  SP_GRAM_INT          /* a whole number within [min, max] */
+  SP_GRAM_INT,         /* a whole number within [min, max] */
+  SP_GRAM_PROXY        /* none, v1, v2 */
 };
 
 /* One probe option: the row of the table every adapter spells. */
@@ -370,10 +384,12 @@ struct sp_result {
   struct sp_caps caps_plain; /* EHLO before TLS (not for implicit TLS) */
   struct sp_caps caps_tls;   /* EHLO inside TLS */
 
-  char auth_mech[16];        /* mechanism used for AUTH, or "" */
-  bool injection_tested;     /* the STARTTLS injection test ran */
-  bool injection_vulnerable; /* ... and the server answered injected data */
-  char message_id[128];      /* Message-ID of the test message, if sent */
+  char auth_mech[16];         /* mechanism used for AUTH, or "" */
+  bool injection_tested;      /* the STARTTLS injection test ran */
+  bool injection_vulnerable;  /* ... and the server answered injected data */
+  bool client_cert_requested; /* the server asked for a client certificate */
+  bool client_cert_sent;      /* ... and we had one to send */
+  char message_id[128];       /* Message-ID of the test message, if sent */
 
   char *transcript;      /* sanitised dialogue when req->trace, or NULL */
   size_t transcript_len; /* bytes in transcript */
@@ -386,6 +402,13 @@ struct sp_result {
 int sp_secret_load(const char *file, const char *envvar, char *buf,
                    size_t buflen, char *warn, size_t warnlen, char *err,
                    size_t errlen);
+
+/* The one rule for secret files (passwords, tokens, private keys): a
+ * file that group or others can read gives a warning (chmod 600), written
+ * to warn (empty when none). Returns 0, or -1 when the file cannot be
+ * opened (err says why, never its content). */
+int sp_secret_file_warning(const char *file, char *warn, size_t warnlen,
+                           char *err, size_t errlen);
 
 /* Whether a result counts as success in every adapter (collectd's
  * `success`, the exporter's smtp_probe_success): the diagnosis is ok.

@@ -79,6 +79,9 @@ static void sets_fields(void **state) {
   set_ok(&req, "check_injection", "1");
   set_ok(&req, "tls_trial", "false");
   set_ok(&req, "min_tls", "TLS13");
+  set_ok(&req, "proxy_protocol", "V2");
+  set_ok(&req, "client_cert", "/tmp/client.pem");
+  set_ok(&req, "client_key", "/tmp/client.key");
   assert_string_equal(req.host, "mail.example.com");
   assert_int_equal(req.nports, 3);
   assert_int_equal(req.ports[0].port, 587);
@@ -98,6 +101,9 @@ static void sets_fields(void **state) {
   assert_true(req.check_injection);
   assert_true(req.no_tls_trial);
   assert_int_equal(req.min_tls_version, 0x0304);
+  assert_int_equal(req.proxy_protocol, SP_PROXY_V2);
+  assert_string_equal(req.client_cert, "/tmp/client.pem");
+  assert_string_equal(req.client_key, "/tmp/client.key");
 }
 
 /* Bad values are refused, with one wording per grammar. */
@@ -129,6 +135,7 @@ static void refuses(void **state) {
   set_bad("mail_from", "a b@example.com", "not printable");
   set_bad("mail_from", "", "empty");
   set_bad("cafile", "", "empty or overlong path");
+  set_bad("proxy_protocol", "v3", "is not none, v1 or v2");
 }
 
 /* The grammar helpers adapters with typed values use. */
@@ -158,6 +165,19 @@ static void grammars(void **state) {
   assert_int_equal(sp_family_from_name("ipv5"), -1);
 }
 
+/* A client certificate needs its key, and the key its certificate. */
+static void client_cert_pairs(void **state) {
+  (void)state;
+  struct sp_request req;
+  sp_request_init(&req);
+  set_ok(&req, "host", "127.0.0.1");
+  set_ok(&req, "ports", "587");
+  set_ok(&req, "client_cert", "/tmp/client.pem");
+  char err[256];
+  assert_int_equal(sp_request_validate(&req, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "client_cert and client_key go together"));
+}
+
 /* Request-wide tls and role reach the ports through validation: a
  * request-wide "none" with AUTH is refused like a per-port "none". */
 static void request_wide_tls(void **state) {
@@ -178,7 +198,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(table_rows),       cmocka_unit_test(sets_fields),
       cmocka_unit_test(refuses),          cmocka_unit_test(grammars),
-      cmocka_unit_test(request_wide_tls),
+      cmocka_unit_test(request_wide_tls), cmocka_unit_test(client_cert_pairs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
