@@ -14,7 +14,10 @@
  * Listener options: cert=PREFIX, delay=MS (every reply late),
  * greet_delay=MS (only the greeting late), software=postfix|exim|haraka
  * (that MTA's greeting and EHLO words), implicit (TLS from the first byte,
- * for the TLS modes), mechs=M1+M2 (AUTH mechanisms offered after TLS).
+ * for the TLS modes), mechs=M1+M2 (AUTH mechanisms offered after TLS),
+ * proxy (every connection must start with a PROXY protocol v1 or v2
+ * header, as behind HAProxy; its addresses are checked against the
+ * socket's, and a connection without one is closed).
  *
  * PREFIX names PREFIX-chain.pem (or PREFIX.pem when there is no chain
  * file) and PREFIX.key. A cert= PREFIX without a '/' is taken relative to
@@ -63,7 +66,9 @@
 #define HELLO_PEEK_CAP (5 + 16384)    /* bytes of a ClientHello record peeked */
 #define HELLO_RETRY_MS 20             /* re-peek an incomplete ClientHello */
 #define HELLO_WAIT_MS 10000           /* give up on an incomplete ClientHello */
-#define MECHS_CAP 64                  /* bytes of a mechs= list */
+#define PROXY_PEEK_CAP 232 /* bytes of a PROXY header peeked (v2 max) */
+#define PROXY_WAIT_MS 3000 /* give up on a missing PROXY header */
+#define MECHS_CAP 64       /* bytes of a mechs= list */
 #define SERVER_NAME "fault.smtp-probe.test"
 #define AUTH_USER "probe@smtp-probe.test"
 
@@ -166,6 +171,7 @@ enum conn_state {
   CS_TLS_ACCEPT,       /* implicit TLS: handshake before the greeting */
   CS_GREET_WAIT,       /* greet_delay: read and count input, then greet */
   CS_HELLO_PEEK,       /* tls11-close: look at the ClientHello first */
+  CS_PROXY_PEEK,       /* proxy: read the PROXY header first */
   CS_COMMAND,          /* read command lines, queue replies */
   CS_AUTH_RESPONSE,    /* read one AUTH continuation line */
   CS_DATA,             /* read message lines until "." */
@@ -185,6 +191,7 @@ static const char *const state_names[CS_COUNT] = {
     [CS_TLS_ACCEPT] = "tls_accept",
     [CS_GREET_WAIT] = "greet_wait",
     [CS_HELLO_PEEK] = "hello_peek",
+    [CS_PROXY_PEEK] = "proxy_peek",
     [CS_COMMAND] = "command",
     [CS_AUTH_RESPONSE] = "auth_response",
     [CS_DATA] = "data",
@@ -239,6 +246,7 @@ struct listener {
   long greet_delay_ms;        /* greet_delay=: greeting this late, 0 none */
   enum software software;     /* software=: whose greeting words */
   bool implicit;              /* TLS from the first byte (mode or option) */
+  bool proxy;                 /* a PROXY header comes first (option) */
   char mechs[MECHS_CAP];      /* mechs=: AUTH list after TLS, "" default */
   SSL_CTX *ctx;               /* TLS context, NULL when the mode has none */
 };
@@ -263,7 +271,7 @@ struct conn {
   long long hold_until;    /* slow mode: output held until then, 0 none */
   long long linger_until;  /* CS_LINGER deadline, 0 none */
   long long wake_at;       /* greeting due / ClientHello re-peek, 0 none */
-  long long hello_until;   /* CS_HELLO_PEEK gives up then */
+  long long hello_until;   /* CS_HELLO_PEEK / CS_PROXY_PEEK give up then */
   size_t pregreet_bytes;   /* bytes read before the greeting was sent */
   bool pregreet_tls;       /* those bytes began like a TLS record (0x16) */
   enum stream_kind stream; /* CS_STREAM generator */
@@ -1349,6 +1357,147 @@ static void on_hello_peek(struct conn *c) {
   set_state(c, CS_CLOSING);
 }
 
+/* What a peek at a PROXY header found. */
+enum proxy_verdict {
+  PROXY_MORE, /* not all of it yet */
+  PROXY_BAD,  /* not a PROXY header */
+  PROXY_OK    /* a whole header of *len bytes */
+};
+
+/* The text of an address and port ("127.0.0.1 45678"). */
+static void sock_text(const struct sockaddr_storage *ss, char *buf,
+                      size_t buflen) {
+  char a[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
+    port = ntohs(s6->sin6_port);
+  } else {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
+    port = ntohs(s4->sin_port);
+  }
+  snprintf(buf, buflen, "%s %u", a, port);
+}
+
+/* Parse a peeked PROXY v1 line or v2 header (bounded by n) into
+ * "SRC SPORT -> DST DPORT" text. */
+static enum proxy_verdict parse_proxy(const unsigned char *b, size_t n,
+                                      size_t *len, int *version, char *desc,
+                                      size_t desclen) {
+  static const unsigned char sig2[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                         0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+  static const char sig1[] = "PROXY ";
+  size_t k = n < 6 ? n : 6;
+  if (memcmp(b, sig1, k) == 0) {
+    *version = 1;
+    size_t end = 0;
+    while (end + 1 < n && end < 107 && !(b[end] == '\r' && b[end + 1] == '\n'))
+      end++;
+    if (end + 1 >= n || end >= 107)
+      return n >= 107 ? PROXY_BAD : PROXY_MORE;
+    char line[108], proto[8], sa[64], da[64];
+    unsigned sp = 0, dp = 0;
+    memcpy(line, b, end);
+    line[end] = '\0';
+    if (sscanf(line, "PROXY %7s %63s %63s %u %u", proto, sa, da, &sp, &dp) != 5)
+      return PROXY_BAD;
+    snprintf(desc, desclen, "%s %s %u -> %s %u", proto, sa, sp, da, dp);
+    *len = end + 2;
+    return PROXY_OK;
+  }
+  k = n < 12 ? n : 12;
+  if (memcmp(b, sig2, k) != 0)
+    return PROXY_BAD;
+  *version = 2;
+  if (n < 16)
+    return PROXY_MORE;
+  size_t alen = ((size_t)b[14] << 8) | b[15];
+  if (16 + alen > PROXY_PEEK_CAP || b[12] != 0x21)
+    return PROXY_BAD;
+  if (n < 16 + alen)
+    return PROXY_MORE;
+  char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+  const unsigned char *q = b + 16;
+  if (b[13] == 0x11 && alen >= 12) {
+    inet_ntop(AF_INET, q, sa, sizeof sa);
+    inet_ntop(AF_INET, q + 4, da, sizeof da);
+    q += 8;
+  } else if (b[13] == 0x21 && alen >= 36) {
+    inet_ntop(AF_INET6, q, sa, sizeof sa);
+    inet_ntop(AF_INET6, q + 16, da, sizeof da);
+    q += 32;
+  } else {
+    return PROXY_BAD;
+  }
+  snprintf(desc, desclen, "%s %s %u -> %s %u", b[13] == 0x11 ? "TCP4" : "TCP6",
+           sa, (unsigned)((q[0] << 8) | q[1]), da,
+           (unsigned)((q[2] << 8) | q[3]));
+  *len = 16 + alen;
+  return PROXY_OK;
+}
+
+/* CS_PROXY_PEEK (proxy listeners): peek for the PROXY header, check its
+ * addresses against the socket's own, read exactly the header, then
+ * begin as the mode says; none within PROXY_WAIT_MS, or something else:
+ * log and close, as Postfix with smtpd_upstream_proxy_protocol does. */
+static void on_proxy_peek(struct conn *c) {
+  unsigned char buf[PROXY_PEEK_CAP];
+  c->wake_at = 0;
+  ssize_t r = recv(c->fd, buf, sizeof buf, MSG_PEEK);
+  bool none_yet =
+      r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+  if (r <= 0 && !none_yet) {
+    logf_("conn %u: peer %s before its PROXY header", c->id,
+          r == 0 ? "closed" : "error");
+    set_state(c, CS_DONE);
+    return;
+  }
+  size_t len = 0;
+  int version = 0;
+  char desc[200] = "";
+  enum proxy_verdict v =
+      none_yet ? PROXY_MORE
+               : parse_proxy(buf, (size_t)r, &len, &version, desc, sizeof desc);
+  if (v == PROXY_MORE) {
+    if (now_ms() >= c->hello_until) {
+      logf_("conn %u: no PROXY header after %d ms: closing", c->id,
+            PROXY_WAIT_MS);
+      set_state(c, CS_CLOSING);
+      return;
+    }
+    c->wake_at = now_ms() + HELLO_RETRY_MS;
+    g.timers = true;
+    return;
+  }
+  if (v == PROXY_BAD) {
+    logf_("conn %u: no PROXY header (first byte 0x%02x): closing", c->id,
+          buf[0]);
+    set_state(c, CS_CLOSING);
+    return;
+  }
+  ssize_t got = recv(c->fd, buf, len, 0);
+  if (got != (ssize_t)len) {
+    set_state(c, CS_DONE);
+    return;
+  }
+  c->read_total += len;
+  struct sockaddr_storage peer, me;
+  socklen_t pl = sizeof peer, ml = sizeof me;
+  char ps[96] = "?", ms[96] = "?", want[200];
+  if (getpeername(c->fd, (struct sockaddr *)&peer, &pl) == 0)
+    sock_text(&peer, ps, sizeof ps);
+  if (getsockname(c->fd, (struct sockaddr *)&me, &ml) == 0)
+    sock_text(&me, ms, sizeof ms);
+  snprintf(want, sizeof want, "%s -> %s", ps, ms);
+  const char *proto_end = strchr(desc, ' ');
+  bool match = proto_end && strcmp(proto_end + 1, want) == 0;
+  logf_("conn %u: PROXY v%d %s: %s the socket's addresses", c->id, version,
+        desc, match ? "matches" : "DIFFERS FROM");
+  conn_begin(c);
+}
+
 /* CS_COMMAND: read command lines, answer them, send the replies. */
 static void on_command(struct conn *c) {
   enum conn_state entry = c->state;
@@ -1549,6 +1698,7 @@ static void (*const handlers[CS_COUNT])(struct conn *) = {
     [CS_TLS_ACCEPT] = on_tls_accept,
     [CS_GREET_WAIT] = on_greet_wait,
     [CS_HELLO_PEEK] = on_hello_peek,
+    [CS_PROXY_PEEK] = on_proxy_peek,
     [CS_COMMAND] = on_command,
     [CS_AUTH_RESPONSE] = on_auth_response,
     [CS_DATA] = on_data,
@@ -1589,6 +1739,7 @@ static uint32_t wanted_events(const struct conn *c) {
     ev |= EPOLLIN;
     break;
   case CS_HELLO_PEEK:
+  case CS_PROXY_PEEK:
     if (!c->wake_at) /* while re-peeking by timer, input is no event */
       ev |= EPOLLIN;
     break;
@@ -1691,7 +1842,12 @@ static void accept_all(struct listener *l) {
     }
     logf_("conn %u: accepted on %s (%s), %d open", c->id, l->addr,
           mode_names[l->mode], g.nconns);
-    conn_begin(c);
+    if (l->proxy) {
+      c->hello_until = now_ms() + PROXY_WAIT_MS;
+      set_state(c, CS_PROXY_PEEK);
+    } else {
+      conn_begin(c);
+    }
     conn_run(c);
   }
 }
@@ -1891,6 +2047,8 @@ static void parse_listen(const char *spec) {
       if (sw < 0)
         die("--listen %s: software must be postfix, exim or haraka", spec);
       l->software = (enum software)sw;
+    } else if (strcmp(opts, "proxy") == 0) {
+      l->proxy = true;
     } else if (strcmp(opts, "implicit") == 0) {
       if (!mode_has_tls(l->mode))
         die("--listen %s: mode %s has no TLS to make implicit", spec,
