@@ -1,403 +1,250 @@
 /*
- * options.c - command line parsing for check_smtp_ports (getopt_long).
+ * options.c - command line of check_smtp_ports (getopt_long).
+ *
+ * Every probe option is the core's (common/options.c): the name map below
+ * only spells its canonical key the Nagios way, and sp_request_set()
+ * parses the value, with the core's words for a bad one. Only the options
+ * that are truly the check's own are parsed here: -w/-c and --phase-*
+ * ranges, -t's ":STATE", -v, --require, --policy, the AUTH secret's file
+ * or variable, -h and -V.
  */
 #include "options.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* Codes for options that only have a long form. */
-enum {
-  OPT_TLS = 256,
-  OPT_ROLE,
-  OPT_CAFILE,
-  OPT_SNI,
-  OPT_NO_VERIFY,
-  OPT_EHLO,
-  OPT_SOURCE,
-  OPT_REQUIRE,
-  OPT_ALL_ADDRESSES,
-  OPT_BANNER_WAIT,
-  OPT_NO_TLS_TRIAL,
-  OPT_DNS_SERVER,
-  OPT_PHASE_WARN,
-  OPT_PHASE_CRIT,
-  OPT_AUTH_USER,
-  OPT_AUTH_PASSWORD_FILE,
-  OPT_AUTH_PASSWORD_ENV,
-  OPT_AUTH_MECH,
-  OPT_MAIL_FROM,
-  OPT_RCPT_TO,
-  OPT_SEND,
-  OPT_CHECK_INJECTION,
-  OPT_MIN_TLS,
-  OPT_POLICY
+/* The check's own options (name map rows without a core key). */
+enum own {
+  OWN_NONE,  /* a core option */
+  OWN_RANGE, /* -w, -c, --phase-warn, --phase-crit */
+  OWN_REQUIRE,
+  OWN_PASSWORD_FILE,
+  OWN_PASSWORD_ENV,
+  OWN_POLICY,
+  OWN_VERBOSE,
+  OWN_HELP,
+  OWN_VERSION
 };
 
-/* Short options; the leading ':' makes getopt report missing arguments. */
-static const char short_opts[] = ":H:p:46w:c:D:t:vhV";
+/* One option of the command line: the check's spelling of a core key, or
+ * one of the check's own. */
+struct name_map {
+  const char *name;  /* long option */
+  int short_opt;     /* short option, 0: none */
+  const char *key;   /* canonical key; NULL: the check's own (own) */
+  const char *key2;  /* key of the part after a comma (-D WARN,CRIT) */
+  const char *fixed; /* a flag's value; NULL: the option takes one */
+  const char *arg;   /* the argument as help shows it; NULL: a flag */
+  const char *def;   /* the check's own default; NULL: the table's */
+  const char *note;  /* the check's own help words (all of an own's) */
+  enum own own;      /* which of the check's own options */
+};
 
-/* Long options. */
-static const struct option long_opts[] = {
-    {"hostname", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
-    {"tls", required_argument, NULL, OPT_TLS},
-    {"role", required_argument, NULL, OPT_ROLE},
-    {"ipv4", no_argument, NULL, '4'},
-    {"ipv6", no_argument, NULL, '6'},
-    {"warning", required_argument, NULL, 'w'},
-    {"critical", required_argument, NULL, 'c'},
-    {"cert-days", required_argument, NULL, 'D'},
-    {"cafile", required_argument, NULL, OPT_CAFILE},
-    {"sni", required_argument, NULL, OPT_SNI},
-    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"ehlo", required_argument, NULL, OPT_EHLO},
-    {"source", required_argument, NULL, OPT_SOURCE},
-    {"require", required_argument, NULL, OPT_REQUIRE},
-    {"all-addresses", no_argument, NULL, OPT_ALL_ADDRESSES},
-    {"banner-wait", required_argument, NULL, OPT_BANNER_WAIT},
-    {"no-tls-trial", no_argument, NULL, OPT_NO_TLS_TRIAL},
-    {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
-    {"phase-warn", required_argument, NULL, OPT_PHASE_WARN},
-    {"phase-crit", required_argument, NULL, OPT_PHASE_CRIT},
-    {"auth-user", required_argument, NULL, OPT_AUTH_USER},
-    {"auth-password-file", required_argument, NULL, OPT_AUTH_PASSWORD_FILE},
-    {"auth-password-env", required_argument, NULL, OPT_AUTH_PASSWORD_ENV},
-    {"auth-mech", required_argument, NULL, OPT_AUTH_MECH},
-    {"mail-from", required_argument, NULL, OPT_MAIL_FROM},
-    {"rcpt-to", required_argument, NULL, OPT_RCPT_TO},
-    {"send", no_argument, NULL, OPT_SEND},
-    {"check-injection", no_argument, NULL, OPT_CHECK_INJECTION},
-    {"min-tls", required_argument, NULL, OPT_MIN_TLS},
-    {"policy", required_argument, NULL, OPT_POLICY},
-    {"timeout", required_argument, NULL, 't'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0}};
+/* The name map, in help order. Every default is the core's except the
+ * ports: 587,465, because submission and implicit TLS are what mail
+ * clients and applications need, while 25 is server-to-server relay
+ * (often blocked outbound) that one asks for with -p 25. */
+static const struct name_map map[] = {
+    {"hostname", 'H', "host", .arg = "HOST"},
+    {"port", 'p', "ports", .arg = "PORT[,PORT...]", .def = OPTS_DEFAULT_PORTS,
+     .note = "May repeat; at most 16."},
+    {"tls", 0, "tls", .arg = "MODE"},
+    {"role", 0, "role", .arg = "ROLE",
+     .note = "The role decides which codes are WARNING or CRITICAL."},
+    {"ipv4", '4', "family", .fixed = "ipv4"},
+    {"ipv6", '6', "family", .fixed = "ipv6"},
+    {"cert-days", 'D', "cert_warn_days", "cert_crit_days",
+     .arg = "WARN[,CRIT]"},
+    {"cafile", 0, "cafile", .arg = "FILE"},
+    {"sni", 0, "sni", .arg = "NAME"},
+    {"no-verify", 0, "no_verify", .fixed = "true"},
+    {"ehlo", 0, "ehlo", .arg = "NAME"},
+    {"source", 0, "source", .arg = "ADDR"},
+    {"all-addresses", 0, "all_addresses", .fixed = "true"},
+    {"banner-wait", 0, "banner_wait", .arg = "SECONDS"},
+    {"no-tls-trial", 0, "tls_trial", .fixed = "false"},
+    {"dns-server", 0, "dns_server", .arg = "ADDR[:PORT]"},
+    {"auth-user", 0, "auth_user", .arg = "USER",
+     .note = "Only ever inside TLS, to a server whose certificate passed."},
+    {"auth-mech", 0, "auth_mech", .arg = "MECH",
+     .note = "XOAUTH2 only when named, with a bearer token as the secret."},
+    {"mail-from", 0, "mail_from", .arg = "ADDR"},
+    {"rcpt-to", 0, "rcpt_to", .arg = "ADDR"},
+    {"send", 0, "send", .fixed = "true"},
+    {"check-injection", 0, "check_injection", .fixed = "true"},
+    {"min-tls", 0, "min_tls", .arg = "VERSION"},
+    {"timeout", 't', "timeout", .arg = "SECONDS[:STATE]",
+     .note = "STATE (OK, WARNING, CRITICAL, UNKNOWN or 0-3, default CRITICAL) "
+             "replaces the state of ports that timed out or could not be "
+             "reached or resolved."},
+    {"warning", 'w', .arg = "RANGE", .own = OWN_RANGE,
+     .note = "Response time threshold in seconds on each port's total time. "
+             "RANGE is [@]start:end as in the Monitoring Plugins guidelines: "
+             "10 (above 10), 10: (below 10), ~:10 (above 10), 10:20 "
+             "(outside), @10:20 (inside); bounds are inclusive, start "
+             "defaults to 0."},
+    {"critical", 'c', .arg = "RANGE", .own = OWN_RANGE,
+     .note = "The same for CRITICAL."},
+    {"phase-warn", 0, .arg = "PHASE=RANGE", .own = OWN_RANGE,
+     .note = "The same for one phase (connect, banner, ehlo, starttls, "
+             "tls_handshake, ehlo_tls, dns, total); may repeat."},
+    {"phase-crit", 0, .arg = "PHASE=RANGE", .own = OWN_RANGE,
+     .note = "The same for CRITICAL."},
+    {"require", 0, .arg = "all|any", .own = OWN_REQUIRE,
+     .note = "all (default): the worst port decides; any: OK when one port "
+             "is OK."},
+    {"auth-password-file", 0, .arg = "FILE", .own = OWN_PASSWORD_FILE,
+     .note = "The --auth-user password or bearer token is the file's first "
+             "line: never from the command line, never printed."},
+    {"auth-password-env", 0, .arg = "VAR", .own = OWN_PASSWORD_ENV,
+     .note =
+         "Or this variable's value (default " OPTS_DEFAULT_PASSWORD_ENV ")."},
+    {"policy", 0, .arg = "FILE", .own = OWN_POLICY,
+     .note = "Check the host against a port policy (YAML; replaces -p): "
+             "every deviation is reported as policy_violation with port and "
+             "rule."},
+    {"verbose", 'v', .own = OWN_VERBOSE,
+     .note = "Repeat for more: -v one block per port, -vv certificate chain "
+             "details, -vvv the SMTP dialogue (passwords never shown)."},
+    {"help", 'h', .own = OWN_HELP,
+     .note = "Print this help and exit (UNKNOWN)."},
+    {"version", 'V', .own = OWN_VERSION,
+     .note = "Print the version and exit (UNKNOWN)."},
+};
 
-static const char usage_text[] =
-    "Usage: check_smtp_ports -H HOST [-p PORT[,PORT...]] "
-    "[--tls auto|none|starttls|implicit]\n"
-    "  [--role ROLE] [-4|-6] [-w RANGE] [-c RANGE] [-D|--cert-days WARN,CRIT]\n"
-    "  [--cafile FILE] [--sni NAME] [--no-verify] [--ehlo NAME] "
-    "[--source ADDR]\n"
-    "  [--require all|any] [--all-addresses] [--banner-wait SECONDS] "
-    "[--no-tls-trial]\n"
-    "  [--dns-server ADDR[:PORT]] [-t SECONDS[:STATE]] [-v] [-h] [-V]\n"
-    "  [--auth-user USER [--auth-password-file FILE | --auth-password-env "
-    "VAR]\n"
-    "   [--auth-mech MECH]] [--mail-from ADDR [--rcpt-to ADDR [--send]]]\n"
-    "  [--check-injection] [--min-tls 1.0|1.1|1.2|1.3] [--policy FILE]\n";
+#define NMAP (sizeof(map) / sizeof(map[0]))
 
-static const char help_text[] =
-    "check_smtp_ports v" SP_VERSION "\n"
-    "Checks that a mail server's SMTP ports answer, with the right TLS mode\n"
-    "for their role, and ends each port's probe with one diagnosis code.\n"
-    "\n"
-    "%USAGE%"
-    "\n"
-    "Options:\n"
-    " -h, --help\n"
-    "    Print this help and exit (UNKNOWN)\n"
-    " -V, --version\n"
-    "    Print the version and exit (UNKNOWN)\n"
-    " -H, --hostname=HOST\n"
-    "    Host name or IP address of the mail server\n"
-    " -p, --port=PORT[,PORT...]\n"
-    "    Ports to probe in parallel; may repeat; at most 16.\n"
-    "    Default: " OPTS_DEFAULT_PORTS " (submission is what mail apps need;\n"
-    "    25 is server-to-server relay, ask for it explicitly)\n"
-    " --tls=auto|none|starttls|implicit\n"
-    "    How to reach TLS on every port (default auto: implicit on 465,\n"
-    "    STARTTLS elsewhere when advertised)\n"
-    " --role=submission|implicit|relay\n"
-    "    Role of every port (default: 465 implicit, 25 relay, others\n"
-    "    submission); decides which findings are WARNING or CRITICAL\n"
-    " -4, --ipv4 / -6, --ipv6\n"
-    "    Use only IPv4 / IPv6 addresses\n"
-    " -w, --warning=RANGE / -c, --critical=RANGE\n"
-    "    Response time thresholds in seconds on each port's total time.\n"
-    "    RANGE is [@]start:end as in the Monitoring Plugins guidelines:\n"
-    "    10 (above 10), 10: (below 10), ~:10 (above 10), 10:20 (outside),\n"
-    "    @10:20 (inside); bounds are inclusive, start defaults to 0\n"
-    " --phase-warn=PHASE=RANGE / --phase-crit=PHASE=RANGE\n"
-    "    The same for one phase (connect, banner, ehlo, starttls,\n"
-    "    tls_handshake, ehlo_tls, dns, total); may repeat\n"
-    " -D, --cert-days=WARN[,CRIT]\n"
-    "    Certificate expiry: WARNING below WARN days, CRITICAL below CRIT\n"
-    " --cafile=FILE\n"
-    "    Trust anchors (PEM) instead of the system store\n"
-    " --sni=NAME\n"
-    "    Name to send as SNI and to verify the certificate for\n"
-    " --no-verify\n"
-    "    Do not verify the certificate chain and name\n"
-    " --ehlo=NAME\n"
-    "    EHLO argument (default: this machine's name)\n"
-    " --source=ADDR\n"
-    "    Local address to connect from\n"
-    " --require=all|any\n"
-    "    all (default): the worst port decides; any: OK when one port is OK\n"
-    " --all-addresses\n"
-    "    Probe every address the host resolves to, one result each\n"
-    " --banner-wait=SECONDS\n"
-    "    How long to wait for a greeting before trying implicit TLS on a\n"
-    "    second connection (default min(2, timeout/3)); the first one keeps\n"
-    "    waiting until the deadline\n"
-    " --no-tls-trial\n"
-    "    Never try implicit TLS beside a port that has not greeted (the trial\n"
-    "    sends a TLS ClientHello, which an MTA logs as a bad command)\n"
-    " --dns-server=ADDR[:PORT]\n"
-    "    Resolver to ask instead of the system's\n"
-    " --auth-user=USER\n"
-    "    Authenticate as USER (only ever inside TLS, only to a server whose\n"
-    "    certificate passed); the password or bearer token comes from\n"
-    " --auth-password-file=FILE (its first line) or\n"
-    " --auth-password-env=VAR (default " OPTS_DEFAULT_PASSWORD_ENV "),\n"
-    "    never from the command line, and is never printed\n"
-    " --auth-mech=PLAIN|LOGIN|CRAM-MD5|XOAUTH2\n"
-    "    Mechanism (default: the strongest both sides support; XOAUTH2\n"
-    "    only when named, with a bearer token as the secret)\n"
-    " --mail-from=ADDR / --rcpt-to=ADDR\n"
-    "    Try MAIL FROM and RCPT TO (then RSET); rejections are 'rejected'\n"
-    " --send\n"
-    "    Also send a small test message (unique Message-ID, X-Smtp-Probe)\n"
-    " --check-injection\n"
-    "    Test for the STARTTLS command injection flaw on an extra\n"
-    "    connection: STARTTLS and NOOP are sent in one packet; a reply to\n"
-    "    NOOP inside TLS means the server is vulnerable (CRITICAL)\n"
-    " --min-tls=VERSION\n"
-    "    Lowest acceptable TLS version (default 1.2): below it is\n"
-    "    tls_weak_protocol\n"
-    " --policy=FILE\n"
-    "    Check the host against a port policy (YAML; replaces -p): every\n"
-    "    deviation is reported as policy_violation with port and rule\n"
-    " -t, --timeout=SECONDS[:STATE]\n"
-    "    Deadline for the whole run (default 10). STATE (OK, WARNING,\n"
-    "    CRITICAL, UNKNOWN or 0-3, default CRITICAL) replaces the state of\n"
-    "    ports that timed out or could not be reached or resolved\n"
-    " -v, --verbose\n"
-    "    Repeat for more: -v one block per port, -vv certificate chain\n"
-    "    details, -vvv the SMTP dialogue (passwords never shown)\n"
-    "\n"
-    "Output: 'SMTP STATE - summary | perfdata' on the first line, then with\n"
-    "-v one block of long output per port. A port that is not ok shows its\n"
-    "diagnosis code and a hint. All perfdata is on the first line.\n"
-    "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n";
+/* getopt code of a row without a short option: OPT_ROW + its index. */
+#define OPT_ROW 256
 
-/* Copy a message into err (bounded). */
-static enum opts_action fail(char *err, size_t errlen, const char *msg) {
-  snprintf(err, errlen, "%s", msg);
-  return OPTS_ERROR;
+/* The getopt tables, filled from the map (build_getopt). */
+static struct option long_opts[NMAP + 1];
+static char short_opts[2 * NMAP + 2];
+
+/* Fill the getopt tables once from the name map. */
+static void build_getopt(void) {
+  size_t s = 0;
+  if (long_opts[0].name)
+    return;
+  short_opts[s++] = ':'; /* report missing arguments as ':' */
+  for (size_t i = 0; i < NMAP; i++) {
+    const struct name_map *m = &map[i];
+    int val = m->short_opt ? m->short_opt : OPT_ROW + (int)i;
+    long_opts[i] = (struct option){m->name, m->arg != NULL, NULL, val};
+    if (m->short_opt)
+      s += (size_t)snprintf(short_opts + s, sizeof(short_opts) - s, "%c%s",
+                            m->short_opt, m->arg ? ":" : "");
+  }
 }
 
-/* Parse a finite decimal number that fills the whole string; 0 or -1. */
-static int parse_double(const char *s, double *out) {
-  char *end = NULL;
-
-  if (s == NULL || *s == '\0')
-    return -1;
-  errno = 0;
-  *out = strtod(s, &end);
-  if (errno != 0 || *end != '\0' || !isfinite(*out))
-    return -1;
-  return 0;
+/* The getopt_long table (for the docs test). */
+const struct option *opts_long_options(void) {
+  build_getopt();
+  return long_opts;
 }
 
-/* Parse a decimal integer in [lo, hi] from s[0..len); 0 or -1. */
-static int parse_long(const char *s, size_t len, long lo, long hi, long *out) {
-  char tmp[32];
-  char *end = NULL;
+/* The row of a getopt code, or NULL. */
+static const struct name_map *map_of(int c) {
+  if (c >= OPT_ROW && c < OPT_ROW + (int)NMAP)
+    return &map[c - OPT_ROW];
+  for (size_t i = 0; i < NMAP; i++)
+    if (map[i].short_opt == c)
+      return &map[i];
+  return NULL;
+}
 
-  if (len == 0 || len >= sizeof(tmp))
+/* The option as errors name it: "-X/--name" or "--name". */
+static const char *spelling(const struct name_map *m, char *buf, size_t n) {
+  if (m->short_opt)
+    snprintf(buf, n, "-%c/--%s", m->short_opt, m->name);
+  else
+    snprintf(buf, n, "--%s", m->name);
+  return buf;
+}
+
+/* Set one core key from text; on error err is "-X/--name: sentence". */
+static int set_key(struct check_opts *o, const struct name_map *m,
+                   const char *key, const char *value, char *err,
+                   size_t errlen) {
+  char why[200], name[64];
+  if (sp_request_set(&o->req, key, value, why, sizeof(why)) == 0)
+    return 0;
+  snprintf(err, errlen, "%s: %s", spelling(m, name, sizeof(name)), why);
+  return -1;
+}
+
+/* Apply a core option: -t's ":STATE" and -D's ",CRIT" split off. */
+static int apply_mapped(struct check_opts *o, const struct name_map *m,
+                        const char *arg, char *err, size_t errlen) {
+  char head[64];
+  if (m->fixed)
+    return set_key(o, m, m->key, m->fixed, err, errlen);
+  int split = m->key2 ? ',' : m->short_opt == 't' ? ':' : 0;
+  const char *sep = split ? strchr(arg, split) : NULL;
+  if (!sep || (size_t)(sep - arg) >= sizeof(head)) /* whole: the core says */
+    return set_key(o, m, m->key, arg, err, errlen);
+  snprintf(head, sizeof(head), "%.*s", (int)(sep - arg), arg);
+  if (set_key(o, m, m->key, head, err, errlen) != 0)
     return -1;
-  memcpy(tmp, s, len);
-  tmp[len] = '\0';
-  if (tmp[0] == '+' || tmp[0] == ' ')
-    return -1;
-  errno = 0;
-  *out = strtol(tmp, &end, 10);
-  if (errno != 0 || *end != '\0' || *out < lo || *out > hi)
-    return -1;
+  if (m->key2)
+    return set_key(o, m, m->key2, sep + 1, err, errlen);
+  int st = opts_parse_state(sep + 1);
+  if (st < 0)
+    return snprintf(err, errlen,
+                    "-t/--timeout: state '%.40s' is not OK, WARNING, "
+                    "CRITICAL, UNKNOWN or 0-3",
+                    sep + 1),
+           -1;
+  o->timeout_state = (enum sp_state)st;
   return 0;
 }
 
 /* Parse a state word or digit; -1 when it is neither. */
 int opts_parse_state(const char *s) {
   static const char *const names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
-
-  if (s == NULL)
-    return -1;
-  if (s[0] >= '0' && s[0] <= '3' && s[1] == '\0')
+  if (s && s[0] >= '0' && s[0] <= '3' && s[1] == '\0')
     return s[0] - '0';
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; s && i < 4; i++)
     if (strcasecmp(s, names[i]) == 0)
       return i;
   return -1;
 }
 
-/* Add the comma separated ports in arg to o->ports; 0 or -1 with err. */
-static int add_ports(struct check_opts *o, const char *arg, char *err,
-                     size_t errlen) {
-  const char *p = arg;
-
-  for (;;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    long port = 0;
-    bool seen = false;
-
-    if (parse_long(p, len, 1, 65535, &port) != 0) {
-      snprintf(err, errlen,
-               "-p/--port: '%s' is not a list of port numbers 1-65535", arg);
-      return -1;
-    }
-    for (int i = 0; i < o->nports; i++)
-      if (o->ports[i] == (uint16_t)port)
-        seen = true;
-    if (!seen) {
-      if (o->nports >= SP_MAX_PORTS) {
-        snprintf(err, errlen, "-p/--port: too many ports (at most %d)",
-                 SP_MAX_PORTS);
-        return -1;
-      }
-      o->ports[o->nports++] = (uint16_t)port;
-    }
-    if (comma == NULL)
-      return 0;
-    p = comma + 1;
-  }
-}
-
-/* Parse -t SECONDS[:STATE]; 0 or -1 with err. */
-static int parse_timeout(struct check_opts *o, const char *arg, char *err,
-                         size_t errlen) {
-  char secs[32];
-  const char *colon = strchr(arg, ':');
-  size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
-  double t = 0;
-
-  if (len == 0 || len >= sizeof(secs)) {
-    snprintf(err, errlen, "-t/--timeout: '%s' is not SECONDS[:STATE]", arg);
-    return -1;
-  }
-  memcpy(secs, arg, len);
-  secs[len] = '\0';
-  if (parse_double(secs, &t) != 0 || t <= 0 || t > 3600) {
-    snprintf(err, errlen,
-             "-t/--timeout: '%s' is not a number of seconds in (0, 3600]",
-             secs);
-    return -1;
-  }
-  o->req.timeout_s = t;
-  if (colon != NULL) {
-    int st = opts_parse_state(colon + 1);
-    if (st < 0) {
-      snprintf(err, errlen,
-               "-t/--timeout: state '%s' is not OK, WARNING, CRITICAL, "
-               "UNKNOWN or 0-3",
-               colon + 1);
-      return -1;
-    }
-    o->timeout_state = (enum sp_state)st;
-  }
-  return 0;
-}
-
-/* Parse -D WARN[,CRIT]; 0 or -1 with err. */
-static int parse_cert_days(struct check_opts *o, const char *arg, char *err,
-                           size_t errlen) {
-  const char *comma = strchr(arg, ',');
-  size_t wlen = comma ? (size_t)(comma - arg) : strlen(arg);
-  long w = 0;
-  long c = o->req.cert_crit_days;
-
-  if (parse_long(arg, wlen, 0, 36500, &w) != 0 ||
-      (comma && parse_long(comma + 1, strlen(comma + 1), 0, 36500, &c) != 0)) {
-    snprintf(err, errlen,
-             "-D/--cert-days: '%s' is not WARN[,CRIT] whole days 0-36500", arg);
-    return -1;
-  }
-  if (!comma && c > w)
-    c = w;
-  if (c > w) {
-    snprintf(err, errlen,
-             "-D/--cert-days: '%s': CRIT days must not exceed WARN days", arg);
-    return -1;
-  }
-  o->req.cert_warn_days = (int)w;
-  o->req.cert_crit_days = (int)c;
-  return 0;
-}
-
-/* Parse a threshold: "RANGE" for the total, or "PHASE=RANGE" when
- * with_phase. */
-static int parse_phase_range(struct check_opts *o, const char *opt,
-                             const char *arg, bool with_phase, bool critical,
-                             char *err, size_t errlen) {
-  int phase = SP_PHASE_TOTAL;
-  const char *text = arg;
-  char rerr[160];
-
-  if (with_phase) {
-    const char *eq = strchr(arg, '=');
-    phase = -1;
-    for (int i = 0; eq != NULL && i < SP_PHASE_COUNT; i++) {
-      const char *name = sp_phase_name((enum sp_phase)i);
-      if (strlen(name) == (size_t)(eq - arg) &&
-          strncmp(name, arg, (size_t)(eq - arg)) == 0)
-        phase = i;
-    }
-    if (phase < 0) {
-      snprintf(err, errlen, "%s: '%s' is not PHASE=RANGE with a phase name",
-               opt, arg);
-      return -1;
-    }
-    text = eq + 1;
-  }
-  if (critical) {
-    if (range_parse(text, &o->crit[phase], rerr, sizeof(rerr)) != 0)
-      goto bad;
-    o->have_crit[phase] = true;
-  } else {
-    if (range_parse(text, &o->warn[phase], rerr, sizeof(rerr)) != 0)
-      goto bad;
-    o->have_warn[phase] = true;
-  }
-  return 0;
-
-bad:
-  snprintf(err, errlen, "%s: %s", opt, rerr);
+/* Set a threshold: "RANGE" on the total time (-w, -c) or "PHASE=RANGE"
+ * (--phase-warn, --phase-crit). */
+static int set_range(struct check_opts *o, const struct name_map *m,
+                     const char *arg, char *err, size_t errlen) {
+  bool phased = !m->short_opt, crit = strstr(m->name, "crit") != NULL;
+  const char *eq = phased ? strchr(arg, '=') : NULL;
+  int phase = phased ? -1 : SP_PHASE_TOTAL;
+  char why[160], name[64];
+  for (int i = 0; eq && i < SP_PHASE_COUNT; i++)
+    if (strlen(sp_phase_name((enum sp_phase)i)) == (size_t)(eq - arg) &&
+        strncmp(sp_phase_name((enum sp_phase)i), arg, (size_t)(eq - arg)) == 0)
+      phase = i;
+  if (phase < 0)
+    snprintf(why, sizeof(why), "'%.40s' is not PHASE=RANGE with a phase name",
+             arg);
+  else if (range_parse(eq ? eq + 1 : arg,
+                       crit ? &o->crit[phase] : &o->warn[phase], why,
+                       sizeof(why)) == 0)
+    return (crit ? o->have_crit : o->have_warn)[phase] = true, 0;
+  snprintf(err, errlen, "%s: %s", spelling(m, name, sizeof(name)), why);
   return -1;
 }
 
 /* Name an option for an error message from getopt's state. */
 static void name_bad_option(int argc, char **argv, char *buf, size_t buflen) {
   int idx = optind - 1;
-
   if (optopt != 0 && optopt < 256)
     snprintf(buf, buflen, "-%c", optopt);
   else if (idx >= 0 && idx < argc)
     snprintf(buf, buflen, "%.60s", argv[idx]);
   else
     snprintf(buf, buflen, "?");
-}
-
-/* --min-tls: 1.0, 1.1, 1.2 or 1.3. */
-static int parse_min_tls(struct check_opts *o, const char *arg, char *err,
-                         size_t errlen) {
-  int v = sp_tls_version_from_name(arg);
-  if (v != 0) {
-    o->req.min_tls_version = v;
-    return 0;
-  }
-  snprintf(err, errlen, "--min-tls: '%s' is not 1.0, 1.1, 1.2 or 1.3", arg);
-  return -1;
 }
 
 /* Load the AUTH secret from its file or environment variable. */
@@ -434,135 +281,63 @@ void opts_free(struct check_opts *o) {
     s[i] = 0;
 }
 
-/* Apply one option; 0 or -1 with err. */
-static int apply_option(struct check_opts *o, int c, const char *arg, char *err,
-                        size_t errlen) {
-  int v;
-  double d;
-
-  switch (c) {
-  case 'H':
-    if (arg[0] == '\0' || strlen(arg) >= SP_MAX_HOST) {
-      snprintf(err, errlen, "-H/--hostname: empty or too long");
-      return -1;
-    }
-    o->req.host = arg;
-    return 0;
-  case 'p':
-    return add_ports(o, arg, err, errlen);
-  case OPT_TLS:
-    v = sp_tls_mode_from_name(arg);
-    if (v < 0) {
-      snprintf(err, errlen,
-               "--tls: '%s' is not auto, none, starttls or implicit", arg);
-      return -1;
-    }
-    o->tls_mode = (enum sp_tls_mode)v;
-    return 0;
-  case OPT_ROLE:
-    v = sp_role_from_name(arg);
-    if (v < 0) {
-      snprintf(err, errlen,
-               "--role: '%s' is not default, submission, implicit or relay",
-               arg);
-      return -1;
-    }
-    o->role = (enum sp_role)v;
-    return 0;
-  case '4':
-    o->req.family = SP_FAMILY_IPV4;
-    return 0;
-  case '6':
-    o->req.family = SP_FAMILY_IPV6;
-    return 0;
-  case 'w':
-    return parse_phase_range(o, "-w/--warning", arg, false, false, err, errlen);
-  case 'c':
-    return parse_phase_range(o, "-c/--critical", arg, false, true, err, errlen);
-  case OPT_PHASE_WARN:
-    return parse_phase_range(o, "--phase-warn", arg, true, false, err, errlen);
-  case OPT_PHASE_CRIT:
-    return parse_phase_range(o, "--phase-crit", arg, true, true, err, errlen);
-  case 'D':
-    return parse_cert_days(o, arg, err, errlen);
-  case OPT_CAFILE:
-    o->req.cafile = arg;
-    return 0;
-  case OPT_SNI:
-    o->req.sni = arg;
-    return 0;
-  case OPT_NO_VERIFY:
-    o->req.no_verify = true;
-    return 0;
-  case OPT_EHLO:
-    o->req.ehlo_name = arg;
-    return 0;
-  case OPT_SOURCE:
-    o->req.source = arg;
-    return 0;
-  case OPT_REQUIRE:
-    if (strcmp(arg, "all") != 0 && strcmp(arg, "any") != 0) {
-      snprintf(err, errlen, "--require: '%s' is not all or any", arg);
-      return -1;
-    }
+/* Apply one of the check's own options; 0 or -1 with err. */
+static int apply_own(struct check_opts *o, const struct name_map *m,
+                     const char *arg, char *err, size_t errlen) {
+  switch (m->own) {
+  case OWN_RANGE:
+    return set_range(o, m, arg, err, errlen);
+  case OWN_REQUIRE:
+    if (strcmp(arg, "all") != 0 && strcmp(arg, "any") != 0)
+      return snprintf(err, errlen, "--require: '%s' is not all or any", arg),
+             -1;
     o->require_any = strcmp(arg, "any") == 0;
     return 0;
-  case OPT_ALL_ADDRESSES:
-    o->req.all_addresses = true;
-    return 0;
-  case OPT_NO_TLS_TRIAL:
-    o->req.no_tls_trial = true;
-    return 0;
-  case OPT_BANNER_WAIT:
-    if (parse_double(arg, &d) != 0 || d < 0 || d > 3600) {
-      snprintf(err, errlen,
-               "--banner-wait: '%s' is not a number of seconds 0-3600", arg);
-      return -1;
-    }
-    o->req.banner_wait_s = d;
-    return 0;
-  case OPT_DNS_SERVER:
-    o->req.dns_server = arg;
-    return 0;
-  case OPT_AUTH_USER:
-    o->req.auth_user = arg;
-    return 0;
-  case OPT_AUTH_PASSWORD_FILE:
+  case OWN_PASSWORD_FILE:
     o->password_file = arg;
     return 0;
-  case OPT_AUTH_PASSWORD_ENV:
+  case OWN_PASSWORD_ENV:
     o->password_env = arg;
     return 0;
-  case OPT_AUTH_MECH:
-    o->req.auth_mech = arg;
-    return 0;
-  case OPT_MAIL_FROM:
-    o->req.mail_from = arg;
-    return 0;
-  case OPT_RCPT_TO:
-    o->req.rcpt_to = arg;
-    return 0;
-  case OPT_SEND:
-    o->req.send_message = true;
-    return 0;
-  case OPT_CHECK_INJECTION:
-    o->req.check_injection = true;
-    return 0;
-  case OPT_MIN_TLS:
-    return parse_min_tls(o, arg, err, errlen);
-  case OPT_POLICY:
+  case OWN_POLICY:
     o->policy_file = arg;
     return 0;
-  case 't':
-    return parse_timeout(o, arg, err, errlen);
-  case 'v':
-    if (o->verbose < 3)
-      o->verbose++;
+  case OWN_VERBOSE:
+    o->verbose += o->verbose < 3;
     return 0;
-  default:
-    snprintf(err, errlen, "internal error: option %d not handled", c);
-    return -1;
+  default: /* OWN_NONE, OWN_HELP, OWN_VERSION: handled by the caller */
+    return snprintf(err, errlen, "internal error: --%s", m->name), -1;
   }
+}
+
+/* After the options: policy or default ports, secret, verbosity, check. */
+static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
+  char why[200];
+  if (o->req.host == NULL)
+    return snprintf(err, errlen, "-H/--hostname is required"), OPTS_ERROR;
+  if (o->policy_file) {
+    if (o->req.nports > 0)
+      return snprintf(err, errlen,
+                      "--policy: the policy names the ports, drop -p"),
+             OPTS_ERROR;
+    o->policy = sp_policy_load(o->policy_file, why, sizeof(why));
+    if (!o->policy)
+      return snprintf(err, errlen, "--policy: %s", why), OPTS_ERROR;
+    if (sp_policy_add_ports(o->policy, &o->req) != 0)
+      return snprintf(err, errlen, "--policy: too many ports"), OPTS_ERROR;
+  }
+  if (load_secret(o, err, errlen) != 0)
+    return OPTS_ERROR;
+  if (o->req.nports == 0 &&
+      set_key(o, &map[1], "ports", OPTS_DEFAULT_PORTS, err, errlen) != 0)
+    return OPTS_ERROR;
+  o->req.trace = o->verbose >= 3;
+  o->output_cap = o->verbose >= 3   ? OPTS_CAP_VVV
+                  : o->verbose == 2 ? OPTS_CAP_VV
+                                    : OPTS_CAP_DEFAULT;
+  if (sp_request_validate(&o->req, why, sizeof(why)) != 0)
+    return snprintf(err, errlen, "invalid request: %s", why), OPTS_ERROR;
+  return OPTS_RUN;
 }
 
 /* Parse argv into o. */
@@ -570,42 +345,32 @@ enum opts_action opts_parse(int argc, char **argv, struct check_opts *o,
                             char *err, size_t errlen) {
   enum opts_action action = OPTS_RUN;
   char name[64];
-  char verr[192];
   int c;
 
   memset(o, 0, sizeof(*o));
   sp_request_init(&o->req);
-  o->req.timeout_s = OPTS_DEFAULT_TIMEOUT;
-  o->tls_mode = SP_TLS_AUTO;
-  o->role = SP_ROLE_DEFAULT;
   o->timeout_state = SP_STATE_CRITICAL;
   o->output_cap = OPTS_CAP_DEFAULT;
   if (errlen > 0)
     err[0] = '\0';
-
+  build_getopt();
   optind = 0; /* glibc: full re-initialisation, so tests can parse again */
   opterr = 0;
   while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
-    if (c == '?') {
+    const struct name_map *m = map_of(c);
+    if (!m) { /* '?' unknown, ':' missing argument */
       name_bad_option(argc, argv, name, sizeof(name));
-      snprintf(err, errlen, "unknown option '%s'", name);
+      snprintf(err, errlen,
+               c == ':' ? "option '%s' needs an argument"
+                        : "unknown option '%s'",
+               name);
       return OPTS_ERROR;
     }
-    if (c == ':') {
-      name_bad_option(argc, argv, name, sizeof(name));
-      snprintf(err, errlen, "option '%s' needs an argument", name);
-      return OPTS_ERROR;
-    }
-    if (c == 'h') {
-      action = OPTS_HELP;
-      continue;
-    }
-    if (c == 'V') {
-      if (action != OPTS_HELP)
-        action = OPTS_VERSION;
-      continue;
-    }
-    if (apply_option(o, c, optarg, err, errlen) != 0)
+    if (m->own == OWN_HELP || m->own == OWN_VERSION)
+      action =
+          m->own == OWN_HELP || action == OPTS_HELP ? OPTS_HELP : OPTS_VERSION;
+    else if ((m->key ? apply_mapped(o, m, optarg, err, errlen)
+                     : apply_own(o, m, optarg, err, errlen)) != 0)
       return OPTS_ERROR;
   }
   if (action != OPTS_RUN)
@@ -614,54 +379,112 @@ enum opts_action opts_parse(int argc, char **argv, struct check_opts *o,
     snprintf(err, errlen, "unexpected argument '%.60s'", argv[optind]);
     return OPTS_ERROR;
   }
-  if (o->req.host == NULL)
-    return fail(err, errlen, "-H/--hostname is required");
-  if (o->policy_file) {
-    char perr[200];
-    if (o->nports > 0)
-      return fail(err, errlen, "--policy: the policy names the ports, drop -p");
-    o->policy = sp_policy_load(o->policy_file, perr, sizeof(perr));
-    if (!o->policy) {
-      snprintf(err, errlen, "--policy: %s", perr);
-      return OPTS_ERROR;
-    }
-    if (sp_policy_add_ports(o->policy, &o->req) != 0)
-      return fail(err, errlen, "--policy: too many ports");
-  }
-  if (load_secret(o, err, errlen) != 0)
-    return OPTS_ERROR;
-  if (!o->policy && o->nports == 0 &&
-      add_ports(o, OPTS_DEFAULT_PORTS, err, errlen) != 0)
-    return OPTS_ERROR;
-  for (int i = 0; i < o->nports; i++) {
-    if (sp_request_add_port(&o->req, o->ports[i], o->tls_mode, o->role) != 0)
-      return fail(err, errlen, "-p/--port: too many ports");
-  }
-  if (o->verbose >= 3)
-    o->req.trace = true;
-  if (o->verbose == 2)
-    o->output_cap = OPTS_CAP_VV;
-  if (o->verbose >= 3)
-    o->output_cap = OPTS_CAP_VVV;
-  if (sp_request_validate(&o->req, verr, sizeof(verr)) != 0) {
-    snprintf(err, errlen, "invalid request: %s", verr);
-    return OPTS_ERROR;
-  }
-  return OPTS_RUN;
+  return finish(o, err, errlen);
 }
 
-/* The one usage line. */
+/* A text built once from the name map (usage, help). */
+struct text {
+  char buf[16384]; /* the text */
+  size_t len;      /* bytes used */
+  size_t col;      /* column of the last line (for wrapping) */
+};
+
+static struct text usage, help; /* built by opts_usage, opts_help */
+
+/* Append formatted text (cut when full). */
+__attribute__((format(printf, 2, 3))) static void tput(struct text *t,
+                                                       const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    t->len += (size_t)n;
+  if (t->len >= sizeof(t->buf))
+    t->len = sizeof(t->buf) - 1;
+  const char *nl = strrchr(t->buf, '\n');
+  t->col = t->len - (nl ? (size_t)(nl + 1 - t->buf) : 0);
+}
+
+/* Append one word, on a new line indented by indent before column 78. */
+static void tword(struct text *t, size_t indent, const char *w, size_t n) {
+  if (t->col > indent && t->col + 1 + n > 78)
+    tput(t, "\n%*s", (int)indent, "");
+  tput(t, "%s%.*s", t->col > indent ? " " : "", (int)n, w);
+}
+
+/* Append a paragraph indented by 4, words wrapped before column 78. */
+static void twrap(struct text *t, const char *text) {
+  tput(t, "    ");
+  for (const char *p = text + strspn(text, " "); *p; p += strspn(p, " ")) {
+    size_t n = strcspn(p, " ");
+    tword(t, 4, p, n);
+    p += n;
+  }
+  tput(t, "\n");
+}
+
+/* The one usage line, from the name map. */
 const char *opts_usage(void) {
-  return usage_text;
+  char item[80];
+  if (usage.len > 0)
+    return usage.buf;
+  tput(&usage, "Usage: check_smtp_ports -H HOST");
+  for (size_t i = 1; i < NMAP; i++) { /* map[0] is -H, the one required */
+    const struct name_map *m = &map[i];
+    int n = m->short_opt
+                ? snprintf(item, sizeof(item), "[-%c%s%s]", m->short_opt,
+                           m->arg ? " " : "", m->arg ? m->arg : "")
+                : snprintf(item, sizeof(item), "[--%s%s%s]", m->name,
+                           m->arg ? " " : "", m->arg ? m->arg : "");
+    tword(&usage, 2, item, (size_t)n);
+  }
+  tput(&usage, "\n");
+  return usage.buf;
 }
 
-/* The full help text (usage placeholder expanded once). */
-const char *opts_help(void) {
-  static char buf[sizeof(help_text) + sizeof(usage_text)];
-  const char *mark = strstr(help_text, "%USAGE%");
+/* Help of one row: its spelling, then the core table's description and
+ * default with the check's note, or the check's own text. */
+static void help_row(const struct name_map *m) {
+  const struct sp_option *opt = m->key ? sp_option_find(m->key) : NULL;
+  const struct sp_option *opt2 = m->key2 ? sp_option_find(m->key2) : NULL;
+  char text[768];
+  if (m->short_opt)
+    tput(&help, " -%c,", m->short_opt);
+  tput(&help, " --%s%s%s\n", m->name, m->arg ? "=" : "", m->arg ? m->arg : "");
+  if (!opt) {
+    twrap(&help, m->key ? "(not in the core's option table)" : m->note);
+    return;
+  }
+  const char *def = m->def ? m->def : opt->def;
+  int n = m->fixed ? snprintf(text, sizeof(text), "Sets %s to %s: %s", opt->key,
+                              m->fixed, opt->doc)
+                   : snprintf(text, sizeof(text), "%s%s%s", opt->doc,
+                              opt2 ? "; after a comma: " : "",
+                              opt2 ? opt2->doc : "");
+  if (n > 0 && (size_t)n < sizeof(text))
+    snprintf(text + n, sizeof(text) - (size_t)n, "%s%s.%s%s",
+             def[0] == '(' ? " " : ". Default: ", def, m->note ? " " : "",
+             m->note ? m->note : "");
+  twrap(&help, text);
+}
 
-  if (buf[0] == '\0' && mark != NULL)
-    snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(mark - help_text), help_text,
-             usage_text, mark + strlen("%USAGE%"));
-  return buf[0] ? buf : help_text;
+/* The full help text: every row of the name map, then the output. */
+const char *opts_help(void) {
+  if (help.len > 0)
+    return help.buf;
+  tput(&help,
+       "check_smtp_ports v" SP_VERSION "\n"
+       "Checks that a mail server's SMTP ports answer, with the right TLS "
+       "mode\nfor their role, and ends each port's probe with one diagnosis "
+       "code.\n\n%s\nOptions:\n",
+       opts_usage());
+  for (size_t i = 0; i < NMAP; i++)
+    help_row(&map[i]);
+  tput(&help, "\nOutput: 'SMTP STATE - summary | perfdata' on the first line, "
+              "then with\n-v one block of long output per port. A port that "
+              "is not ok shows its\ndiagnosis code and a hint. All perfdata "
+              "is on the first line.\nExit codes: 0 OK, 1 WARNING, 2 "
+              "CRITICAL, 3 UNKNOWN.\n");
+  return help.buf;
 }

@@ -1,25 +1,25 @@
 /*
  * options.h - command line of check_smtp_ports, parsed into one struct.
  *
- * Parsing is pure: no network, no output. main() prints the error text
- * and the usage line when opts_parse() fails.
+ * Probe options are the core's vocabulary (common/options.c) under the
+ * check's spelling; only thresholds, -t's STATE, -v, --require, --policy
+ * and the AUTH secret are the check's own. Parsing is pure: no network, no
+ * output. main() prints the error text and the usage line on OPTS_ERROR.
  */
 #ifndef NAGIOS_OPTIONS_H
 #define NAGIOS_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "range.h"
 #include "smtp_probe.h"
 
-/* The default ports when no -p is given: submission (what mail apps use)
- * and implicit TLS. 25 is server-to-server relay: ask for it with -p. */
+/* The ports when neither -p nor --policy is given (see the name map). */
 #define OPTS_DEFAULT_PORTS "587,465"
 
-/* Default whole-run deadline in seconds (-t). */
-#define OPTS_DEFAULT_TIMEOUT 10.0
+/* Environment variable read for the AUTH secret when no file is given. */
+#define OPTS_DEFAULT_PASSWORD_ENV "SMTP_PROBE_PASSWORD"
 
 /* Output size caps by verbosity: long output is cut to fit, perfdata never. */
 #define OPTS_CAP_DEFAULT 8192u /* -v 0 and 1 */
@@ -37,10 +37,6 @@ enum opts_action {
 /* Everything the command line says. */
 struct check_opts {
   struct sp_request req;             /* the probe request (strings in argv) */
-  uint16_t ports[SP_MAX_PORTS];      /* ports in the order given, no repeats */
-  int nports;                        /* how many of ports[] are used */
-  enum sp_tls_mode tls_mode;         /* --tls, for every port */
-  enum sp_role role;                 /* --role, for every port */
   struct range warn[SP_PHASE_COUNT]; /* warning range per phase (-w: total) */
   bool have_warn[SP_PHASE_COUNT];    /* warn[phase] is set */
   struct range crit[SP_PHASE_COUNT]; /* critical range per phase (-c: total) */
@@ -50,15 +46,14 @@ struct check_opts {
   int verbose;               /* -v count, 0..3 */
   size_t output_cap;         /* bytes of output at most (see caps) */
   const char *password_file; /* --auth-password-file */
-  const char *password_env;  /* --auth-password-env (default below) */
+  const char *password_env;  /* --auth-password-env (default above) */
   char secret[512];          /* the password or token, loaded once */
   char secret_warning[256];  /* e.g. the secret file is world-readable */
   const char *policy_file;   /* --policy */
   struct sp_policy *policy;  /* --policy, loaded (free with opts_free) */
 };
 
-/* Environment variable read for the AUTH secret when no file is given. */
-#define OPTS_DEFAULT_PASSWORD_ENV "SMTP_PROBE_PASSWORD"
+struct option; /* <getopt.h> */
 
 /* Free what parsing loaded (the policy) and wipe the secret. */
 void opts_free(struct check_opts *o);
@@ -71,6 +66,9 @@ enum opts_action opts_parse(int argc, char **argv, struct check_opts *o,
 /* Parse a state word (OK, WARNING, CRITICAL, UNKNOWN, any case) or digit
  * 0-3; -1 when it is neither. */
 int opts_parse_state(const char *s);
+
+/* The getopt_long table the check accepts, ended by a NULL name. */
+const struct option *opts_long_options(void);
 
 /* The one usage line (ends with a newline). */
 const char *opts_usage(void);

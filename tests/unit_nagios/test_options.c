@@ -1,7 +1,8 @@
 /*
  * test_options.c - command line parsing of check_smtp_ports
  * (nagios/options.c): good forms land in the request, bad ones give
- * OPTS_ERROR with a message naming the option.
+ * OPTS_ERROR with a message naming the option; probe option values are
+ * refused with the core's own sentence (sp_request_set).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
@@ -65,7 +67,8 @@ static void test_defaults(void **state) {
   assert_false(o.have_warn[SP_PHASE_TOTAL]);
 }
 
-/* -p lists, repeats, duplicates collapse, --tls/--role apply to all. */
+/* -p lists, repeats, duplicates collapse; --tls/--role are request-wide
+ * (the engine applies them to every port whose own is auto/default). */
 static void test_ports(void **state) {
   (void)state;
   struct check_opts o;
@@ -78,10 +81,115 @@ static void test_ports(void **state) {
   assert_int_equal(o.req.ports[0].port, 25);
   assert_int_equal(o.req.ports[1].port, 587);
   assert_int_equal(o.req.ports[2].port, 2525);
+  assert_int_equal(o.req.tls_mode, SP_TLS_STARTTLS);
+  assert_int_equal(o.req.role, SP_ROLE_RELAY);
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(o.req.ports[i].tls_mode, SP_TLS_STARTTLS);
-    assert_int_equal(o.req.ports[i].role, SP_ROLE_RELAY);
+    assert_int_equal(o.req.ports[i].tls_mode, SP_TLS_AUTO);
+    assert_int_equal(o.req.ports[i].role, SP_ROLE_DEFAULT);
   }
+  /* The core's grammar: empty items and spaces between ports are fine. */
+  const char *loose[] = {"-H", "h", "-p", "25,,587", "-p", "2525 465,", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), loose), OPTS_RUN);
+  assert_int_equal(o.req.nports, 4);
+  assert_int_equal(o.req.ports[3].port, 465);
+}
+
+/* The order of --tls/--role and -p does not matter. */
+static void test_order(void **state) {
+  (void)state;
+  struct check_opts a, b;
+  char err[256];
+  const char *first[] = {"-H",    "h",  "--tls", "implicit", "--role",
+                         "relay", "-p", "465",   NULL};
+  const char *last[] = {"-H",       "h",      "-p",    "465", "--tls",
+                        "implicit", "--role", "relay", NULL};
+  assert_int_equal(parse(&a, err, sizeof(err), first), OPTS_RUN);
+  struct sp_request req_a;
+  memcpy(&req_a, &a.req, sizeof(req_a));
+  assert_int_equal(parse(&b, err, sizeof(err), last), OPTS_RUN);
+  assert_int_equal(req_a.tls_mode, SP_TLS_IMPLICIT);
+  assert_int_equal(b.req.tls_mode, SP_TLS_IMPLICIT);
+  assert_int_equal(b.req.role, SP_ROLE_RELAY);
+  assert_int_equal(b.req.nports, 1);
+  assert_int_equal(b.req.ports[0].port, 465);
+  assert_memory_equal(&req_a, &b.req, sizeof(req_a));
+}
+
+/* A bad value is refused with "SPELLING: " and the core's sentence. */
+static void expect_core_sentence(const char *opt, const char *spelling,
+                                 const char *key, const char *value) {
+  struct sp_request req;
+  char why[200] = "", want[256], err[256] = "";
+  sp_request_init(&req);
+  assert_int_not_equal(sp_request_set(&req, key, value, why, sizeof(why)), 0);
+  snprintf(want, sizeof(want), "%s: %s", spelling, why);
+  const char *args[] = {"-H", "h", opt, value, NULL};
+  struct check_opts o;
+  assert_int_equal(parse(&o, err, sizeof(err), args), OPTS_ERROR);
+  assert_string_equal(err, want);
+}
+
+/* One wording everywhere: the check's errors are the core's sentences. */
+static void test_core_wording(void **state) {
+  (void)state;
+  struct check_opts o;
+  char err[256];
+  const char *a1[] = {"-H", "h", "--min-tls", "1.4", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), a1), OPTS_ERROR);
+  assert_string_equal(err, "--min-tls: '1.4' is not 1.0, 1.1, 1.2 or 1.3");
+  expect_core_sentence("--min-tls", "--min-tls", "min_tls", "TLSv9");
+  expect_core_sentence("--tls", "--tls", "tls", "sometimes");
+  expect_core_sentence("--role", "--role", "role", "boss");
+  expect_core_sentence("-p", "-p/--port", "ports", "0");
+  expect_core_sentence("--port", "-p/--port", "ports", "smtp");
+  expect_core_sentence("-H", "-H/--hostname", "host", "bad host!");
+  expect_core_sentence("--banner-wait", "--banner-wait", "banner_wait", "-1");
+  expect_core_sentence("--banner-wait", "--banner-wait", "banner_wait", "2x");
+  expect_core_sentence("-t", "-t/--timeout", "timeout", "ten");
+  expect_core_sentence("-t", "-t/--timeout", "timeout", "0");
+  expect_core_sentence("-D", "-D/--cert-days", "cert_warn_days", "-1");
+  expect_core_sentence("--auth-mech", "--auth-mech", "auth_mech", "NTLM");
+  expect_core_sentence("--source", "--source", "source", "mail.example");
+  expect_core_sentence("--dns-server", "--dns-server", "dns_server", "x:y");
+  expect_core_sentence("--mail-from", "--mail-from", "mail_from", "<a@b>");
+  expect_core_sentence("--sni", "--sni", "sni", "a b");
+}
+
+/* Flags set their key to the fixed value; values are the core's. */
+static void test_flags(void **state) {
+  (void)state;
+  struct check_opts o;
+  char err[256];
+  const char *args[] = {"-H",
+                        "h",
+                        "--no-tls-trial",
+                        "--check-injection",
+                        "--min-tls",
+                        "TLSv1.3",
+                        "--auth-user",
+                        "u@example.test",
+                        "--auth-mech",
+                        "cram-md5",
+                        "--auth-password-env",
+                        "SP_TEST_SECRET",
+                        "--mail-from",
+                        "a@example.test",
+                        "--rcpt-to",
+                        "b@example.test",
+                        "--send",
+                        NULL};
+  setenv("SP_TEST_SECRET", "s3cret", 1);
+  assert_int_equal(parse(&o, err, sizeof(err), args), OPTS_RUN);
+  assert_true(o.req.no_tls_trial);
+  assert_true(o.req.check_injection);
+  assert_int_equal(o.req.min_tls_version, 0x0304);
+  assert_string_equal(o.req.auth_mech, "CRAM-MD5");
+  assert_string_equal(o.req.auth_secret, "s3cret");
+  assert_string_equal(o.req.mail_from, "a@example.test");
+  assert_string_equal(o.req.rcpt_to, "b@example.test");
+  assert_true(o.req.send_message);
+  opts_free(&o);
+  unsetenv("SP_TEST_SECRET");
 }
 
 /* Sixteen ports fit, seventeen do not. */
@@ -96,7 +204,7 @@ static void test_too_many_ports(void **state) {
   const char *bad[] = {
       "-H", "h", "-p", "1,2,3,4,5,6,7,8", "-p", "9,10,11,12,13,14,15,16,17",
       NULL};
-  expect_error(bad, "too many ports");
+  expect_error(bad, "-p/--port: more than 16 ports");
 }
 
 /* Bad port lists name -p. */
@@ -104,13 +212,13 @@ static void test_bad_ports(void **state) {
   (void)state;
   const char *a1[] = {"-H", "h", "-p", "0", NULL};
   const char *a2[] = {"-H", "h", "-p", "65536", NULL};
-  const char *a3[] = {"-H", "h", "-p", "25,,587", NULL};
+  const char *a3[] = {"-H", "h", "-p", ",", NULL};
   const char *a4[] = {"-H", "h", "-p", "smtp", NULL};
-  const char *a5[] = {"-H", "h", "-p", "25,", NULL};
+  const char *a5[] = {"-H", "h", "-p", "25;587", NULL};
   const char *a6[] = {"-H", "h", "-p", "-25", NULL};
-  expect_error(a1, "-p/--port");
+  expect_error(a1, "-p/--port: '0' is not a list of ports 1-65535");
   expect_error(a2, "-p/--port");
-  expect_error(a3, "-p/--port");
+  expect_error(a3, "-p/--port: no port given");
   expect_error(a4, "-p/--port");
   expect_error(a5, "-p/--port");
   expect_error(a6, "-p/--port");
@@ -166,6 +274,17 @@ static void test_timeout(void **state) {
   const char *a4[] = {"-H", "h", "-t", "5:OK", NULL};
   assert_int_equal(parse(&o, err, sizeof(err), a4), OPTS_RUN);
   assert_int_equal(o.timeout_state, SP_STATE_OK);
+  /* Durations as everywhere else, with or without the check's STATE. */
+  const char *a5[] = {"-H", "h", "-t", "1m", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), a5), OPTS_RUN);
+  assert_true(o.req.timeout_s == 60.0);
+  const char *a6[] = {"-H", "h", "-t", "1m30s:WARNING", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), a6), OPTS_RUN);
+  assert_true(o.req.timeout_s == 90.0);
+  assert_int_equal(o.timeout_state, SP_STATE_WARNING);
+  const char *a7[] = {"-H", "h", "-t", "500ms", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), a7), OPTS_RUN);
+  assert_true(o.req.timeout_s == 0.5);
 
   const char *b1[] = {"-H", "h", "-t", "5:FATAL", NULL};
   const char *b2[] = {"-H", "h", "-t", "5:4", NULL};
@@ -174,13 +293,15 @@ static void test_timeout(void **state) {
   const char *b5[] = {"-H", "h", "-t", ":CRITICAL", NULL};
   const char *b6[] = {"-H", "h", "-t", "5:", NULL};
   const char *b7[] = {"-H", "h", "-t", "100000", NULL};
-  expect_error(b1, "FATAL");
+  const char *b8[] = {"-H", "h", "-t", "1h1m", NULL};
+  expect_error(b1, "-t/--timeout: state 'FATAL' is not OK");
   expect_error(b2, "-t/--timeout");
   expect_error(b3, "-t/--timeout");
   expect_error(b4, "-t/--timeout");
   expect_error(b5, "-t/--timeout");
   expect_error(b6, "-t/--timeout");
   expect_error(b7, "-t/--timeout");
+  expect_error(b8, "-t/--timeout: '1h1m' is not a number of seconds 0-3600");
 }
 
 /* opts_parse_state: words in any case and digits 0-3. */
@@ -218,8 +339,8 @@ static void test_cert_days(void **state) {
   const char *b3[] = {"-H", "h", "-D", "30,", NULL};
   const char *b4[] = {"-H", "h", "-D", "-1", NULL};
   const char *b5[] = {"-H", "h", "--cert-days", "30,14,7", NULL};
-  expect_error(b1, "-D/--cert-days");
-  expect_error(b2, "-D/--cert-days");
+  expect_error(b1, "critical days must not exceed the warning days");
+  expect_error(b2, "-D/--cert-days: 'x' is not a whole number 0-36500");
   expect_error(b3, "-D/--cert-days");
   expect_error(b4, "-D/--cert-days");
   expect_error(b5, "-D/--cert-days");
@@ -308,6 +429,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_ports),
+      cmocka_unit_test(test_order),
+      cmocka_unit_test(test_core_wording),
+      cmocka_unit_test(test_flags),
       cmocka_unit_test(test_too_many_ports),
       cmocka_unit_test(test_bad_ports),
       cmocka_unit_test(test_bad_options),
