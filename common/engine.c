@@ -617,6 +617,7 @@ static void reap(struct sp_engine *eng) {
     active_unlink(eng, b);
     job_merge(b);
     struct sp_batch *out = b->out;
+    sp_recommend(out, &out->recommendation);
     b->out = NULL;
     atomic_fetch_sub(&eng->inflight, b->weight);
     sp_done_fn done = b->done;

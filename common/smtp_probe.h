@@ -480,11 +480,30 @@ int sp_policy_check_result(const struct sp_policy *pol, struct sp_result *res,
 /* ---- Engine ---------------------------------------------------------- */
 
 /* All results of one submitted request. */
+/* "Which port should this app use?", from the ports probed together
+ * (recommend.c): 587 STARTTLS first, 465 implicit TLS next, 2525 only as
+ * the fallback when 587 is blocked from here, never 25 (relay). */
+struct sp_recommendation {
+  bool has;                  /* a port to recommend (none: text says why) */
+  uint16_t port;             /* it */
+  enum sp_tls_mode tls_mode; /* with this TLS mode (starttls, implicit) */
+  char text[SP_MAX_TEXT];    /* the sentence ("use 587 starttls (works);
+                                465 implicit TLS also works"), or what to
+                                check first when no port works; "" for a
+                                relay-only run */
+};
+
 struct sp_batch {
   struct sp_result *results; /* one per port (per address with all_addresses) */
   int nresults;              /* how many */
   double dns_s;              /* resolution time, or -1 when none was done */
+  struct sp_recommendation recommendation; /* from these results (the
+                                              engine fills it) */
 };
+
+/* Work out the recommendation from a batch's results (the engine does it
+ * once; call again after changing results, e.g. with a policy). */
+void sp_recommend(const struct sp_batch *batch, struct sp_recommendation *out);
 
 /* Free a batch and everything it holds. */
 void sp_batch_free(struct sp_batch *batch);
