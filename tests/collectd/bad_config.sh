@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bad_config.sh - a real collectd with only bad <Target> blocks: each is
-# reported naming its block and key, the plugin fails to initialise (and is
-# unloaded), and collectd itself keeps running with its other plugins.
+# reported naming its block and key (and the core's sentence for a bad
+# value), the plugin fails to initialise (and is unloaded), and collectd
+# itself keeps running with its other plugins.
 #
 # usage: bad_config.sh PLUGIN_SO
 set -euo pipefail
@@ -69,11 +70,11 @@ expect() {
 }
 expect 'Target "slow": Timeout: 5 s must be below Interval (5 s); skipping this block'
 expect 'Target "typo": Prot: unknown option; skipping this block'
-expect 'Target "tls": TLS: "sometimes" is not one of auto, none, starttls, implicit'
-expect 'Target "port": Port: 70000 is not a port number (1-65535)'
-expect 'Target "nohost": Host: missing (required)'
+expect "Target \"tls\": TLS: 'sometimes' is not auto, none, starttls or implicit; skipping this block"
+expect "Target \"port\": Port: '25,70000' is not a list of ports 1-65535; skipping this block"
+expect 'Target "nohost": Host: missing or not a valid host name or address; skipping this block'
 expect 'Target "bad/name": the name may only hold letters'
-expect 'Target "mintls": MinTLS: takes "1.0", "1.1", "1.2" or "1.3"; skipping this block'
+expect "Target \"mintls\": MinTLS: '1.4' is not 1.0, 1.1, 1.2 or 1.3; skipping this block"
 expect 'Target "policyport": Port: not with PolicyFile (the policy names the ports); skipping this block'
 expect 'Target "nopw": AuthUser: needs AuthPasswordFile'
 expect 'Target "send": Send: not offered'

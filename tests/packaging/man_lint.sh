@@ -55,9 +55,12 @@ if ls "$src"/prometheus/*.c >/dev/null 2>&1; then
     $(grep -ho 'expo_family([^"]*"smtp_[a-z_]*"' "$src"/prometheus/*.c | grep -o '"[a-z_]*"' | tr -d '"' | sort -u) \
     $(grep -ho 'strcmp(key, "[a-z_]*")' "$src"/prometheus/modules.c | grep -o '"[a-z_]*"' | tr -d '"' | grep -vx 'modules' | sort -u)
 fi
-if [ -f "$src/collectd/smtp_probe.c" ]; then
+if [ -f "$src/collectd/plugin.c" ]; then
+  # The name map's rows ({"MinTLS", "min_tls"}) and the plugin's own
+  # keys (unit.collectd.docs checks both directions against USAGE.md too).
   # shellcheck disable=SC2046
   words_in_page "$man/smtp_probe.5" \
-    $(grep -o 'strcasecmp(key, "[A-Za-z]*")' "$src/collectd/smtp_probe.c" | grep -o '"[A-Za-z]*"' | tr -d '"' | sort -u)
+    $(grep -o '{"[A-Z][A-Za-z]*", "[a-z_]*"}' "$src/collectd/plugin.c" | grep -o '^{"[A-Za-z]*"' | tr -d '{"' | sort -u) \
+    $(sed -n '/spc_own_keys\[\] = {/,/};/p' "$src/collectd/plugin.c" | grep -o '"[A-Za-z]*"' | tr -d '"' | sort -u)
 fi
 exit $status

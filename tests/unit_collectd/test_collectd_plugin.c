@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "smtp_probe_internal.h"
+#include "plugin_internal.h"
 
 /* ---- Stubs of the collectd daemon ------------------------------------- */
 
@@ -388,9 +388,13 @@ static void test_config_full_block(void **state) {
   const uint16_t want[] = {25, 465, 587, 2525};
   for (int i = 0; i < 4; i++) {
     assert_int_equal(t->req.ports[i].port, want[i]);
-    assert_int_equal(t->req.ports[i].tls_mode, SP_TLS_STARTTLS);
-    assert_int_equal(t->req.ports[i].role, SP_ROLE_SUBMISSION);
+    /* TLS and Role are request-wide (the core's); the engine applies them
+     * to every port whose own is auto/default. */
+    assert_int_equal(t->req.ports[i].tls_mode, SP_TLS_AUTO);
+    assert_int_equal(t->req.ports[i].role, SP_ROLE_DEFAULT);
   }
+  assert_int_equal(t->req.tls_mode, SP_TLS_STARTTLS);
+  assert_int_equal(t->req.role, SP_ROLE_SUBMISSION);
   assert_string_equal(t->req.sni, "mx.example.com");
   assert_string_equal(t->req.cafile, "/etc/ssl/certs/ca-certificates.crt");
   assert_true(t->req.no_verify);
@@ -408,7 +412,8 @@ static void test_config_full_block(void **state) {
 }
 
 /* A block with only Host gets the four ports, auto TLS, default roles,
- * the global interval and a timeout below it; keys are case-insensitive. */
+ * the global interval, a timeout below it and (as in the core) no
+ * certificate thresholds; keys are case-insensitive. */
 static void test_config_defaults(void **state) {
   (void)state;
   char err[SPC_MAX_ERR];
@@ -428,8 +433,8 @@ static void test_config_defaults(void **state) {
   assert_false(t->req.all_addresses);
   assert_int_equal(t->interval, TIME_T_TO_CDTIME_T_STATIC(5));
   assert_true(t->req.timeout_s > 0 && t->req.timeout_s < 5.0);
-  assert_int_equal(t->req.cert_warn_days, 14);
-  assert_int_equal(t->req.cert_crit_days, 7);
+  assert_int_equal(t->req.cert_warn_days, -1);
+  assert_int_equal(t->req.cert_crit_days, -1);
   spc_target_free(t);
 
   /* A long interval caps the default timeout at 10 s. */
@@ -440,13 +445,14 @@ static void test_config_defaults(void **state) {
   spc_target_free(t);
 }
 
-/* Repeated Port lines add up; Verify takes yes/no strings too. */
+/* Repeated Port lines add up, a port listed again is ignored (the core's
+ * rule); Verify takes yes/no strings too. */
 static void test_config_port_lines_and_bool_words(void **state) {
   (void)state;
   char err[SPC_MAX_ERR];
   const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
                              {"Port", 1, {NV(25)}},
-                             {"Port", 2, {NV(587), NV(10025)}},
+                             {"Port", 3, {NV(587), NV(10025), NV(25)}},
                              {"Verify", 1, {SV("no")}},
                              {"Role", 1, {SV("relay")}},
                              {"TLS", 1, {SV("none")}},
@@ -456,8 +462,8 @@ static void test_config_port_lines_and_bool_words(void **state) {
   assert_non_null(t);
   assert_int_equal(t->req.nports, 3);
   assert_int_equal(t->req.ports[2].port, 10025);
-  assert_int_equal(t->req.ports[2].role, SP_ROLE_RELAY);
-  assert_int_equal(t->req.ports[2].tls_mode, SP_TLS_NONE);
+  assert_int_equal(t->req.role, SP_ROLE_RELAY);
+  assert_int_equal(t->req.tls_mode, SP_TLS_NONE);
   assert_true(t->req.no_verify);
   spc_target_free(t);
 }
@@ -477,26 +483,56 @@ static void cert_days(const char *key, double value, int *warn, int *crit) {
   spc_target_free(t);
 }
 
-/* One threshold set alone moves the other's default so that critical
- * never exceeds warning; -1 turns the warning (and critical) off. */
+/* One threshold set alone leaves the other off, as in the core (no
+ * default of collectd's own). */
 static void test_config_cert_days_defaults(void **state) {
   (void)state;
   int warn = 0, crit = 0;
   cert_days("CertWarningDays", 30, &warn, &crit);
   assert_int_equal(warn, 30);
-  assert_int_equal(crit, 7);
-  cert_days("CertWarningDays", 5, &warn, &crit);
-  assert_int_equal(warn, 5);
-  assert_int_equal(crit, 5);
-  cert_days("CertWarningDays", -1, &warn, &crit);
-  assert_int_equal(warn, -1);
   assert_int_equal(crit, -1);
-  cert_days("CertCriticalDays", 20, &warn, &crit);
-  assert_int_equal(warn, 20);
-  assert_int_equal(crit, 20);
   cert_days("CertCriticalDays", 3, &warn, &crit);
-  assert_int_equal(warn, 14);
+  assert_int_equal(warn, -1);
   assert_int_equal(crit, 3);
+  cert_days("CertWarningDays", 0, &warn, &crit);
+  assert_int_equal(warn, 0);
+}
+
+/* Values come typed from collectd and are handed to the core as text, so
+ * a string where a number was (and the reverse) means the same, and the
+ * core's grammars apply: durations, comma lists, boolean words. */
+static void test_config_values_as_text(void **state) {
+  (void)state;
+  char err[SPC_MAX_ERR];
+  const struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                             {"Port", 1, {SV("25,465")}},
+                             {"Port", 2, {NV(465), NV(587)}},
+                             {"Timeout", 1, {SV("1m")}},
+                             {"Interval", 1, {SV("2m")}},
+                             {"BannerWait", 1, {SV("500ms")}},
+                             {"CertWarningDays", 1, {SV("30")}},
+                             {"CertCriticalDays", 1, {NV(10)}},
+                             {"Verify", 1, {NV(0)}},
+                             {"CheckInjection", 1, {SV("on")}},
+                             {"TLSTrial", 1, {BV(0)}},
+                             {"AllAddresses", 1, {NV(1)}},
+                             {NULL, 0, {{{0}, 0}}}};
+  struct spc_target *t =
+      parse(target_block(name_mx1, 1, opts, NULL, NULL), err, sizeof(err));
+  if (t == NULL)
+    fail_msg("%s", err);
+  assert_int_equal(t->req.nports, 3); /* 465 again is ignored */
+  assert_int_equal(t->req.ports[2].port, 587);
+  assert_true(t->req.timeout_s == 60.0);
+  assert_int_equal(t->interval, TIME_T_TO_CDTIME_T_STATIC(120));
+  assert_true(t->req.banner_wait_s == 0.5);
+  assert_int_equal(t->req.cert_warn_days, 30);
+  assert_int_equal(t->req.cert_crit_days, 10);
+  assert_true(t->req.no_verify);
+  assert_true(t->req.check_injection);
+  assert_true(t->req.no_tls_trial);
+  assert_true(t->req.all_addresses);
+  spc_target_free(t);
 }
 
 /* One bad-input case: an option replacing or adding to the good block. */
@@ -514,20 +550,43 @@ static void test_config_bad_inputs(void **state) {
   static const struct bad_case cases[] = {
       {"unknown key", {{"Hots", 1, {SV("x")}}}, NULL, "Hots", "unknown"},
       {"missing Host", {{NULL, 0, {{{0}, 0}}}}, "Host", "Host", "missing"},
-      {"Host number", {{"Host", 1, {NV(1)}}}, NULL, "Host", "string"},
-      {"Host empty", {{"Host", 1, {SV("")}}}, NULL, "Host", "characters"},
+      {"Host empty",
+       {{"Host", 1, {SV("")}}},
+       NULL,
+       "Host",
+       "'' is not a host name or IP address"},
       {"Host two values",
        {{"Host", 2, {SV("a"), SV("b")}}},
        NULL,
        "Host",
        "exactly one"},
       {"Host no value", {{"Host", 0, {{{0}, 0}}}}, NULL, "Host", "exactly one"},
-      {"Port 0", {{"Port", 1, {NV(0)}}}, NULL, "Port", "port number"},
-      {"Port 65536", {{"Port", 1, {NV(65536)}}}, NULL, "Port", "port number"},
-      {"Port -25", {{"Port", 1, {NV(-25)}}}, NULL, "Port", "port number"},
-      {"Port 25.5", {{"Port", 1, {NV(25.5)}}}, NULL, "Port", "port number"},
-      {"Port string", {{"Port", 1, {SV("smtp")}}}, NULL, "Port", "number"},
-      {"Port twice", {{"Port", 2, {NV(25), NV(25)}}}, NULL, "Port", "twice"},
+      {"Port 0",
+       {{"Port", 1, {NV(0)}}},
+       NULL,
+       "Port",
+       "'0' is not a list of ports 1-65535"},
+      {"Port 65536",
+       {{"Port", 1, {NV(65536)}}},
+       NULL,
+       "Port",
+       "'65536' is not a list of ports"},
+      {"Port -25", {{"Port", 1, {NV(-25)}}}, NULL, "Port", "not a list of"},
+      {"Port 25.5",
+       {{"Port", 1, {NV(25.5)}}},
+       NULL,
+       "Port",
+       "'25.5' is not a list of ports"},
+      {"Port string",
+       {{"Port", 1, {SV("smtp")}}},
+       NULL,
+       "Port",
+       "'smtp' is not a list"},
+      {"Port one bad of two",
+       {{"Port", 2, {NV(25), NV(70000)}}},
+       NULL,
+       "Port",
+       "'25,70000' is not a list of ports 1-65535"},
       {"Port empty", {{"Port", 0, {{{0}, 0}}}}, NULL, "Port", "one or more"},
       {"Port x17",
        {{"Port",
@@ -536,68 +595,84 @@ static void test_config_bad_inputs(void **state) {
           NV(11), NV(12), NV(13), NV(14), NV(15), NV(16), NV(17)}}},
        NULL,
        "Port",
-       "more than"},
-      {"TLS word", {{"TLS", 1, {SV("maybe")}}}, NULL, "TLS", "not one of"},
-      {"TLS number", {{"TLS", 1, {NV(1)}}}, NULL, "TLS", "string"},
-      {"Role word", {{"Role", 1, {SV("mx")}}}, NULL, "Role", "not one of"},
+       "more than 16 ports"},
+      {"TLS word",
+       {{"TLS", 1, {SV("maybe")}}},
+       NULL,
+       "TLS",
+       "'maybe' is not auto, none, starttls or implicit"},
+      {"TLS number", {{"TLS", 1, {NV(1)}}}, NULL, "TLS", "'1' is not auto"},
+      {"Role word",
+       {{"Role", 1, {SV("mx")}}},
+       NULL,
+       "Role",
+       "'mx' is not default, submission, implicit or relay"},
       {"AddressFamily word",
        {{"AddressFamily", 1, {SV("ipv5")}}},
        NULL,
        "AddressFamily",
-       "not one of"},
+       "'ipv5' is not any, ipv4 or ipv6"},
       {"Verify word",
        {{"Verify", 1, {SV("perhaps")}}},
        NULL,
        "Verify",
-       "true or false"},
+       "'perhaps' is not true or false"},
       {"Verify number",
-       {{"Verify", 1, {NV(1)}}},
+       {{"Verify", 1, {NV(2)}}},
        NULL,
        "Verify",
-       "true or false"},
+       "'2' is not true or false"},
       {"AllAddresses word",
        {{"AllAddresses", 1, {SV("all")}}},
        NULL,
        "AllAddresses",
-       "true or false"},
+       "'all' is not true or false"},
       {"Source name",
        {{"Source", 1, {SV("probe.example.net")}}},
        NULL,
        "Source",
-       "not an IPv4 or IPv6"},
-      {"SNI empty", {{"SNI", 1, {SV("")}}}, NULL, "SNI", "characters"},
+       "'probe.example.net' is not an IP address"},
+      {"SNI empty", {{"SNI", 1, {SV("")}}}, NULL, "SNI", "is not a host name"},
       {"CAFile two",
        {{"CAFile", 2, {SV("/a"), SV("/b")}}},
        NULL,
        "CAFile",
        "exactly one"},
-      {"EHLO number", {{"EHLO", 1, {NV(3)}}}, NULL, "EHLO", "string"},
+      {"CAFile empty",
+       {{"CAFile", 1, {SV("")}}},
+       NULL,
+       "CAFile",
+       "an empty or overlong path"},
       {"DNSServer empty",
        {{"DNSServer", 1, {SV("")}}},
        NULL,
        "DNSServer",
-       "characters"},
+       "is not IP[:PORT]"},
       {"BannerWait negative",
        {{"BannerWait", 1, {NV(-1)}}},
        NULL,
        "BannerWait",
-       "between"},
-      {"BannerWait string",
-       {{"BannerWait", 1, {SV("2")}}},
+       "'-1' is not a number of seconds 0-3600"},
+      {"BannerWait word",
+       {{"BannerWait", 1, {SV("soon")}}},
        NULL,
        "BannerWait",
-       "number"},
-      {"Timeout 0", {{"Timeout", 1, {NV(0)}}}, NULL, "Timeout", "between"},
+       "'soon' is not a number of seconds"},
+      {"Timeout 0",
+       {{"Timeout", 1, {NV(0)}}},
+       NULL,
+       "Timeout",
+       "must be above 0"},
       {"Timeout negative",
        {{"Timeout", 1, {NV(-3)}}},
        NULL,
        "Timeout",
-       "between"},
-      {"Timeout string",
-       {{"Timeout", 1, {SV("5")}}},
+       "'-3' is not a number of seconds"},
+      {"Timeout units rising",
+       {{"Timeout", 1, {SV("1s1m")}}},
        NULL,
        "Timeout",
-       "number"},
+       "(or a duration such as 500ms, 1m30s)"},
       {"Timeout = Interval",
        {{"Timeout", 1, {NV(30)}}},
        NULL,
@@ -608,7 +683,11 @@ static void test_config_bad_inputs(void **state) {
        NULL,
        "Timeout",
        "below Interval"},
-      {"Interval 0", {{"Interval", 1, {NV(0)}}}, NULL, "Interval", "between"},
+      {"Interval 0",
+       {{"Interval", 1, {NV(0)}}},
+       NULL,
+       "Interval",
+       "'0' is not a number of seconds above 0"},
       {"Interval below Timeout",
        {{"Interval", 1, {NV(4)}}},
        NULL,
@@ -623,49 +702,58 @@ static void test_config_bad_inputs(void **state) {
        {{"CertWarningDays", 1, {NV(1.5)}}},
        NULL,
        "CertWarningDays",
-       "whole number"},
-      {"CertCriticalDays string",
-       {{"CertCriticalDays", 1, {SV("7")}}},
+       "'1.5' is not a whole number 0-36500"},
+      {"CertWarningDays -1",
+       {{"CertWarningDays", 1, {NV(-1)}}},
+       NULL,
+       "CertWarningDays",
+       "'-1' is not a whole number 0-36500"},
+      {"CertCriticalDays word",
+       {{"CertCriticalDays", 1, {SV("seven")}}},
        NULL,
        "CertCriticalDays",
-       "number"},
+       "'seven' is not a whole number"},
+      {"CertWarningDays huge",
+       {{"CertWarningDays", 1, {NV(1e9)}}},
+       NULL,
+       "CertWarningDays",
+       "'1000000000' is not a whole number"},
+      {"Host not a name",
+       {{"Host", 1, {SV("bad host!")}}},
+       NULL,
+       "Host",
+       "'bad host!' is not a host name"},
+      {"SNI not a name",
+       {{"SNI", 1, {SV("a b")}}},
+       NULL,
+       "SNI",
+       "is not a host name"},
+      {"EHLO not a name",
+       {{"EHLO", 1, {SV("x/y")}}},
+       NULL,
+       "EHLO",
+       "is not a host name"},
+      {"DNSServer name",
+       {{"DNSServer", 1, {SV("resolver.example")}}},
+       NULL,
+       "DNSServer",
+       "is not IP[:PORT] with an IP address"},
+      /* Caught by the core's sp_request_validate, reported with our keys. */
       {"CertCriticalDays above warning",
        {{"CertCriticalDays", 1, {NV(30)}}},
        NULL,
        "CertCriticalDays",
-       "must not exceed"},
-      /* Caught by the core's sp_request_validate, reported with our key. */
+       "must not exceed the warning days"},
       {"BannerWait above Timeout",
        {{"BannerWait", 1, {NV(6)}}},
        NULL,
        "BannerWait",
        "must not exceed the timeout"},
-      {"Host not a name",
-       {{"Host", 1, {SV("bad host!")}}},
-       NULL,
-       "Host",
-       "not a valid host"},
-      {"SNI not a name", {{"SNI", 1, {SV("a b")}}}, NULL, "SNI", "not a valid"},
-      {"EHLO not a name",
-       {{"EHLO", 1, {SV("x/y")}}},
-       NULL,
-       "EHLO",
-       "not a valid"},
-      {"DNSServer name",
-       {{"DNSServer", 1, {SV("resolver.example")}}},
-       NULL,
-       "DNSServer",
-       "ADDR[:PORT]"},
       {"CAFile missing",
        {{"CAFile", 1, {SV("/nonexistent/ca.pem")}}},
        NULL,
        "CAFile",
        "cannot open"},
-      {"CertWarningDays huge",
-       {{"CertWarningDays", 1, {NV(1e9)}}},
-       NULL,
-       "CertWarningDays",
-       "between"},
   };
   /* The global interval is 10 s; the good block's Timeout is 5 s; the
    * "Timeout above global interval" case drops Interval with Timeout 5...
@@ -1267,7 +1355,7 @@ static void test_config_auth_keys(void **state) {
   }
 
   /* PolicyFile: the policy's ports with their TLS modes, the block's Role
-   * on each. */
+   * for all (request-wide: the engine applies it to each). */
   const char *pol = write_tmp(1, "policy.yml", policy_yaml, 0644);
   const struct opt popts[] = {{"Host", 1, {SV("127.0.0.1")}},
                               {"PolicyFile", 1, {SV(pol)}},
@@ -1280,7 +1368,7 @@ static void test_config_auth_keys(void **state) {
   assert_int_equal(t->req.nports, 2);
   assert_int_equal(t->req.ports[0].port, 587);
   assert_int_equal(t->req.ports[0].tls_mode, SP_TLS_STARTTLS);
-  assert_int_equal(t->req.ports[0].role, SP_ROLE_RELAY);
+  assert_int_equal(t->req.role, SP_ROLE_RELAY); /* request-wide */
   assert_int_equal(t->req.ports[1].port, 2525);
   spc_target_free(t);
 }
@@ -1349,11 +1437,6 @@ static void test_config_bad_auth_inputs(void **state) {
     }                                                                          \
   }
   const struct bad_case2 cases[] = {
-      {"AuthUser number",
-       {{"AuthUser", 1, {NV(1)}}, PWF},
-       0,
-       "AuthUser",
-       "string"},
       {"AuthUser empty",
        {{"AuthUser", 1, {SV("")}}, PWF},
        0,
@@ -1379,11 +1462,11 @@ static void test_config_bad_auth_inputs(void **state) {
        0,
        "AuthPasswordFile",
        "needs AuthUser"},
-      {"AuthPasswordFile number",
-       {USER, {"AuthPasswordFile", 1, {NV(5)}}},
+      {"AuthPasswordFile two values",
+       {USER, {"AuthPasswordFile", 2, {SV(pw), SV(pw)}}},
        0,
        "AuthPasswordFile",
-       "string"},
+       "exactly one"},
       {"AuthPasswordFile missing",
        {USER, {"AuthPasswordFile", 1, {SV(nopw)}}},
        0,
@@ -1408,12 +1491,12 @@ static void test_config_bad_auth_inputs(void **state) {
        {USER, PWF, {"AuthMechanism", 1, {SV("DIGEST-MD5")}}},
        0,
        "AuthMechanism",
-       "not one of"},
+       "'DIGEST-MD5' is not PLAIN, LOGIN, CRAM-MD5 or XOAUTH2"},
       {"AuthMechanism number",
        {USER, PWF, {"AuthMechanism", 1, {NV(1)}}},
        0,
        "AuthMechanism",
-       "string"},
+       "'1' is not PLAIN"},
       {"AuthMechanism without AuthUser",
        {{"AuthMechanism", 1, {SV("PLAIN")}}},
        0,
@@ -1423,8 +1506,7 @@ static void test_config_bad_auth_inputs(void **state) {
        {{"MailFrom", 1, {SV("<a@b>")}}},
        0,
        "MailFrom",
-       "not a usable address"},
-      {"MailFrom number", {{"MailFrom", 1, {NV(2)}}}, 0, "MailFrom", "string"},
+       "not printable without spaces and angle brackets"},
       {"MailFrom two values",
        {{"MailFrom", 2, {SV("a@b"), SV("c@d")}}},
        0,
@@ -1434,12 +1516,12 @@ static void test_config_bad_auth_inputs(void **state) {
        {{"RcptTo", 1, {SV("a@b")}}},
        0,
        "RcptTo",
-       "needs MailFrom"},
+       "or no MailFrom"},
       {"RcptTo with a space",
        {{"MailFrom", 1, {SV("a@b")}}, {"RcptTo", 1, {SV("c d@e")}}},
        0,
        "RcptTo",
-       "not a usable address"},
+       "without spaces"},
       {"Send", {{"Send", 1, {BV(1)}}}, 0, "Send", "not offered"},
       {"SendMessage",
        {{"SendMessage", 1, {BV(1)}}},
@@ -1450,18 +1532,36 @@ static void test_config_bad_auth_inputs(void **state) {
        {{"CheckInjection", 1, {SV("sometimes")}}},
        0,
        "CheckInjection",
-       "true or false"},
+       "'sometimes' is not true or false"},
       {"CheckInjection number",
-       {{"CheckInjection", 1, {NV(1)}}},
+       {{"CheckInjection", 1, {NV(2)}}},
        0,
        "CheckInjection",
-       "true or false"},
-      {"MinTLS 1.4", {{"MinTLS", 1, {SV("1.4")}}}, 0, "MinTLS", "takes"},
-      {"MinTLS 2", {{"MinTLS", 1, {NV(2)}}}, 0, "MinTLS", "takes"},
-      {"MinTLS 1.25", {{"MinTLS", 1, {NV(1.25)}}}, 0, "MinTLS", "takes"},
-      {"MinTLS 0.9", {{"MinTLS", 1, {NV(0.9)}}}, 0, "MinTLS", "takes"},
-      {"MinTLS word", {{"MinTLS", 1, {SV("modern")}}}, 0, "MinTLS", "takes"},
-      {"MinTLS bool", {{"MinTLS", 1, {BV(1)}}}, 0, "MinTLS", "takes"},
+       "'2' is not true or false"},
+      {"TLSTrial word",
+       {{"TLSTrial", 1, {SV("maybe")}}},
+       0,
+       "TLSTrial",
+       "'maybe' is not true or false"},
+      /* The core's sentence; collectd's bare number 2 reads as 2.0. */
+      {"MinTLS 1.4",
+       {{"MinTLS", 1, {SV("1.4")}}},
+       0,
+       "MinTLS",
+       "MinTLS: '1.4' is not 1.0, 1.1, 1.2 or 1.3"},
+      {"MinTLS 2", {{"MinTLS", 1, {NV(2)}}}, 0, "MinTLS", "'2.0' is not 1.0"},
+      {"MinTLS 1.25",
+       {{"MinTLS", 1, {NV(1.25)}}},
+       0,
+       "MinTLS",
+       "'1.25' is not 1.0"},
+      {"MinTLS 0.9", {{"MinTLS", 1, {NV(0.9)}}}, 0, "MinTLS", "'0.9' is not"},
+      {"MinTLS word",
+       {{"MinTLS", 1, {SV("modern")}}},
+       0,
+       "MinTLS",
+       "'modern' is not 1.0"},
+      {"MinTLS bool", {{"MinTLS", 1, {BV(1)}}}, 0, "MinTLS", "'true' is not"},
       {"MinTLS empty", {{"MinTLS", 0, {{{0}, 0}}}}, 0, "MinTLS", "exactly one"},
       {"PolicyFile with Port",
        {{"PolicyFile", 1, {SV(pol)}}},
@@ -1483,16 +1583,11 @@ static void test_config_bad_auth_inputs(void **state) {
        1,
        "PolicyFile",
        "line"},
-      {"PolicyFile number",
-       {{"PolicyFile", 1, {NV(1)}}},
-       1,
-       "PolicyFile",
-       "string"},
       {"PolicyFile empty name",
        {{"PolicyFile", 1, {SV("")}}},
        1,
        "PolicyFile",
-       "characters"},
+       "an empty file name"},
   };
 #undef USER
 #undef PWF
@@ -1770,8 +1865,147 @@ static void test_success_is_core_definition(void **state) {
   __wrap_sp_batch_free(b);
 }
 
-/* Run the tests. */
-int main(void) {
+/* ---- Docs that cannot drift (unit.collectd.docs) ---------------------- */
+
+#define MAX_DOC_KEYS 64
+
+static const char *docs_usage; /* collectd/USAGE.md */
+static const char *docs_man;   /* packaging/man/smtp_probe.5 */
+
+/* The keys one document lists. */
+struct doc_keys {
+  char key[MAX_DOC_KEYS][64]; /* the keys, as written */
+  int n;                      /* how many */
+};
+
+/* Read a whole file into a NUL-terminated heap buffer. */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  static char buf[256 * 1024];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *copy = strdup(buf);
+  assert_non_null(copy);
+  return copy;
+}
+
+/* Add the leading [A-Za-z] word of s to the list. */
+static void doc_add(struct doc_keys *d, const char *s) {
+  size_t len =
+      strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+  assert_true(len > 0 && len < sizeof(d->key[0]) && d->n < MAX_DOC_KEYS);
+  snprintf(d->key[d->n++], sizeof(d->key[0]), "%.*s", (int)len, s);
+}
+
+/* The keys of USAGE.md's key table: the first cell of each row after the
+ * "| Key | Value | Default |" header, but the <Target> block itself. */
+static void usage_keys(struct doc_keys *d) {
+  char *text = slurp(docs_usage);
+  char *p = strstr(text, "\n| Key | Value | Default |\n");
+  assert_non_null(p);
+  p = strchr(p + 1, '\n') + 1;
+  for (char *line = p; strncmp(line, "|", 1) == 0;) {
+    if (strncmp(line, "| `", 3) == 0 && line[3] != '<')
+      doc_add(d, line + 3);
+    char *nl = strchr(line, '\n');
+    line = nl != NULL ? nl + 1 : line + strlen(line);
+  }
+  free(text);
+}
+
+/* The keys of the man page: the first word of each .TP/.TQ tag in
+ * OPTIONS (`.BI "Host \(dq" ...`, `.BR "Verify " ...`). */
+static void man_keys(struct doc_keys *d) {
+  char *text = slurp(docs_man);
+  char *p = strstr(text, "\n.SH OPTIONS\n");
+  assert_non_null(p);
+  char *end = strstr(p + 1, "\n.SH ");
+  assert_non_null(end);
+  *end = '\0';
+  for (char *tag = p; (tag = strstr(tag, "\n.T")) != NULL; tag++) {
+    if (strncmp(tag, "\n.TP\n", 5) != 0 && strncmp(tag, "\n.TQ\n", 5) != 0)
+      continue;
+    const char *q = strchr(tag + 5, '"');
+    const char *nl = strchr(tag + 5, '\n');
+    if (q != NULL && (nl == NULL || q < nl))
+      doc_add(d, q + 1);
+  }
+  free(text);
+}
+
+/* Whether a list holds a key (case-insensitive, as collectd's keys are). */
+static bool doc_has(const struct doc_keys *d, const char *key) {
+  for (int i = 0; i < d->n; i++)
+    if (strcasecmp(d->key[i], key) == 0)
+      return true;
+  return false;
+}
+
+/* Every key the plugin accepts (the name map and its own) is in USAGE.md's
+ * key table and in smtp_probe(5). */
+static void test_docs_list_every_key(void **state) {
+  (void)state;
+  static struct doc_keys usage, man;
+  memset(&usage, 0, sizeof(usage));
+  memset(&man, 0, sizeof(man));
+  usage_keys(&usage);
+  man_keys(&man);
+  size_t i = 0;
+  for (const char *k; (k = spc_key_at(i)) != NULL; i++) {
+    if (!doc_has(&usage, k))
+      fail_msg("%s is not in the key table of %s", k, docs_usage);
+    if (!doc_has(&man, k))
+      fail_msg("%s is not in the OPTIONS of %s", k, docs_man);
+  }
+  assert_true(i >= 25);
+}
+
+/* Every key documented there is accepted: a block with it is not refused
+ * as an unknown option, and it is one of spc_key_at's. */
+static void test_docs_keys_accepted(void **state) {
+  (void)state;
+  static struct doc_keys docs[2];
+  memset(docs, 0, sizeof(docs));
+  usage_keys(&docs[0]);
+  man_keys(&docs[1]);
+  assert_true(docs[0].n >= 25 && docs[1].n >= 25);
+  for (int d = 0; d < 2; d++) {
+    for (int i = 0; i < docs[d].n; i++) {
+      const char *k = docs[d].key[i];
+      char err[SPC_MAX_ERR];
+      char unknown[128];
+      struct opt opts[] = {{"Host", 1, {SV("127.0.0.1")}},
+                           {k, 1, {SV("1")}},
+                           {NULL, 0, {{{0}, 0}}}};
+      spc_target_free(
+          parse(target_block(name_mx1, 1, opts, NULL, NULL), err, sizeof(err)));
+      snprintf(unknown, sizeof(unknown), ": %s: unknown option", k);
+      if (strstr(err, unknown) != NULL)
+        fail_msg("%s documents %s, the plugin refuses it: %s",
+                 d == 0 ? docs_usage : docs_man, k, err);
+      bool listed = false;
+      for (size_t j = 0; spc_key_at(j) != NULL; j++)
+        listed = listed || strcasecmp(spc_key_at(j), k) == 0;
+      if (!listed)
+        fail_msg("%s is documented but not in the name map", k);
+    }
+  }
+}
+
+/* Run the tests (with --docs USAGE.md MANPAGE: the docs tests). */
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--docs") == 0) {
+    docs_usage = argv[2];
+    docs_man = argv[3];
+    const struct CMUnitTest docs_tests[] = {
+        cmocka_unit_test_setup_teardown(test_docs_list_every_key, reset, reset),
+        cmocka_unit_test_setup_teardown(test_docs_keys_accepted, reset, reset),
+    };
+    return cmocka_run_group_tests(docs_tests, NULL, NULL);
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_module_register, reset, reset),
       cmocka_unit_test_setup_teardown(test_config_full_block, reset, reset),
@@ -1780,6 +2014,7 @@ int main(void) {
                                       reset, reset),
       cmocka_unit_test_setup_teardown(test_config_cert_days_defaults, reset,
                                       reset),
+      cmocka_unit_test_setup_teardown(test_config_values_as_text, reset, reset),
       cmocka_unit_test_setup_teardown(test_config_bad_inputs, reset, reset),
       cmocka_unit_test_setup_teardown(test_config_option_as_block, reset,
                                       reset),

@@ -1,23 +1,25 @@
 /*
- * smtp_probe.c - collectd read plugin: probes the SMTP ports of mail servers
- * with the smtp-probe core and dispatches per-port, per-phase latencies,
- * success, certificate time left, and state-change notifications.
+ * plugin.c - collectd read plugin (smtp_probe.so): probes the SMTP ports of
+ * mail servers with the smtp-probe core and dispatches per-port, per-phase
+ * latencies, success, certificate time left, and state-change
+ * notifications.
  *
  * One engine thread runs every probe. Each <Target> block has a read
  * callback of its own that never blocks: it dispatches the round that
  * completed since the last read and submits the next one, unless a round is
  * still in flight. See USAGE.md next to this file.
+ *
+ * Configuration: the probe options of a block are the core's (options.c);
+ * this file only maps collectd's key spellings to the canonical keys,
+ * turns collectd's typed values into text and lets sp_request_set parse
+ * them. Its own are Interval, the block and its name, the password file
+ * and the PolicyFile.
  */
-#include "smtp_probe_internal.h"
+#include "plugin_internal.h"
 
 #include "utils/common/common.h"
 
-#include <arpa/inet.h>
-#include <math.h>
 #include <stdarg.h>
-
-/* The ports probed when a block names none. */
-static const uint16_t spc_default_ports[] = {25, 465, 587, 2525};
 
 /* Plugin-wide state: configured targets and the one engine. */
 static struct spc_target *spc_target_list; /* configured, in order */
@@ -25,6 +27,74 @@ static struct sp_engine *spc_engine;       /* started in init */
 static int spc_config_blocks;              /* <Target> blocks seen */
 
 /* ---- Configuration ---------------------------------------------------- */
+
+/* The ports of a block that names none (and has no PolicyFile). */
+#define SPC_DEFAULT_PORTS "25,465,587,2525"
+
+/* One collectd key and the core option it sets. */
+struct spc_key {
+  const char *key; /* collectd's spelling (a contract; any case in) */
+  const char *opt; /* the core's canonical key (sp_request_set) */
+};
+
+/* The name map: every probe option of a <Target> block, parsed by the core
+ * with the core's defaults, except where collectd's conventions differ:
+ * - Port: all four ports (SPC_DEFAULT_PORTS), not a pick: graphs want them
+ *   all, and a port that stops answering shows as a gap in its graph;
+ * - Timeout: at most 0.8 x Interval (below the core's 10 s on short
+ *   intervals): collectd rounds must end before the next one starts;
+ * - Verify: the core's no_verify negated (the plugin's spelling since 0.1).
+ * Certificate days are off as in the core (collectd's own way to alert on
+ * a value is the threshold plugin on timeleft-cert). */
+static const struct spc_key spc_keys[] = {
+    {"Host", "host"},
+    {"Port", "ports"},
+    {"TLS", "tls"},
+    {"Role", "role"},
+    {"SNI", "sni"},
+    {"CAFile", "cafile"},
+    {"Verify", "no_verify"},
+    {"EHLO", "ehlo"},
+    {"AddressFamily", "family"},
+    {"AllAddresses", "all_addresses"},
+    {"Source", "source"},
+    {"BannerWait", "banner_wait"},
+    {"DNSServer", "dns_server"},
+    {"Timeout", "timeout"},
+    {"CertWarningDays", "cert_warn_days"},
+    {"CertCriticalDays", "cert_crit_days"},
+    {"AuthUser", "auth_user"},
+    {"AuthMechanism", "auth_mech"},
+    {"MailFrom", "mail_from"},
+    {"RcptTo", "rcpt_to"},
+    {"CheckInjection", "check_injection"},
+    {"TLSTrial", "tls_trial"},
+    {"MinTLS", "min_tls"}};
+
+/* The few other field names sp_request_validate's messages use. */
+static const struct spc_key spc_fields[] = {{"CertCriticalDays", "cert_days"},
+                                            {"AuthPasswordFile", "auth_secret"},
+                                            {"AuthUser", "auth"}};
+
+/* The keys that are the plugin's own: not probe options. */
+static const char *const spc_own_keys[] = {"Interval", "AuthPasswordFile",
+                                           "PolicyFile"};
+
+/* What a block set so far, beyond its request. */
+struct spc_seen {
+  bool ports;        /* a Port line */
+  bool tls;          /* a TLS line */
+  bool timeout;      /* a Timeout line */
+  double interval_s; /* Interval, or 0 */
+};
+
+/* The i-th key a <Target> block accepts, NULL past the end. */
+const char *spc_key_at(size_t i) {
+  if (i < STATIC_ARRAY_SIZE(spc_keys))
+    return spc_keys[i].key;
+  i -= STATIC_ARRAY_SIZE(spc_keys);
+  return i < STATIC_ARRAY_SIZE(spc_own_keys) ? spc_own_keys[i] : NULL;
+}
 
 /* Write a formatted message into a caller's buffer. */
 __attribute__((format(printf, 3, 4))) static void
@@ -35,366 +105,70 @@ spc_msg(char *buf, size_t buflen, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Check that an option has exactly one value and no nested block. */
-static int spc_one_value(const oconfig_item_t *ci, char *why, size_t whylen) {
-  if (ci->children_num > 0) {
+/* A number as text, with up to 15 significant digits: what a person wrote
+ * reads back the same ("25", "0.5", "1000000000"). With decimal at least
+ * one decimal place, because collectd hands `MinTLS 1.0` over as the
+ * number 1 and the core wants "1.0". */
+static void spc_number_text(double d, bool decimal, char *buf, size_t len) {
+  snprintf(buf, len, "%.15g", d);
+  if (decimal && strpbrk(buf, ".en") == NULL) /* not 1e+20, inf or nan */
+    strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+/* An option's values as the text the core parses: strings as written,
+ * booleans "true"/"false", numbers by spc_number_text, and (only where
+ * multi) several values joined by ',' ("Port 25 465" -> "25,465"). */
+static int spc_value_text(const oconfig_item_t *c, bool multi, bool decimal,
+                          char *buf, size_t buflen, char *why, size_t whylen) {
+  if (c->children_num > 0) {
     spc_msg(why, whylen, "is an option, not a block");
     return -1;
   }
-  if (ci->values_num != 1) {
-    spc_msg(why, whylen, "takes exactly one value, got %d", ci->values_num);
+  if (c->values_num < 1 || (!multi && c->values_num != 1)) {
+    spc_msg(why, whylen, "takes %s, got %d",
+            multi ? "one or more values" : "exactly one value", c->values_num);
     return -1;
   }
-  return 0;
-}
-
-/* Read one non-empty string value of at most maxlen bytes into *out. */
-static int spc_get_string(const oconfig_item_t *ci, size_t maxlen, char **out,
-                          char *why, size_t whylen) {
-  if (spc_one_value(ci, why, whylen) != 0)
-    return -1;
-  if (ci->values[0].type != OCONFIG_TYPE_STRING) {
-    spc_msg(why, whylen, "takes a quoted string");
-    return -1;
-  }
-  const char *s = ci->values[0].value.string;
-  size_t len = strnlen(s, maxlen + 1);
-  if (len == 0 || len > maxlen) {
-    spc_msg(why, whylen, "must be 1 to %zu characters", maxlen);
-    return -1;
-  }
-  char *copy = strndup(s, len);
-  if (copy == NULL) {
-    spc_msg(why, whylen, "out of memory");
-    return -1;
-  }
-  free(*out);
-  *out = copy;
-  return 0;
-}
-
-/* Read one number value within [min, max] into *out. */
-static int spc_get_number(const oconfig_item_t *ci, double min, double max,
-                          double *out, char *why, size_t whylen) {
-  if (spc_one_value(ci, why, whylen) != 0)
-    return -1;
-  if (ci->values[0].type != OCONFIG_TYPE_NUMBER) {
-    spc_msg(why, whylen, "takes a number");
-    return -1;
-  }
-  double v = ci->values[0].value.number;
-  if (!isfinite(v) || v < min || v > max) {
-    spc_msg(why, whylen, "must be between %g and %g, got %g", min, max, v);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-/* Read one whole number within [min, max] into *out. */
-static int spc_get_int(const oconfig_item_t *ci, int min, int max, int *out,
-                       char *why, size_t whylen) {
-  double v = 0;
-  if (spc_get_number(ci, min, max, &v, why, whylen) != 0)
-    return -1;
-  if (v != floor(v)) {
-    spc_msg(why, whylen, "must be a whole number, got %g", v);
-    return -1;
-  }
-  *out = (int)v;
-  return 0;
-}
-
-/* Read one boolean (true/false, or the strings yes/no/on/off). */
-static int spc_get_bool(const oconfig_item_t *ci, bool *out, char *why,
-                        size_t whylen) {
-  if (spc_one_value(ci, why, whylen) != 0)
-    return -1;
-  const oconfig_value_t *v = &ci->values[0];
-  if (v->type == OCONFIG_TYPE_BOOLEAN) {
-    *out = v->value.boolean != 0;
-    return 0;
-  }
-  if (v->type == OCONFIG_TYPE_STRING) {
-    const char *s = v->value.string;
-    if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
-        strcasecmp(s, "on") == 0) {
-      *out = true;
-      return 0;
-    }
-    if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
-        strcasecmp(s, "off") == 0) {
-      *out = false;
-      return 0;
-    }
-  }
-  spc_msg(why, whylen, "takes true or false");
-  return -1;
-}
-
-/* Read one keyword value and map it with a name parser (-1: unknown). */
-static int spc_get_keyword(const oconfig_item_t *ci, int (*parse)(const char *),
-                           const char *allowed, int *out, char *why,
-                           size_t whylen) {
-  char *s = NULL;
-  if (spc_get_string(ci, 32, &s, why, whylen) != 0)
-    return -1;
-  int v = parse(s);
-  if (v < 0) {
-    spc_msg(why, whylen, "\"%s\" is not one of %s", s, allowed);
-    free(s);
-    return -1;
-  }
-  free(s);
-  *out = v;
-  return 0;
-}
-
-/* Map an AddressFamily word to enum sp_family; -1 when unknown. */
-static int spc_family_from_name(const char *s) {
-  if (strcasecmp(s, "any") == 0)
-    return SP_FAMILY_ANY;
-  if (strcasecmp(s, "ipv4") == 0)
-    return SP_FAMILY_IPV4;
-  if (strcasecmp(s, "ipv6") == 0)
-    return SP_FAMILY_IPV6;
-  return -1;
-}
-
-/* Map a TLS word to enum sp_tls_mode. */
-static int spc_tls_from_name(const char *s) {
-  return sp_tls_mode_from_name(s);
-}
-
-/* Read AuthMechanism: PLAIN, LOGIN, CRAM-MD5 or XOAUTH2 (any case), kept
- * in upper case. */
-static int spc_get_mech(const oconfig_item_t *ci, char **out, char *why,
-                        size_t whylen) {
-  char *s = NULL;
-  if (spc_get_string(ci, 32, &s, why, whylen) != 0)
-    return -1;
-  const char *canonical = sp_auth_mech_canonical(s);
-  if (canonical) {
-    /* Same length: the canonical spelling fits in place. */
-    memcpy(s, canonical, strlen(canonical));
-    free(*out);
-    *out = s;
-    return 0;
-  }
-  spc_msg(why, whylen, "\"%s\" is not one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2",
-          s);
-  free(s);
-  return -1;
-}
-
-/* Read MinTLS: "1.0" .. "1.3" (quoted or a bare number) into a TLS
- * version number (0x0301 .. 0x0304). */
-static int spc_get_min_tls(const oconfig_item_t *ci, int *out, char *why,
-                           size_t whylen) {
-  if (spc_one_value(ci, why, whylen) != 0)
-    return -1;
-  const oconfig_value_t *v = &ci->values[0];
-  char word[32] = "";
-  if (v->type == OCONFIG_TYPE_STRING)
-    sstrncpy(word, v->value.string, sizeof(word));
-  else if (v->type == OCONFIG_TYPE_NUMBER && isfinite(v->value.number))
-    snprintf(word, sizeof(word), "%.1f", v->value.number);
-  int version = sp_tls_version_from_name(word);
-  /* A number must be exactly 1.x, not 1.25 printed as "1.2". */
-  bool exact =
-      v->type != OCONFIG_TYPE_NUMBER ||
-      fabs(v->value.number - (1.0 + 0.1 * (double)(version - 0x0301))) < 1e-9;
-  if (version != 0 && exact) {
-    *out = version;
-    return 0;
-  }
-  spc_msg(why, whylen, "takes \"1.0\", \"1.1\", \"1.2\" or \"1.3\"");
-  return -1;
-}
-
-/* Read the Port option: one or more ports, appended to ports[]. */
-static int spc_get_ports(const oconfig_item_t *ci, uint16_t *ports, int *nports,
-                         char *why, size_t whylen) {
-  if (ci->children_num > 0) {
-    spc_msg(why, whylen, "is an option, not a block");
-    return -1;
-  }
-  if (ci->values_num < 1) {
-    spc_msg(why, whylen, "takes one or more port numbers");
-    return -1;
-  }
-  for (int i = 0; i < ci->values_num; i++) {
-    const oconfig_value_t *v = &ci->values[i];
-    if (v->type != OCONFIG_TYPE_NUMBER) {
-      spc_msg(why, whylen, "takes port numbers, value %d is not a number",
-              i + 1);
+  size_t used = 0;
+  for (int i = 0; i < c->values_num; i++) {
+    const oconfig_value_t *v = &c->values[i];
+    char num[32];
+    const char *s = num;
+    if (v->type == OCONFIG_TYPE_STRING)
+      s = v->value.string;
+    else if (v->type == OCONFIG_TYPE_BOOLEAN)
+      s = v->value.boolean ? "true" : "false";
+    else
+      spc_number_text(v->value.number, decimal, num, sizeof(num));
+    int n = snprintf(buf + used, buflen - used, "%s%s", i > 0 ? "," : "", s);
+    if (n < 0 || (size_t)n >= buflen - used) {
+      spc_msg(why, whylen, "the value is longer than %zu bytes", buflen - 1);
       return -1;
     }
-    double p = v->value.number;
-    if (!isfinite(p) || p != floor(p) || p < 1 || p > 65535) {
-      spc_msg(why, whylen, "%g is not a port number (1-65535)", p);
-      return -1;
-    }
-    for (int j = 0; j < *nports; j++) {
-      if (ports[j] == (uint16_t)p) {
-        spc_msg(why, whylen, "port %g is listed twice", p);
-        return -1;
-      }
-    }
-    if (*nports >= SP_MAX_PORTS) {
-      spc_msg(why, whylen, "more than %d ports", SP_MAX_PORTS);
-      return -1;
-    }
-    ports[(*nports)++] = (uint16_t)p;
+    used += (size_t)n;
   }
   return 0;
 }
 
-/* Check a target name: 1-63 of [A-Za-z0-9_.-], safe in plugin_instance. */
-static int spc_check_name(const char *name, char *why, size_t whylen) {
-  size_t len = strnlen(name, SPC_MAX_NAME);
-  if (len == 0 || len >= SPC_MAX_NAME) {
-    spc_msg(why, whylen, "the name must be 1 to %d characters",
-            SPC_MAX_NAME - 1);
-    return -1;
-  }
-  for (size_t i = 0; i < len; i++) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-    if (!ok) {
-      spc_msg(why, whylen,
-              "the name may only hold letters, digits, '_', "
-              "'.' and '-'");
-      return -1;
-    }
-  }
-  return 0;
+/* Keep a copy of a value's text for as long as the target (the request
+ * points at it); NULL when out of memory. */
+static const char *spc_keep(struct spc_target *t, const char *text) {
+  char **grown = realloc(t->texts, (t->ntexts + 1) * sizeof(*grown));
+  if (grown == NULL)
+    return NULL;
+  t->texts = grown;
+  char *copy = strdup(text);
+  if (copy != NULL)
+    t->texts[t->ntexts++] = copy;
+  return copy;
 }
 
-/* Free one target and anything it still holds. */
-void spc_target_free(struct spc_target *t) {
-  if (t == NULL)
-    return;
-  if (t->done != NULL)
-    sp_batch_free(t->done);
-  free(t->host);
-  free(t->sni);
-  free(t->cafile);
-  free(t->ehlo);
-  free(t->source);
-  free(t->dns_server);
-  free(t->auth_user);
-  free(t->auth_file);
-  if (t->auth_secret != NULL) {
-    explicit_bzero(t->auth_secret, strlen(t->auth_secret));
-    free(t->auth_secret);
-  }
-  free(t->auth_mech);
-  free(t->mail_from);
-  free(t->rcpt_to);
-  free(t->policy_file);
-  sp_policy_free(t->policy);
-  pthread_mutex_destroy(&t->lock);
-  free(t);
-}
-
-/* Parse one option of a <Target> block into t (ports go to ports[]). */
-static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
-                             uint16_t *ports, int *nports, int *tls, int *role,
-                             double *interval_s, char *why, size_t whylen) {
+/* Parse one of the plugin's own options (or refuse a key it does not
+ * have); on error write the reason into why. */
+static int spc_own_option(struct spc_target *t, const oconfig_item_t *c,
+                          struct spc_seen *seen, char *why, size_t whylen) {
   const char *key = c->key;
-  struct sp_request *r = &t->req;
-  int v = 0;
-  double d = 0;
-  bool b = false;
-
-  if (strcasecmp(key, "Host") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->host, why, whylen);
-  if (strcasecmp(key, "Port") == 0)
-    return spc_get_ports(c, ports, nports, why, whylen);
-  if (strcasecmp(key, "TLS") == 0)
-    return spc_get_keyword(c, spc_tls_from_name,
-                           "auto, none, starttls, implicit", tls, why, whylen);
-  if (strcasecmp(key, "Role") == 0)
-    return spc_get_keyword(c, sp_role_from_name,
-                           "default, submission, implicit, relay", role, why,
-                           whylen);
-  if (strcasecmp(key, "SNI") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->sni, why, whylen);
-  if (strcasecmp(key, "CAFile") == 0)
-    return spc_get_string(c, 4096, &t->cafile, why, whylen);
-  if (strcasecmp(key, "EHLO") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->ehlo, why, whylen);
-  if (strcasecmp(key, "Source") == 0) {
-    if (spc_get_string(c, 63, &t->source, why, whylen) != 0)
-      return -1;
-    unsigned char addr[sizeof(struct in6_addr)];
-    if (inet_pton(AF_INET, t->source, addr) != 1 &&
-        inet_pton(AF_INET6, t->source, addr) != 1) {
-      spc_msg(why, whylen, "\"%s\" is not an IPv4 or IPv6 address", t->source);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcasecmp(key, "DNSServer") == 0)
-    return spc_get_string(c, 127, &t->dns_server, why, whylen);
-  if (strcasecmp(key, "Verify") == 0) {
-    if (spc_get_bool(c, &b, why, whylen) != 0)
-      return -1;
-    r->no_verify = !b;
-    return 0;
-  }
-  if (strcasecmp(key, "AllAddresses") == 0)
-    return spc_get_bool(c, &r->all_addresses, why, whylen);
-  if (strcasecmp(key, "AddressFamily") == 0) {
-    if (spc_get_keyword(c, spc_family_from_name, "any, ipv4, ipv6", &v, why,
-                        whylen) != 0)
-      return -1;
-    r->family = (enum sp_family)v;
-    return 0;
-  }
-  if (strcasecmp(key, "BannerWait") == 0) {
-    if (spc_get_number(c, 0, 3600, &d, why, whylen) != 0)
-      return -1;
-    r->banner_wait_s = d;
-    return 0;
-  }
-  if (strcasecmp(key, "Timeout") == 0) {
-    if (spc_get_number(c, 0.001, 3600, &d, why, whylen) != 0)
-      return -1;
-    r->timeout_s = d;
-    return 0;
-  }
-  if (strcasecmp(key, "Interval") == 0)
-    return spc_get_number(c, 0.001, 86400, interval_s, why, whylen);
-  if (strcasecmp(key, "CertWarningDays") == 0)
-    return spc_get_int(c, -1, 36500, &r->cert_warn_days, why, whylen);
-  if (strcasecmp(key, "CertCriticalDays") == 0)
-    return spc_get_int(c, -1, 36500, &r->cert_crit_days, why, whylen);
-
-  if (strcasecmp(key, "AuthUser") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->auth_user, why, whylen);
-  if (strcasecmp(key, "AuthPasswordFile") == 0)
-    return spc_get_string(c, 4096, &t->auth_file, why, whylen);
-  if (strcasecmp(key, "AuthMechanism") == 0)
-    return spc_get_mech(c, &t->auth_mech, why, whylen);
-  if (strcasecmp(key, "MailFrom") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->mail_from, why, whylen);
-  if (strcasecmp(key, "RcptTo") == 0)
-    return spc_get_string(c, SP_MAX_HOST - 1, &t->rcpt_to, why, whylen);
-  if (strcasecmp(key, "CheckInjection") == 0)
-    return spc_get_bool(c, &r->check_injection, why, whylen);
-  if (strcasecmp(key, "TLSTrial") == 0) {
-    bool on = !r->no_tls_trial;
-    int rc = spc_get_bool(c, &on, why, whylen);
-    r->no_tls_trial = !on;
-    return rc;
-  }
-  if (strcasecmp(key, "MinTLS") == 0)
-    return spc_get_min_tls(c, &r->min_tls_version, why, whylen);
-  if (strcasecmp(key, "PolicyFile") == 0)
-    return spc_get_string(c, 4096, &t->policy_file, why, whylen);
+  char text[SPC_MAX_VALUE];
   /* Never echo the value: it would be a password in the log. */
   if (strcasecmp(key, "AuthPassword") == 0 ||
       strcasecmp(key, "Password") == 0) {
@@ -409,70 +183,144 @@ static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
             "interval (use the Nagios check's --send)");
     return -1;
   }
-
-  spc_msg(why, whylen, "unknown option");
-  return -1;
+  bool interval = strcasecmp(key, "Interval") == 0;
+  bool auth_file = strcasecmp(key, "AuthPasswordFile") == 0;
+  if (!interval && !auth_file && strcasecmp(key, "PolicyFile") != 0) {
+    spc_msg(why, whylen, "unknown option");
+    return -1;
+  }
+  if (spc_value_text(c, false, false, text, sizeof(text), why, whylen) != 0)
+    return -1;
+  if (interval) {
+    double s = 0;
+    if (sp_parse_seconds(text, &s) != 0 || !(s > 0) || s > 86400) {
+      spc_msg(why, whylen,
+              "'%.40s' is not a number of seconds above 0 and at most 86400 "
+              "(or a duration such as 1m30s)",
+              text);
+      return -1;
+    }
+    seen->interval_s = s;
+    return 0;
+  }
+  const char *kept = text[0] != '\0' ? spc_keep(t, text) : NULL;
+  if (kept == NULL) {
+    spc_msg(why, whylen, text[0] ? "out of memory" : "an empty file name");
+    return -1;
+  }
+  *(auth_file ? &t->auth_file : &t->policy_file) = kept;
+  return 0;
 }
 
-/* The configuration key for a field named by sp_request_validate's
- * message ("banner_wait: ..." -> "BannerWait"), or NULL. */
-static const char *spc_key_for_field(const char *msg, size_t *fieldlen) {
-  static const struct {
-    const char *field; /* the core's field name */
-    const char *key;   /* our configuration key */
-  } map[] = {{"host", "Host"},
-             {"ports", "Port"},
-             {"tls", "TLS"},
-             {"role", "Role"},
-             {"timeout", "Timeout"},
-             {"banner_wait", "BannerWait"},
-             {"sni", "SNI"},
-             {"ehlo", "EHLO"},
-             {"source", "Source"},
-             {"dns_server", "DNSServer"},
-             {"cafile", "CAFile"},
-             {"cert_days", "CertCriticalDays"},
-             {"family", "AddressFamily"},
-             {"auth_user", "AuthUser"},
-             {"auth_secret", "AuthPasswordFile"},
-             {"auth", "AuthUser"},
-             {"auth_mech", "AuthMechanism"},
-             {"mail_from", "MailFrom"},
-             {"rcpt_to", "RcptTo"},
-             {"min_tls_version", "MinTLS"}};
-  const char *colon = strchr(msg, ':');
-  if (colon == NULL)
-    return NULL;
-  size_t len = (size_t)(colon - msg);
-  for (size_t i = 0; i < STATIC_ARRAY_SIZE(map); i++) {
-    if (strlen(map[i].field) == len && strncmp(msg, map[i].field, len) == 0) {
-      *fieldlen = len;
-      return map[i].key;
-    }
+/* Set one option of a <Target> block: a probe option through the name map
+ * and sp_request_set, else one of the plugin's own; on error write the
+ * reason (the core's sentence for a probe option) into why. */
+static int spc_target_option(struct spc_target *t, const oconfig_item_t *c,
+                             struct spc_seen *seen, char *why, size_t whylen) {
+  const struct spc_key *k = NULL;
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_keys) && k == NULL; i++)
+    if (strcasecmp(c->key, spc_keys[i].key) == 0)
+      k = &spc_keys[i];
+  if (k == NULL)
+    return spc_own_option(t, c, seen, why, whylen);
+  const struct sp_option *o = sp_option_find(k->opt);
+  enum sp_opt_grammar g = o != NULL ? o->grammar : SP_GRAM_TEXT;
+  char text[SPC_MAX_VALUE];
+  if (spc_value_text(c, g == SP_GRAM_PORTS, g == SP_GRAM_TLS_VERSION, text,
+                     sizeof(text), why, whylen) != 0)
+    return -1;
+  bool b = false; /* Verify says the opposite of the core's no_verify */
+  if (strcmp(k->opt, "no_verify") == 0 && sp_parse_bool(text, &b) == 0)
+    snprintf(text, sizeof(text), "%s", b ? "false" : "true");
+  const char *kept = spc_keep(t, text);
+  if (kept == NULL) {
+    spc_msg(why, whylen, "out of memory");
+    return -1;
   }
+  seen->ports = seen->ports || strcmp(k->opt, "ports") == 0;
+  seen->tls = seen->tls || strcmp(k->opt, "tls") == 0;
+  seen->timeout = seen->timeout || strcmp(k->opt, "timeout") == 0;
+  return sp_request_set(&t->req, k->opt, kept, why, whylen);
+}
+
+/* The collectd key of a core field name (len bytes at s), or NULL. */
+static const char *spc_key_of_field(const char *s, size_t len) {
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_keys); i++)
+    if (strlen(spc_keys[i].opt) == len && strncmp(s, spc_keys[i].opt, len) == 0)
+      return spc_keys[i].key;
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_fields); i++)
+    if (strlen(spc_fields[i].opt) == len &&
+        strncmp(s, spc_fields[i].opt, len) == 0)
+      return spc_fields[i].key;
   return NULL;
 }
 
-/* Check the AUTH and trial keys together and read the password file;
- * on error write "KEY: reason" into why. A password file that group or
- * others can read is accepted with a warning in the log. */
+/* A core message in collectd's spelling: its leading field name and every
+ * other field name (a word with '_') as our keys, e.g. "auth_mech: needs
+ * auth_user" -> "AuthMechanism: needs AuthUser". */
+static void spc_translate(const char *msg, char *out, size_t outlen) {
+  size_t o = 0;
+  for (const char *p = msg; *p != '\0' && o + 1 < outlen;) {
+    size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+    const char *key = NULL;
+    if (len > 0 && (p == msg || (p[-1] == ' ' && memchr(p, '_', len))))
+      key = spc_key_of_field(p, len);
+    len = len > 0 ? len : 1; /* else copy one other byte */
+    int n = key ? snprintf(out + o, outlen - o, "%s", key)
+                : snprintf(out + o, outlen - o, "%.*s", (int)len, p);
+    o += n > 0 ? (size_t)n : 0;
+    p += len;
+  }
+  out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+/* Check a target name: 1-63 of [A-Za-z0-9_.-], safe in plugin_instance. */
+static int spc_check_name(const char *name, char *why, size_t whylen) {
+  size_t len = strnlen(name, SPC_MAX_NAME);
+  if (len == 0 || len >= SPC_MAX_NAME) {
+    spc_msg(why, whylen, "the name must be 1 to %d characters",
+            SPC_MAX_NAME - 1);
+    return -1;
+  }
+  if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_.-") != len) {
+    spc_msg(why, whylen,
+            "the name may only hold letters, digits, '_', '.' and '-'");
+    return -1;
+  }
+  return 0;
+}
+
+/* Free one target and anything it still holds. */
+void spc_target_free(struct spc_target *t) {
+  if (t == NULL)
+    return;
+  if (t->done != NULL)
+    sp_batch_free(t->done);
+  for (size_t i = 0; i < t->ntexts; i++)
+    free(t->texts[i]);
+  free(t->texts);
+  if (t->auth_secret != NULL) {
+    explicit_bzero(t->auth_secret, strlen(t->auth_secret));
+    free(t->auth_secret);
+  }
+  sp_policy_free(t->policy);
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}
+
+/* Check AuthUser and AuthPasswordFile together and read the password
+ * file; on error write "KEY: reason" into why. A password file that group
+ * or others can read is accepted with a warning in the log. */
 static int spc_target_auth(struct spc_target *t, char *why, size_t whylen) {
-  if (t->auth_file != NULL && t->auth_user == NULL) {
+  if (t->auth_file != NULL && t->req.auth_user == NULL) {
     spc_msg(why, whylen, "AuthPasswordFile: needs AuthUser");
     return -1;
   }
-  if (t->auth_user != NULL && t->auth_file == NULL) {
+  if (t->req.auth_user != NULL && t->auth_file == NULL) {
     spc_msg(why, whylen,
             "AuthUser: needs AuthPasswordFile (the password is read only "
             "from a file)");
-    return -1;
-  }
-  if (t->auth_mech != NULL && t->auth_user == NULL) {
-    spc_msg(why, whylen, "AuthMechanism: needs AuthUser");
-    return -1;
-  }
-  if (t->rcpt_to != NULL && t->mail_from == NULL) {
-    spc_msg(why, whylen, "RcptTo: needs MailFrom");
     return -1;
   }
   if (t->auth_file == NULL)
@@ -495,24 +343,22 @@ static int spc_target_auth(struct spc_target *t, char *why, size_t whylen) {
     spc_msg(why, whylen, "AuthPasswordFile: out of memory");
     return -1;
   }
+  t->req.auth_secret = t->auth_secret;
   return 0;
 }
 
 /* Load the PolicyFile and take its ports; on error write "KEY: reason"
  * into why. The policy names the ports (and their TLS modes), so Port and
- * TLS must not be given with it. */
-static int spc_target_policy(struct spc_target *t, int nports, bool tls_set,
+ * TLS must not be given with it; Role applies to each of its ports. */
+static int spc_target_policy(struct spc_target *t, const struct spc_seen *seen,
                              char *why, size_t whylen) {
   char err[SPC_MAX_ERR] = "";
-  if (nports > 0) {
+  if (seen->ports || seen->tls) {
     spc_msg(why, whylen,
-            "Port: not with PolicyFile (the policy names the ports)");
-    return -1;
-  }
-  if (tls_set) {
-    spc_msg(why, whylen,
-            "TLS: not with PolicyFile (the policy gives each port's TLS "
-            "mode)");
+            seen->ports ? "Port: not with PolicyFile (the policy names the "
+                          "ports)"
+                        : "TLS: not with PolicyFile (the policy gives each "
+                          "port's TLS mode)");
     return -1;
   }
   t->policy = sp_policy_load(t->policy_file, err, sizeof(err));
@@ -536,7 +382,6 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
                                     cdtime_t default_interval, char *err,
                                     size_t errlen) {
   char why[SPC_MAX_ERR] = "";
-
   if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
     spc_msg(err, errlen,
             "Target: the block needs one quoted name, "
@@ -548,7 +393,6 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
     spc_msg(err, errlen, "Target \"%.*s\": %s", SPC_MAX_NAME, name, why);
     return NULL;
   }
-
   struct spc_target *t = calloc(1, sizeof(*t));
   if (t == NULL) {
     spc_msg(err, errlen, "Target \"%s\": out of memory", name);
@@ -558,119 +402,43 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   sstrncpy(t->name, name, sizeof(t->name));
   sp_request_init(&t->req);
 
-  uint16_t ports[SP_MAX_PORTS];
-  int nports = 0;
-  int tls = SP_TLS_AUTO;
-  int role = SP_ROLE_DEFAULT;
-  double interval_s = 0;
-  bool timeout_set = false, warn_set = false, crit_set = false;
-  bool tls_set = false;
-
+  struct spc_seen seen = {0};
   for (int i = 0; i < ci->children_num; i++) {
     const oconfig_item_t *c = &ci->children[i];
-    if (spc_target_option(t, c, ports, &nports, &tls, &role, &interval_s, why,
-                          sizeof(why)) != 0) {
+    if (spc_target_option(t, c, &seen, why, sizeof(why)) != 0) {
       spc_msg(err, errlen, "Target \"%s\": %s: %s", t->name, c->key, why);
-      spc_target_free(t);
-      return NULL;
+      goto fail;
     }
-    timeout_set = timeout_set || strcasecmp(c->key, "Timeout") == 0;
-    warn_set = warn_set || strcasecmp(c->key, "CertWarningDays") == 0;
-    crit_set = crit_set || strcasecmp(c->key, "CertCriticalDays") == 0;
-    tls_set = tls_set || strcasecmp(c->key, "TLS") == 0;
   }
 
-  if (t->host == NULL) {
-    spc_msg(err, errlen, "Target \"%s\": Host: missing (required)", t->name);
-    spc_target_free(t);
-    return NULL;
-  }
-
-  t->interval =
-      interval_s > 0 ? DOUBLE_TO_CDTIME_T(interval_s) : default_interval;
+  t->interval = seen.interval_s > 0 ? DOUBLE_TO_CDTIME_T(seen.interval_s)
+                                    : default_interval;
   double ival = CDTIME_T_TO_DOUBLE(t->interval);
-  if (!timeout_set) {
-    double def = ival * 0.8;
-    t->req.timeout_s = def < SPC_DEFAULT_TIMEOUT ? def : SPC_DEFAULT_TIMEOUT;
-  }
+  if (!seen.timeout && ival * 0.8 < t->req.timeout_s)
+    t->req.timeout_s = ival * 0.8;
   if (t->req.timeout_s >= ival) {
     spc_msg(err, errlen,
             "Target \"%s\": Timeout: %g s must be below Interval (%g s)",
             t->name, t->req.timeout_s, ival);
-    spc_target_free(t);
-    return NULL;
+    goto fail;
   }
-  /* Certificate thresholds: 14/7 days unless set; one set alone moves the
-   * other's default so that critical never exceeds warning. */
-  if (!warn_set)
-    t->req.cert_warn_days = crit_set && t->req.cert_crit_days > SPC_WARN_DAYS
-                                ? t->req.cert_crit_days
-                                : SPC_WARN_DAYS;
-  if (!crit_set) {
-    int w = t->req.cert_warn_days;
-    t->req.cert_crit_days = w < SPC_CRIT_DAYS ? w : SPC_CRIT_DAYS;
-  }
-  int warn = t->req.cert_warn_days, crit = t->req.cert_crit_days;
-  if (warn >= 0 && crit > warn) {
-    spc_msg(err, errlen,
-            "Target \"%s\": CertCriticalDays: %d must not exceed "
-            "CertWarningDays (%d)",
-            t->name, crit, warn);
-    spc_target_free(t);
-    return NULL;
-  }
-
   if (spc_target_auth(t, why, sizeof(why)) != 0 ||
       (t->policy_file != NULL &&
-       spc_target_policy(t, nports, tls_set, why, sizeof(why)) != 0)) {
+       spc_target_policy(t, &seen, why, sizeof(why)) != 0)) {
     spc_msg(err, errlen, "Target \"%s\": %s", t->name, why);
-    spc_target_free(t);
-    return NULL;
+    goto fail;
   }
-  if (t->policy != NULL) {
-    /* The policy's ports, each with the block's Role when one is given. */
-    for (int i = 0; i < t->req.nports; i++)
-      t->req.ports[i].role = (enum sp_role)role;
-  } else if (nports == 0) {
-    for (size_t i = 0; i < STATIC_ARRAY_SIZE(spc_default_ports); i++)
-      ports[nports++] = spc_default_ports[i];
-  }
-  for (int i = 0; i < nports; i++) {
-    if (sp_request_add_port(&t->req, ports[i], (enum sp_tls_mode)tls,
-                            (enum sp_role)role) != 0) {
-      spc_msg(err, errlen, "Target \"%s\": Port: cannot add port %u", t->name,
-              (unsigned)ports[i]);
-      spc_target_free(t);
-      return NULL;
-    }
-  }
-
-  t->req.host = t->host;
-  t->req.sni = t->sni;
-  t->req.cafile = t->cafile;
-  t->req.ehlo_name = t->ehlo;
-  t->req.source = t->source;
-  t->req.dns_server = t->dns_server;
-  t->req.auth_user = t->auth_user;
-  t->req.auth_secret = t->auth_secret;
-  t->req.auth_mech = t->auth_mech;
-  t->req.mail_from = t->mail_from;
-  t->req.rcpt_to = t->rcpt_to;
-  t->req.send_message = false; /* never from collectd: see USAGE.md */
-
-  if (sp_request_validate(&t->req, why, sizeof(why)) != 0) {
-    /* Name our key for the core's field when we know it. */
-    size_t flen = 0;
-    const char *key = spc_key_for_field(why, &flen);
-    if (key != NULL)
-      spc_msg(err, errlen, "Target \"%s\": %s:%s", t->name, key,
-              why + flen + 1);
-    else
-      spc_msg(err, errlen, "Target \"%s\": invalid request: %s", t->name, why);
-    spc_target_free(t);
-    return NULL;
-  }
-  return t;
+  /* Cannot fail (a valid constant); validate would name an empty list. */
+  if (t->req.nports == 0)
+    (void)sp_request_set(&t->req, "ports", SPC_DEFAULT_PORTS, why, sizeof(why));
+  if (sp_request_validate(&t->req, why, sizeof(why)) == 0)
+    return t;
+  char msg[SPC_MAX_ERR];
+  spc_translate(why, msg, sizeof(msg));
+  spc_msg(err, errlen, "Target \"%s\": %s", t->name, msg);
+fail:
+  spc_target_free(t);
+  return NULL;
 }
 
 /* Find a configured target by name. */
@@ -813,14 +581,6 @@ static int spc_severity(enum sp_state state) {
   }
 }
 
-/* Replace bytes that are not printable ASCII with '?'. */
-static void spc_sanitise(char *s) {
-  for (; *s != '\0'; s++) {
-    if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-      *s = '?';
-  }
-}
-
 /* Fill the fields every notification of one result shares. */
 static void spc_notif_init(notification_t *n, int severity, cdtime_t when,
                            const char *instance, const char *type_instance) {
@@ -839,7 +599,9 @@ static void spc_notif_init(notification_t *n, int severity, cdtime_t when,
 static void spc_notif_send(notification_t *n, int len) {
   if (len >= (int)sizeof(n->message)) /* mark a cut message */
     memcpy(n->message + sizeof(n->message) - 4, "...", 4);
-  spc_sanitise(n->message);
+  /* In place: sp_sanitize writes no faster than it reads. */
+  sp_sanitize(n->message, sizeof(n->message), n->message,
+              strnlen(n->message, sizeof(n->message)));
   plugin_dispatch_notification(n);
 }
 
@@ -942,12 +704,10 @@ static void spc_dispatch_result(struct spc_target *t, struct sp_result *res,
   char inst[DATA_MAX_NAME_LEN];
   struct sp_deviation devs[SPC_MAX_DEVIATIONS];
   int ndevs = 0;
-  if (t->policy != NULL) {
-    /* A batch of this one result, so that each deviation belongs to it
-     * (with AllAddresses a port has several results). */
-    struct sp_batch one = {.results = res, .nresults = 1, .dns_s = -1};
-    ndevs = sp_policy_check(t->policy, &one, devs, SPC_MAX_DEVIATIONS);
-  }
+  /* Per result, so that each deviation belongs to it (with AllAddresses a
+   * port has several results). */
+  if (t->policy != NULL)
+    ndevs = sp_policy_check_result(t->policy, res, devs, SPC_MAX_DEVIATIONS);
   /* With AllAddresses the address is always part of the name (the block's
    * setting decides, not the result), so that a host's identifiers do not
    * change with the number of addresses it resolves to. */

@@ -1,10 +1,10 @@
 /*
- * smtp_probe_internal.h - the collectd plugin's internals, shared with its
- * cmocka tests (tests/unit_collectd). Nothing here is exported from the .so:
- * only module_register is.
+ * plugin_internal.h - the collectd plugin's internals (plugin.c), shared
+ * with its cmocka tests (tests/unit_collectd). Nothing here is exported
+ * from smtp_probe.so: only module_register is.
  */
-#ifndef SMTP_PROBE_COLLECTD_INTERNAL_H
-#define SMTP_PROBE_COLLECTD_INTERNAL_H
+#ifndef SPC_PLUGIN_INTERNAL_H
+#define SPC_PLUGIN_INTERNAL_H
 
 #include "collectd.h"
 
@@ -14,12 +14,10 @@
 
 #include "smtp_probe.h"
 
-#define SPC_PLUGIN "smtp_probe"  /* plugin name in every identifier */
-#define SPC_MAX_NAME 64          /* target name, with its NUL */
-#define SPC_MAX_ERR 512          /* one configuration error message */
-#define SPC_DEFAULT_TIMEOUT 10.0 /* seconds, unless the interval is shorter */
-#define SPC_WARN_DAYS 14         /* CertWarningDays default */
-#define SPC_CRIT_DAYS 7          /* CertCriticalDays default */
+#define SPC_PLUGIN "smtp_probe" /* plugin name in every identifier */
+#define SPC_MAX_NAME 64         /* target name, with its NUL */
+#define SPC_MAX_ERR 512         /* one configuration error message */
+#define SPC_MAX_VALUE 4352      /* one option's value as text, with its NUL */
 #define SPC_MAX_STATES (SP_MAX_PORTS * SP_MAX_ADDRESSES) /* per target */
 #define SPC_MAX_SECRET 512   /* bytes of a password, with its NUL */
 #define SPC_MAX_DEVIATIONS 8 /* policy deviations kept per result */
@@ -41,22 +39,15 @@ struct spc_state {
 /* One <Target> block: its request, its read schedule, its last round. */
 struct spc_target {
   char name[SPC_MAX_NAME];  /* the block's name, safe for instance names */
-  char *host;               /* Host (owned) */
-  char *sni;                /* SNI (owned) or NULL */
-  char *cafile;             /* CAFile (owned) or NULL */
-  char *ehlo;               /* EHLO (owned) or NULL */
-  char *source;             /* Source (owned) or NULL */
-  char *dns_server;         /* DNSServer (owned) or NULL */
-  char *auth_user;          /* AuthUser (owned) or NULL */
-  char *auth_file;          /* AuthPasswordFile (owned) or NULL */
+  char **texts;             /* the values' texts (owned): the request's
+                               strings point into them */
+  size_t ntexts;            /* how many texts[] holds */
+  const char *auth_file;    /* AuthPasswordFile (in texts) or NULL */
   char *auth_secret;        /* the password read from it (owned, wiped on
                                free, never logged) or NULL */
-  char *auth_mech;          /* AuthMechanism, upper case (owned) or NULL */
-  char *mail_from;          /* MailFrom (owned) or NULL */
-  char *rcpt_to;            /* RcptTo (owned) or NULL */
-  char *policy_file;        /* PolicyFile (owned) or NULL */
+  const char *policy_file;  /* PolicyFile (in texts) or NULL */
   struct sp_policy *policy; /* the loaded policy (owned) or NULL */
-  struct sp_request req;    /* the request; its strings point at the above */
+  struct sp_request req;    /* the request, set through sp_request_set */
   cdtime_t interval;        /* this block's read interval */
 
   pthread_mutex_t lock;  /* guards in_flight, done and done_time */
@@ -77,6 +68,10 @@ int spc_config(oconfig_item_t *ci);
 struct spc_target *spc_target_parse(const oconfig_item_t *ci,
                                     cdtime_t default_interval, char *err,
                                     size_t errlen);
+
+/* The i-th key a <Target> block accepts (the name map's, then the
+ * plugin's own), NULL past the end: for the docs test. */
+const char *spc_key_at(size_t i);
 
 /* Free one target and anything it still holds. */
 void spc_target_free(struct spc_target *t);
@@ -108,4 +103,4 @@ void spc_dispatch_batch(struct spc_target *t, struct sp_batch *batch,
 int spc_instance_name(const char *target, const struct sp_result *res,
                       bool with_address, char *buf, size_t buflen);
 
-#endif /* SMTP_PROBE_COLLECTD_INTERNAL_H */
+#endif /* SPC_PLUGIN_INTERNAL_H */
