@@ -9,6 +9,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -195,13 +196,14 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 
 /* Write a one-line summary of a module into the trail. */
 static void trail_module(struct strbuf *trail, const struct module *mod) {
+  const struct sp_request *r = &mod->req;
   char dur[32];
-  modules_format_duration(mod->timeout_ms, dur, sizeof(dur));
+  modules_format_duration(lround(r->timeout_s * 1000.0), dur, sizeof(dur));
   sb_printf(trail, "module %s: tls %s, role %s, timeout %s, ports", mod->name,
-            sp_tls_mode_name(mod->tls_mode), sp_role_name(mod->role), dur);
-  for (int i = 0; i < mod->nports; i++)
-    sb_printf(trail, " %u", (unsigned)mod->ports[i]);
-  sb_add(trail, mod->nports ? "\n" : " (none)\n");
+            sp_tls_mode_name(r->tls_mode), sp_role_name(r->role), dur);
+  for (int i = 0; i < r->nports; i++)
+    sb_printf(trail, " %u", (unsigned)r->ports[i].port);
+  sb_add(trail, r->nports ? "\n" : " (none)\n");
 }
 
 /* Run the probe of a checked request and answer it (200, 503 or 500). */
@@ -325,7 +327,7 @@ static enum MHD_Result handle_probe(struct exporter *ex,
   char why[256];
   const char *header = MHD_lookup_connection_value(
       conn, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
-  double budget = target_budget((double)mod->timeout_ms / 1000.0, header,
+  double budget = target_budget(mod->req.timeout_s, header,
                                 ex->timeout_offset_s, why, sizeof(why));
   sb_printf(&trail, "%s\n", why);
 
@@ -414,14 +416,14 @@ static enum MHD_Result handle_landing(struct exporter *ex,
   sb_add(&sb, "</p>\n<table border=\"1\"><tr><th>module</th><th>ports</th>"
               "<th>tls</th><th>role</th><th>timeout</th></tr>\n");
   for (int i = 0; modules != NULL && i < modules->nmodules; i++) {
-    const struct module *m = &modules->modules[i];
+    const struct sp_request *m = &modules->modules[i].req;
     char dur[32];
-    modules_format_duration(m->timeout_ms, dur, sizeof(dur));
+    modules_format_duration(lround(m->timeout_s * 1000.0), dur, sizeof(dur));
     sb_add(&sb, "<tr><td>");
-    html_escape(&sb, m->name);
+    html_escape(&sb, modules->modules[i].name);
     sb_add(&sb, "</td><td>");
     for (int p = 0; p < m->nports; p++)
-      sb_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p]);
+      sb_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p].port);
     sb_printf(&sb, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
               sp_tls_mode_name(m->tls_mode), sp_role_name(m->role), dur);
   }

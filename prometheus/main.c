@@ -87,14 +87,109 @@ static void usage(void) {
       EXPORTER_DEFAULT_PORT);
 }
 
+/* How a valued flag's text is read. */
+enum flag_kind {
+  FLAG_TEXT,   /* any text, checked later (listen address, log level) */
+  FLAG_PATH,   /* a file name: not empty */
+  FLAG_LONG,   /* a whole number within [min, max] */
+  FLAG_SECONDS /* seconds as a decimal number within [min, max] */
+};
+
+/* One flag that takes a value: its name, grammar and field. */
+struct flag_def {
+  const char *name;    /* "--web.max-connections" */
+  enum flag_kind kind; /* how the value is read */
+  long min, max;       /* bounds of a LONG or SECONDS value */
+  const char *range;   /* the bounds as the error says them: "1..4096" */
+  const char **text;   /* TEXT and PATH: the field */
+  long *number;        /* LONG: the field */
+  double *seconds;     /* SECONDS: the field */
+};
+
+/* Read one flag's value into its field; exits 2 with the flag's name
+ * and range when it does not fit. */
+static void set_flag(const struct flag_def *d, const char *value) {
+  long n = 0;
+  double v = 0;
+  char *end = NULL;
+  bool ok = true;
+  switch (d->kind) {
+  case FLAG_TEXT:
+    *d->text = value;
+    return;
+  case FLAG_PATH:
+    ok = value[0] != '\0';
+    if (ok)
+      *d->text = value;
+    break;
+  case FLAG_LONG:
+    ok = fileio_parse_long(value, d->min, d->max, &n) == 0;
+    if (ok)
+      *d->number = n;
+    break;
+  case FLAG_SECONDS:
+    errno = 0;
+    v = strtod(value, &end);
+    ok = errno == 0 && end != value && *end == '\0' && isfinite(v) &&
+         v >= (double)d->min && v <= (double)d->max;
+    if (ok)
+      *d->seconds = v;
+    break;
+  }
+  if (!ok) {
+    fprintf(stderr, "smtp_exporter: %s: %s\n", d->name, d->range);
+    exit(2);
+  }
+}
+
 /* Parse the command line into f; exits on --help, --version and errors. */
 static void parse_flags(int argc, char **argv, struct flags *f) {
-  static const char *const valued[] = {
-      "--config.file",          "--web.listen-address",
-      "--web.max-connections",  "--probe.max-concurrent",
-      "--probe.timeout-offset", "--log.level",
-      "--web.config.file",      "--web.max-connections-per-ip",
-      "--web.idle-timeout",     "--web.read-header-timeout"};
+  const struct flag_def defs[] = {
+      {.name = "--config.file", .kind = FLAG_TEXT, .text = &f->config_file},
+      {.name = "--web.listen-address", .kind = FLAG_TEXT, .text = &f->listen},
+      {.name = "--web.max-connections",
+       .kind = FLAG_LONG,
+       .min = 1,
+       .max = 4096,
+       .range = "1..4096",
+       .number = &f->max_connections},
+      {.name = "--probe.max-concurrent",
+       .kind = FLAG_LONG,
+       .min = 1,
+       .max = 1024,
+       .range = "1..1024",
+       .number = &f->max_concurrent},
+      {.name = "--probe.timeout-offset",
+       .kind = FLAG_SECONDS,
+       .min = 0,
+       .max = 60,
+       .range = "0..60 s",
+       .seconds = &f->timeout_offset},
+      {.name = "--log.level", .kind = FLAG_TEXT, .text = &f->log_level},
+      {.name = "--web.config.file",
+       .kind = FLAG_PATH,
+       .range = "empty path",
+       .text = &f->web_config},
+      {.name = "--web.max-connections-per-ip",
+       .kind = FLAG_LONG,
+       .min = 0,
+       .max = 4096,
+       .range = "0..4096",
+       .number = &f->per_ip},
+      {.name = "--web.idle-timeout",
+       .kind = FLAG_LONG,
+       .min = 1,
+       .max = 3600,
+       .range = "1..3600 s",
+       .number = &f->idle_timeout},
+      {.name = "--web.read-header-timeout",
+       .kind = FLAG_LONG,
+       .min = 1,
+       .max = 3600,
+       .range = "1..3600 s",
+       .number = &f->header_timeout},
+  };
+  const size_t ndefs = sizeof(defs) / sizeof(defs[0]);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -110,90 +205,22 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
       f->config_check = true;
       continue;
     }
-    const char *value = NULL;
     size_t nlen = strcspn(a, "=");
-    size_t k;
-    for (k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
-      if (strlen(valued[k]) == nlen && strncmp(a, valued[k], nlen) == 0)
-        break;
-    if (k == sizeof(valued) / sizeof(valued[0])) {
+    const struct flag_def *d = NULL;
+    for (size_t k = 0; d == NULL && k < ndefs; k++)
+      if (strlen(defs[k].name) == nlen && strncmp(a, defs[k].name, nlen) == 0)
+        d = &defs[k];
+    if (d == NULL) {
       fprintf(stderr, "smtp_exporter: unknown flag %.64s (see --help)\n", a);
       exit(2);
     }
     if (a[nlen] == '=')
-      value = a + nlen + 1;
+      set_flag(d, a + nlen + 1);
     else if (i + 1 < argc)
-      value = argv[++i];
+      set_flag(d, argv[++i]);
     else {
-      fprintf(stderr, "smtp_exporter: %s needs a value\n", valued[k]);
+      fprintf(stderr, "smtp_exporter: %s needs a value\n", d->name);
       exit(2);
-    }
-    long n;
-    char *end = NULL;
-    switch (k) {
-    case 0:
-      f->config_file = value;
-      break;
-    case 1:
-      f->listen = value;
-      break;
-    case 2:
-      if (fileio_parse_long(value, 1, 4096, &n) < 0) {
-        fprintf(stderr, "smtp_exporter: --web.max-connections: 1..4096\n");
-        exit(2);
-      }
-      f->max_connections = n;
-      break;
-    case 3:
-      if (fileio_parse_long(value, 1, 1024, &n) < 0) {
-        fprintf(stderr, "smtp_exporter: --probe.max-concurrent: 1..1024\n");
-        exit(2);
-      }
-      f->max_concurrent = n;
-      break;
-    case 4:
-      errno = 0;
-      f->timeout_offset = strtod(value, &end);
-      if (errno != 0 || end == value || *end != '\0' ||
-          !isfinite(f->timeout_offset) || f->timeout_offset < 0 ||
-          f->timeout_offset > 60) {
-        fprintf(stderr, "smtp_exporter: --probe.timeout-offset: 0..60 s\n");
-        exit(2);
-      }
-      break;
-    case 5:
-      f->log_level = value;
-      break;
-    case 6:
-      if (value[0] == '\0') {
-        fprintf(stderr, "smtp_exporter: --web.config.file: empty path\n");
-        exit(2);
-      }
-      f->web_config = value;
-      break;
-    case 7:
-      if (fileio_parse_long(value, 0, 4096, &n) < 0) {
-        fprintf(stderr,
-                "smtp_exporter: --web.max-connections-per-ip: 0..4096\n");
-        exit(2);
-      }
-      f->per_ip = n;
-      break;
-    case 8:
-      if (fileio_parse_long(value, 1, 3600, &n) < 0) {
-        fprintf(stderr, "smtp_exporter: --web.idle-timeout: 1..3600 s\n");
-        exit(2);
-      }
-      f->idle_timeout = n;
-      break;
-    default:
-      if (fileio_parse_long(value, 1, 3600, &n) < 0) {
-        fprintf(stderr,
-                "smtp_exporter: --web.read-header-timeout: 1..3600 s\n");
-        exit(2);
-      }
-      f->header_timeout = n;
-      break;
     }
   }
 }
@@ -267,12 +294,20 @@ static int config_check(const char *path) {
 
 /* Start everything, serve until SIGINT/SIGTERM, reload on SIGHUP. */
 int main(int argc, char **argv) {
-  struct flags f = {
-      "smtp_exporter.yml", false, NULL, 128, 32, 0.5, "info", NULL, 0, 10, 10};
   char listen_default[32];
   snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d",
            EXPORTER_DEFAULT_PORT);
-  f.listen = listen_default;
+  struct flags f = {.config_file = "smtp_exporter.yml",
+                    .config_check = false,
+                    .listen = listen_default,
+                    .max_connections = 128,
+                    .max_concurrent = 32,
+                    .timeout_offset = 0.5,
+                    .log_level = "info",
+                    .web_config = NULL,
+                    .per_ip = 0,
+                    .idle_timeout = 10,
+                    .header_timeout = 10};
   parse_flags(argc, argv, &f);
   metrics_note_start();
   int level = exporter_log_level_from_name(f.log_level);
@@ -334,12 +369,12 @@ int main(int argc, char **argv) {
   ex.web = f.web_config != NULL ? &web : NULL;
   ex.idle_timeout_s = (unsigned)f.idle_timeout;
   long per_ip = f.per_ip;
-  struct http_options opts = {(const struct sockaddr *)&addr,
-                              (unsigned)f.max_connections,
-                              (unsigned)f.idle_timeout,
-                              (double)f.header_timeout,
-                              (unsigned)per_ip,
-                              ex.web};
+  struct http_options opts = {.addr = (const struct sockaddr *)&addr,
+                              .max_connections = (unsigned)f.max_connections,
+                              .idle_timeout_s = (unsigned)f.idle_timeout,
+                              .header_timeout_s = (double)f.header_timeout,
+                              .per_ip_limit = (unsigned)per_ip,
+                              .web = ex.web};
   struct MHD_Daemon *daemon = http_start(&ex, &opts, err, sizeof(err));
   if (daemon == NULL) {
     exporter_log(XLOG_ERROR, "%s: %s", f.listen, err);

@@ -1,6 +1,9 @@
 /*
  * modules.c - probe modules from a YAML file, parsed with libyaml's
- * document loader (see modules.h).
+ * document loader (see modules.h). A module key that is a probe option
+ * goes, as text, through the core's sp_request_set (one name map below);
+ * only the exporter's own keys, the YAML shape and the module names are
+ * checked here.
  */
 #include "modules.h"
 
@@ -8,7 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,13 +77,69 @@ static bool is_null(const yaml_node_t *node) {
          strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
 }
 
-/* Milliseconds per duration unit, in the order units must appear. */
+/* The module keys that are core options: the exporter's spelling (a
+ * contract, as in blackbox_exporter) and the core's canonical key. */
+static const struct {
+  const char *key;       /* the module key */
+  const char *canonical; /* the core option it spells (options.c) */
+} option_keys[] = {
+    {"ports", "ports"},
+    {"tls", "tls"},
+    {"role", "role"},
+    {"server_name", "sni"},
+    {"ca_file", "cafile"},
+    {"insecure_skip_verify", "no_verify"},
+    {"ehlo", "ehlo"},
+    {"ip_protocol", "family"},
+    {"all_addresses", "all_addresses"},
+    {"source_ip_address", "source"},
+    {"timeout", "timeout"},
+    {"banner_wait", "banner_wait"},
+    {"dns_server", "dns_server"},
+    {"cert_warning_days", "cert_warn_days"},
+    {"cert_critical_days", "cert_crit_days"},
+    {"auth_user", "auth_user"},
+    {"auth_mechanism", "auth_mech"},
+    {"mail_from", "mail_from"},
+    {"rcpt_to", "rcpt_to"},
+    {"check_injection", "check_injection"},
+    {"tls_trial", "tls_trial"},
+    {"min_tls_version", "min_tls"},
+};
+
+#define NOPTION_KEYS (sizeof(option_keys) / sizeof(option_keys[0]))
+_Static_assert(NOPTION_KEYS <= MOD_MAX_VALUES, "one value slot per key");
+
+/* The module keys that are the exporter's own, not probe options. */
+static const char *const own_keys[] = {"auth_password_file", "policy_file"};
+
+#define NOWN_KEYS (sizeof(own_keys) / sizeof(own_keys[0]))
+
+/* The i-th accepted module key (see modules.h). */
+const char *modules_key_at(size_t i, const char **canonical) {
+  if (i < NOPTION_KEYS) {
+    if (canonical != NULL)
+      *canonical = option_keys[i].canonical;
+    return option_keys[i].key;
+  }
+  if (canonical != NULL)
+    *canonical = NULL;
+  return i - NOPTION_KEYS < NOWN_KEYS ? own_keys[i - NOPTION_KEYS] : NULL;
+}
+
+/* The core key a module key spells, or NULL when it spells none. */
+static const char *canonical_key(const char *key) {
+  for (size_t i = 0; i < NOPTION_KEYS; i++)
+    if (strcmp(option_keys[i].key, key) == 0)
+      return option_keys[i].canonical;
+  return NULL;
+}
+
+/* Milliseconds per duration unit, largest first (for formatting). */
 static const struct {
   const char *unit; /* suffix */
   long ms;          /* milliseconds per unit */
 } duration_units[] = {
-    {"y", 365L * 24 * 3600 * 1000},
-    {"w", 7L * 24 * 3600 * 1000},
     {"d", 24L * 3600 * 1000},
     {"h", 3600L * 1000},
     {"m", 60L * 1000},
@@ -88,46 +147,12 @@ static const struct {
     {"ms", 1},
 };
 
-/* Parse a Prometheus duration into milliseconds; -1 when invalid. */
+/* Parse a duration by the core's grammar into milliseconds (modules.h). */
 long modules_parse_duration(const char *text) {
-  if (strcmp(text, "0") == 0)
-    return 0;
-  const size_t nunits = sizeof(duration_units) / sizeof(duration_units[0]);
-  const char *p = text;
-  size_t next_unit = 0; /* units must come in decreasing size, once each */
-  long total = 0;
-  if (*p == '\0')
+  double s = 0;
+  if (sp_parse_seconds(text, &s) != 0 || s > 10.0 * 365 * 86400)
     return -1;
-  while (*p) {
-    if (*p < '0' || *p > '9')
-      return -1;
-    long v = 0;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9') {
-      if (++digits > 9)
-        return -1;
-      v = v * 10 + (*p - '0');
-      p++;
-    }
-    size_t u;
-    for (u = next_unit; u < nunits; u++) {
-      size_t ul = strlen(duration_units[u].unit);
-      /* "m" must not swallow the "m" of "ms" */
-      if (strncmp(p, duration_units[u].unit, ul) == 0 &&
-          !(ul == 1 && p[0] == 'm' && p[1] == 's'))
-        break;
-    }
-    if (u == nunits)
-      return -1;
-    if (v > LONG_MAX / 2 / duration_units[u].ms)
-      return -1;
-    total += v * duration_units[u].ms;
-    if (total > LONG_MAX / 4)
-      return -1;
-    p += strlen(duration_units[u].unit);
-    next_unit = u + 1;
-  }
-  return total;
+  return lround(s * 1000.0);
 }
 
 /* Write a duration in milliseconds back as text ("1m30s"). */
@@ -154,14 +179,15 @@ void modules_format_duration(long ms, char *buf, size_t buflen) {
   }
 }
 
-/* Set a string option (a fresh copy); -1 on a bad value. */
-static int opt_string(struct parse_ctx *ctx, const yaml_node_t *val,
-                      const char *key, size_t maxlen, char **out) {
+/* Set one of the exporter's own path keys (a fresh copy); -1 on a bad
+ * value. */
+static int opt_path(struct parse_ctx *ctx, const yaml_node_t *val,
+                    const char *key, char **out) {
   const char *s = scalar(ctx, val, key);
   if (s == NULL)
     return -1;
-  if (s[0] == '\0' || strlen(s) > maxlen)
-    return node_error(ctx, val, "%s must be 1 to %zu characters", key, maxlen);
+  if (s[0] == '\0')
+    return node_error(ctx, val, "%s: an empty path", key);
   for (const char *c = s; *c; c++)
     if ((unsigned char)*c < 0x20 || *c == 0x7f)
       return node_error(ctx, val, "%s holds a control character", key);
@@ -173,188 +199,65 @@ static int opt_string(struct parse_ctx *ctx, const yaml_node_t *val,
   return 0;
 }
 
-/* Set a boolean option (true/false); -1 on a bad value. */
-static int opt_bool(struct parse_ctx *ctx, const yaml_node_t *val,
-                    const char *key, bool *out) {
-  const char *s = scalar(ctx, val, key);
-  if (s == NULL)
-    return -1;
-  if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 ||
-      strcmp(s, "TRUE") == 0)
-    *out = true;
-  else if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 ||
-           strcmp(s, "FALSE") == 0)
-    *out = false;
-  else
-    return node_error(ctx, val, "%s must be true or false, not \"%.40s\"", key,
-                      s);
-  return 0;
-}
-
-/* Set a duration option in milliseconds; -1 on a bad value. */
-static int opt_duration(struct parse_ctx *ctx, const yaml_node_t *val,
-                        const char *key, long *out) {
-  const char *s = scalar(ctx, val, key);
-  if (s == NULL)
-    return -1;
-  long ms = modules_parse_duration(s);
-  if (ms < 0)
-    return node_error(ctx, val,
-                      "%s: invalid duration \"%.40s\" (use e.g. 5s, 1m30s, "
-                      "500ms)",
-                      key, s);
-  *out = ms;
-  return 0;
-}
-
-/* Set a day-count option (0..3650); -1 on a bad value. */
-static int opt_days(struct parse_ctx *ctx, const yaml_node_t *val,
-                    const char *key, int *out) {
-  const char *s = scalar(ctx, val, key);
-  long v;
-  if (s == NULL)
-    return -1;
-  if (fileio_parse_long(s, 0, 3650, &v) < 0)
-    return node_error(ctx, val, "%s must be a whole number of days 0..3650",
-                      key);
-  *out = (int)v;
-  return 0;
-}
-
-/* Set a TLS version option: TLS10..TLS13 or 1.0..1.3. */
-static int opt_tls_version(struct parse_ctx *ctx, const yaml_node_t *val,
-                           const char *key, int *out) {
-  const char *s = scalar(ctx, val, key);
-  if (s == NULL)
-    return -1;
-  int v = sp_tls_version_from_name(s);
-  if (v != 0) {
-    *out = v;
+/* Give a core option its text through sp_request_set; keep: the module
+ * keeps the copy the template points into (a port list is parsed into
+ * numbers, never kept). Errors read "KEY: <core sentence>" at the value's
+ * position. */
+static int set_core(struct parse_ctx *ctx, struct module *mod,
+                    const yaml_node_t *val, const char *key,
+                    const char *canonical, const char *text, bool keep) {
+  if (keep) {
+    char *copy = strdup(text);
+    if (copy == NULL || mod->nvalues >= MOD_MAX_VALUES) {
+      free(copy);
+      return node_error(ctx, val, "out of memory");
+    }
+    mod->values[mod->nvalues++] = copy;
+    text = copy;
+  }
+  char why[256];
+  char shown[256];
+  if (sp_request_set(&mod->req, canonical, text, why, sizeof(why)) == 0)
     return 0;
-  }
-  return node_error(ctx, val, "%s must be TLS10, TLS11, TLS12 or TLS13", key);
+  sp_sanitize(shown, sizeof(shown), why, strlen(why)); /* quotes the value */
+  return node_error(ctx, val, "%s: %s", key, shown);
 }
 
-/* Set the ports list: a non-empty sequence of distinct ports. */
-static int opt_ports(struct parse_ctx *ctx, const yaml_node_t *val,
-                     struct module *mod) {
-  if (val->type != YAML_SEQUENCE_NODE)
-    return node_error(ctx, val, "ports must be a list, e.g. [587, 465]");
-  mod->nports = 0;
-  for (yaml_node_item_t *it = val->data.sequence.items.start;
-       it < val->data.sequence.items.top; it++) {
-    const yaml_node_t *item = node_at(ctx, *it);
-    const char *s = scalar(ctx, item, "a port");
-    long port;
-    if (s == NULL)
-      return -1;
-    if (fileio_parse_long(s, 1, 65535, &port) < 0)
-      return node_error(ctx, item, "invalid port \"%.40s\" (1..65535)", s);
-    if (mod->nports >= SP_MAX_PORTS)
-      return node_error(ctx, item, "more than %d ports", SP_MAX_PORTS);
-    for (int i = 0; i < mod->nports; i++)
-      if (mod->ports[i] == port)
-        return node_error(ctx, item, "port %ld listed twice", port);
-    mod->ports[mod->nports++] = (uint16_t)port;
-  }
-  if (mod->nports == 0)
-    return node_error(ctx, val, "ports must not be empty");
-  return 0;
-}
-
-/* Set one option of a module from a key and its value node. */
+/* Set one option of a module from a key and its value node: core options
+ * as text (a ports list item by item), then the exporter's own keys. */
 static int module_option(struct parse_ctx *ctx, struct module *mod,
                          const yaml_node_t *keynode, const char *key,
                          const yaml_node_t *val) {
-  if (strcmp(key, "ports") == 0)
-    return opt_ports(ctx, val, mod);
-  if (strcmp(key, "tls") == 0) {
-    const char *s = scalar(ctx, val, key);
-    int mode = s ? sp_tls_mode_from_name(s) : -1;
-    if (s != NULL && mode < 0)
-      return node_error(ctx, val,
-                        "tls must be auto, none, starttls or implicit, not "
-                        "\"%.40s\"",
-                        s);
-    if (s == NULL)
-      return -1;
-    mod->tls_mode = (enum sp_tls_mode)mode;
+  const char *canonical = canonical_key(key);
+  if (canonical != NULL && strcmp(canonical, "ports") == 0) {
+    if (val->type != YAML_SEQUENCE_NODE)
+      return node_error(ctx, val, "ports must be a list, e.g. [587, 465]");
+    if (val->data.sequence.items.start == val->data.sequence.items.top)
+      return set_core(ctx, mod, val, key, canonical, "", false); /* none */
+    for (yaml_node_item_t *it = val->data.sequence.items.start;
+         it < val->data.sequence.items.top; it++) {
+      const yaml_node_t *item = node_at(ctx, *it);
+      const char *s = scalar(ctx, item, "a port");
+      if (s == NULL || set_core(ctx, mod, item, key, canonical, s, false) < 0)
+        return -1;
+    }
     return 0;
   }
-  if (strcmp(key, "role") == 0) {
+  if (canonical != NULL) {
     const char *s = scalar(ctx, val, key);
-    int role = s ? sp_role_from_name(s) : -1;
-    if (s != NULL && role < 0)
-      return node_error(ctx, val,
-                        "role must be default, submission, implicit or "
-                        "relay, not \"%.40s\"",
-                        s);
-    if (s == NULL)
-      return -1;
-    mod->role = (enum sp_role)role;
-    return 0;
+    return s == NULL ? -1 : set_core(ctx, mod, val, key, canonical, s, true);
   }
-  if (strcmp(key, "ip_protocol") == 0) {
-    const char *s = scalar(ctx, val, key);
-    if (s == NULL)
-      return -1;
-    if (strcmp(s, "ip4") == 0)
-      mod->family = SP_FAMILY_IPV4;
-    else if (strcmp(s, "ip6") == 0)
-      mod->family = SP_FAMILY_IPV6;
-    else if (strcmp(s, "any") == 0)
-      mod->family = SP_FAMILY_ANY;
-    else
-      return node_error(
-          ctx, val, "ip_protocol must be ip4, ip6 or any, not \"%.40s\"", s);
-    return 0;
-  }
-  if (strcmp(key, "server_name") == 0)
-    return opt_string(ctx, val, key, SP_MAX_HOST - 1, &mod->server_name);
-  if (strcmp(key, "ca_file") == 0)
-    return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->ca_file);
-  if (strcmp(key, "ehlo") == 0)
-    return opt_string(ctx, val, key, SP_MAX_HOST - 1, &mod->ehlo);
-  if (strcmp(key, "source_ip_address") == 0)
-    return opt_string(ctx, val, key, 63, &mod->source_ip_address);
-  if (strcmp(key, "dns_server") == 0)
-    return opt_string(ctx, val, key, 63, &mod->dns_server);
-  if (strcmp(key, "insecure_skip_verify") == 0)
-    return opt_bool(ctx, val, key, &mod->insecure_skip_verify);
-  if (strcmp(key, "all_addresses") == 0)
-    return opt_bool(ctx, val, key, &mod->all_addresses);
-  if (strcmp(key, "timeout") == 0)
-    return opt_duration(ctx, val, key, &mod->timeout_ms);
-  if (strcmp(key, "banner_wait") == 0)
-    return opt_duration(ctx, val, key, &mod->banner_wait_ms);
-  if (strcmp(key, "cert_warning_days") == 0)
-    return opt_days(ctx, val, key, &mod->cert_warning_days);
-  if (strcmp(key, "cert_critical_days") == 0)
-    return opt_days(ctx, val, key, &mod->cert_critical_days);
-  if (strcmp(key, "auth_user") == 0)
-    return opt_string(ctx, val, key, 255, &mod->auth_user);
   if (strcmp(key, "auth_password_file") == 0)
-    return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->auth_password_file);
-  if (strcmp(key, "auth_mechanism") == 0)
-    return opt_string(ctx, val, key, 15, &mod->auth_mechanism);
-  if (strcmp(key, "mail_from") == 0)
-    return opt_string(ctx, val, key, 255, &mod->mail_from);
-  if (strcmp(key, "rcpt_to") == 0)
-    return opt_string(ctx, val, key, 255, &mod->rcpt_to);
-  if (strcmp(key, "check_injection") == 0)
-    return opt_bool(ctx, val, key, &mod->check_injection);
-  if (strcmp(key, "tls_trial") == 0)
-    return opt_bool(ctx, val, key, &mod->tls_trial);
+    return opt_path(ctx, val, key, &mod->auth_password_file);
   if (strcmp(key, "policy_file") == 0)
-    return opt_string(ctx, val, key, MOD_MAX_STRING, &mod->policy_file);
-  if (strcmp(key, "min_tls_version") == 0)
-    return opt_tls_version(ctx, val, key, &mod->min_tls_version);
+    return opt_path(ctx, val, key, &mod->policy_file);
   return node_error(ctx, keynode, "unknown key \"%.64s\" in module \"%s\"", key,
                     mod->name);
 }
 
 /* 0 when path opens for reading as a regular file; else -1 with errno
- * set (0 for "not a regular file"). */
+ * set (0 for "not a regular file"). Non-blocking, so a FIFO cannot hang
+ * a reload. */
 static int readable_file(const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
@@ -366,40 +269,44 @@ static int readable_file(const char *path) {
   return rc;
 }
 
-/* Check a module's options together (and through the core's request
- * validation); -1 with a message pointing at the module's name. */
+/* Write the core's validation message with the exporter's spelling of
+ * its leading key ("cafile: ..." -> "ca_file: ..."). */
+static void spell_message(char *out, size_t outlen, const char *why) {
+  size_t klen = strcspn(why, ":");
+  for (size_t i = 0; why[klen] == ':' && i < NOPTION_KEYS; i++)
+    if (strlen(option_keys[i].canonical) == klen &&
+        strncmp(option_keys[i].canonical, why, klen) == 0) {
+      snprintf(out, outlen, "%s%s", option_keys[i].key, why + klen);
+      return;
+    }
+  snprintf(out, outlen, "%s", why);
+}
+
+/* Check a module's options together: the exporter's own rules (timeout
+ * cap, ca_file a regular file, the secret, the policy), then the core's
+ * validation of the template with the ports a probe would use; -1 with a
+ * message pointing at the module's name. */
 static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
                         struct module *mod) {
-  if (mod->timeout_ms <= 0 || mod->timeout_ms > MOD_MAX_TIMEOUT_MS)
+  if (mod->req.timeout_s > MOD_MAX_TIMEOUT_S)
     return node_error(ctx, namenode,
-                      "module \"%s\": timeout must be above 0 and at most "
-                      "%ds",
-                      mod->name, MOD_MAX_TIMEOUT_MS / 1000);
-  if (mod->banner_wait_ms >= mod->timeout_ms)
-    return node_error(ctx, namenode,
-                      "module \"%s\": banner_wait must be shorter than "
-                      "timeout",
-                      mod->name);
-  if (mod->cert_warning_days >= 0 && mod->cert_critical_days >= 0 &&
-      mod->cert_critical_days > mod->cert_warning_days)
-    return node_error(ctx, namenode,
-                      "module \"%s\": cert_critical_days is above "
-                      "cert_warning_days",
-                      mod->name);
-  if (mod->ca_file != NULL && readable_file(mod->ca_file) < 0)
+                      "module \"%s\": timeout must be at most %gs (the "
+                      "exporter's cap)",
+                      mod->name, MOD_MAX_TIMEOUT_S);
+  if (mod->req.cafile != NULL && readable_file(mod->req.cafile) < 0)
     return node_error(ctx, namenode, "module \"%s\": ca_file %.200s: %s",
-                      mod->name, mod->ca_file,
+                      mod->name, mod->req.cafile,
                       errno ? strerror(errno) : "not a regular file");
-  if (mod->auth_password_file != NULL && mod->auth_user == NULL)
+  if (mod->auth_password_file != NULL && mod->req.auth_user == NULL)
     return node_error(ctx, namenode,
                       "module \"%s\": auth_password_file needs auth_user",
                       mod->name);
-  if (mod->auth_user != NULL && mod->auth_password_file == NULL)
+  if (mod->req.auth_user != NULL && mod->auth_password_file == NULL)
     return node_error(ctx, namenode,
                       "module \"%s\": auth_user needs auth_password_file",
                       mod->name);
   if (mod->auth_password_file != NULL) {
-    char secret[512];
+    char secret[SP_MAX_SECRET];
     char warn[512];
     char why[512];
     if (sp_secret_load(mod->auth_password_file, NULL, secret, sizeof(secret),
@@ -409,6 +316,7 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
     explicit_bzero(secret, sizeof(secret));
     if (mod->auth_secret == NULL)
       return node_error(ctx, namenode, "out of memory");
+    mod->req.auth_secret = mod->auth_secret;
     if (warn[0] != '\0' && ctx->set->warning[0] == '\0')
       snprintf(ctx->set->warning, sizeof(ctx->set->warning),
                "module \"%s\": %s", mod->name, warn);
@@ -420,19 +328,18 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
       return node_error(ctx, namenode, "module \"%s\": policy_file: %s",
                         mod->name, why);
   }
-  struct sp_request req;
-  sp_request_init(&req);
+  struct sp_request req = mod->req;
   req.host = "localhost";
-  module_apply(mod, &req);
-  if (mod->nports > 0) {
-    for (int i = 0; i < mod->nports; i++)
-      sp_request_add_port(&req, mod->ports[i], mod->tls_mode, mod->role);
-  } else {
-    sp_request_add_port(&req, 25, mod->tls_mode, mod->role);
-  }
+  if (req.nports == 0 && mod->policy != NULL)
+    sp_policy_add_ports(mod->policy, &req);
+  if (req.nports == 0) /* the target's port, with the module's tls/role */
+    sp_request_add_port(&req, 25, SP_TLS_AUTO, SP_ROLE_DEFAULT);
   char why[256];
-  if (sp_request_validate(&req, why, sizeof(why)) < 0)
-    return node_error(ctx, namenode, "module \"%s\": %s", mod->name, why);
+  char spelt[300];
+  if (sp_request_validate(&req, why, sizeof(why)) < 0) {
+    spell_message(spelt, sizeof(spelt), why);
+    return node_error(ctx, namenode, "module \"%s\": %s", mod->name, spelt);
+  }
   return 0;
 }
 
@@ -450,16 +357,10 @@ static bool valid_module_name(const char *s) {
   return true;
 }
 
-/* Reset a module to its defaults. */
+/* Reset a module to its defaults: the core's request defaults. */
 static void module_defaults(struct module *mod) {
   memset(mod, 0, sizeof(*mod));
-  mod->tls_mode = SP_TLS_AUTO;
-  mod->role = SP_ROLE_DEFAULT;
-  mod->family = SP_FAMILY_ANY;
-  mod->timeout_ms = MOD_DEFAULT_TIMEOUT_MS;
-  mod->cert_warning_days = -1;
-  mod->tls_trial = true;
-  mod->cert_critical_days = -1;
+  sp_request_init(&mod->req);
 }
 
 /* Parse one module: its name node and its options mapping. */
@@ -720,16 +621,9 @@ void modules_free(struct module_set *set) {
   allow_free(&set->allow);
   for (int i = 0; i < set->nmodules; i++) {
     struct module *m = &set->modules[i];
-    free(m->server_name);
-    free(m->ca_file);
-    free(m->ehlo);
-    free(m->source_ip_address);
-    free(m->dns_server);
-    free(m->auth_user);
+    for (int v = 0; v < m->nvalues; v++)
+      free(m->values[v]);
     free(m->auth_password_file);
-    free(m->auth_mechanism);
-    free(m->mail_from);
-    free(m->rcpt_to);
     if (m->auth_secret != NULL)
       explicit_bzero(m->auth_secret, strlen(m->auth_secret));
     free(m->auth_secret);
@@ -748,29 +642,7 @@ const struct module *modules_find(const struct module_set *set,
   return NULL;
 }
 
-/* Fill a request's options from a module (see modules.h). */
+/* Fill a request from a module: a copy of its template (modules.h). */
 void module_apply(const struct module *mod, struct sp_request *req) {
-  req->sni = mod->server_name;
-  req->cafile = mod->ca_file;
-  req->no_verify = mod->insecure_skip_verify;
-  req->ehlo_name = mod->ehlo;
-  req->family = mod->family;
-  req->all_addresses = mod->all_addresses;
-  req->source = mod->source_ip_address;
-  req->timeout_s = (double)mod->timeout_ms / 1000.0;
-  req->banner_wait_s = (double)mod->banner_wait_ms / 1000.0;
-  req->dns_server = mod->dns_server;
-  if (mod->cert_warning_days >= 0)
-    req->cert_warn_days = mod->cert_warning_days;
-  if (mod->cert_critical_days >= 0)
-    req->cert_crit_days = mod->cert_critical_days;
-  req->auth_user = mod->auth_user;
-  req->auth_secret = mod->auth_secret;
-  req->auth_mech = mod->auth_mechanism;
-  req->mail_from = mod->mail_from;
-  req->rcpt_to = mod->rcpt_to;
-  req->check_injection = mod->check_injection;
-  req->no_tls_trial = !mod->tls_trial;
-  if (mod->min_tls_version != 0)
-    req->min_tls_version = mod->min_tls_version;
+  *req = mod->req;
 }

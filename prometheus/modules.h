@@ -3,9 +3,10 @@
  *
  * A file holds one top-level "modules:" mapping of module name to options
  * and, optionally, "allowed_targets:" (hosts, networks, ports; allow.h).
- * Option keys follow the core request's options (see README / USAGE.md);
- * unknown keys, wrong types, bad durations and duplicates are errors that
- * name the file, line and column.
+ * Option keys are blackbox-style spellings of the core's options (a small
+ * name map; USAGE.md), parsed by the core's sp_request_set; unknown keys,
+ * wrong types, bad values and duplicates are errors that name the file,
+ * line and column, the key, and the core's sentence.
  */
 #ifndef SMTP_EXPORTER_MODULES_H
 #define SMTP_EXPORTER_MODULES_H
@@ -23,39 +24,22 @@
 #define MOD_MAX_MODULES 64
 /* Largest configuration file read. */
 #define MOD_MAX_FILE (1024 * 1024)
-/* Largest timeout a module may set, milliseconds. */
-#define MOD_MAX_TIMEOUT_MS (120 * 1000)
-/* Timeout when a module sets none, milliseconds. */
-#define MOD_DEFAULT_TIMEOUT_MS (10 * 1000)
+/* Largest timeout a module may set, seconds: the exporter's own cap (a
+ * scrape waits for the probe), below the core's 3600 s. */
+#define MOD_MAX_TIMEOUT_S 120.0
+/* Most option values one module keeps (one per key; keys are unique). */
+#define MOD_MAX_VALUES 32
 
-/* One probe module: how to probe a target. */
+/* One probe module: how to probe a target. Every probe option is parsed
+ * once at load, by the core's sp_request_set, into the request template;
+ * a probe copies it (module_apply) and sets host, ports and timeout. */
 struct module {
   char name[MOD_MAX_NAME];      /* the module's name */
-  uint16_t ports[SP_MAX_PORTS]; /* ports probed when target has none */
-  int nports;                   /* how many of ports[] are used */
-  enum sp_tls_mode tls_mode;    /* tls: auto|none|starttls|implicit */
-  enum sp_role role;            /* role: default|submission|implicit|relay */
-  char *server_name;            /* SNI and verify name, or NULL */
-  char *ca_file;                /* trust anchors file, or NULL */
-  bool insecure_skip_verify;    /* skip chain and name verification */
-  char *ehlo;                   /* EHLO argument, or NULL */
-  enum sp_family family;        /* ip_protocol: ip4|ip6|any */
-  bool all_addresses;           /* probe every resolved address */
-  char *source_ip_address;      /* local address to bind, or NULL */
-  long timeout_ms;              /* whole-probe timeout */
-  long banner_wait_ms;          /* greeting wait; 0: core default */
-  char *dns_server;             /* resolver ADDR[:PORT], or NULL */
-  int cert_warning_days;        /* cert_expiring below; -1: core default */
-  int cert_critical_days;       /* CRITICAL below; -1: core default */
-  char *auth_user;              /* AUTH identity, or NULL: no AUTH */
-  char *auth_password_file;     /* where the secret came from */
+  struct sp_request req;        /* the template: options, ports, no host */
+  char *values[MOD_MAX_VALUES]; /* owned option texts req points into */
+  int nvalues;                  /* how many of values[] are used */
+  char *auth_password_file;     /* where the secret came from, or NULL */
   char *auth_secret;            /* the secret (read at load), or NULL */
-  char *auth_mechanism;         /* PLAIN|LOGIN|CRAM-MD5|XOAUTH2, or NULL */
-  char *mail_from;              /* MAIL FROM trial address, or NULL */
-  char *rcpt_to;                /* RCPT TO trial address, or NULL */
-  bool check_injection;         /* run the STARTTLS injection test */
-  bool tls_trial;               /* implicit-TLS trial on a late greeting */
-  int min_tls_version;          /* 0x0301..0x0304, or 0: core default */
   char *policy_file;            /* port policy file, or NULL */
   struct sp_policy *policy;     /* the loaded policy, or NULL */
   int line;                     /* line of the module's name in the file */
@@ -86,15 +70,22 @@ void modules_free(struct module_set *set);
 const struct module *modules_find(const struct module_set *set,
                                   const char *name);
 
-/* Parse a Prometheus duration ("5s", "1m30s", "500ms", "0") into
- * milliseconds; -1 when invalid or too large. */
+/* The i-th module key the exporter accepts (NULL past the end); with
+ * canonical set to the core option it spells, or NULL for the exporter's
+ * own keys (auth_password_file, policy_file). For the docs test. */
+const char *modules_key_at(size_t i, const char **canonical);
+
+/* Parse a duration as the core does (sp_parse_seconds: "5s", "1m30s",
+ * "500ms", "2.5") into milliseconds; -1 when invalid or over ten years.
+ * Kept for tests/fuzz/fuzz_target.c's format/parse round trip. */
 long modules_parse_duration(const char *text);
 
-/* Write a duration in milliseconds back as text ("1m30s"). */
+/* Write a duration in milliseconds as text ("1m30s"), for the landing
+ * page and the debug trail. */
 void modules_format_duration(long ms, char *buf, size_t buflen);
 
-/* Fill a request's options from a module (host and ports not touched;
- * the request keeps pointers into the module). */
+/* Fill a request from a module: a copy of its template (the request
+ * points into the module); the caller sets host, ports and timeout. */
 void module_apply(const struct module *mod, struct sp_request *req);
 
 #endif /* SMTP_EXPORTER_MODULES_H */

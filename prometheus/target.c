@@ -156,21 +156,21 @@ double target_budget(double module_timeout_s, const char *header,
   return budget;
 }
 
-/* Build the core request for a module and target (see target.h). */
+/* Build the core request for a module and target (see target.h): a copy
+ * of the module's template, validated at load with the same ports; only
+ * host, ports and timeout are set here, so nothing is parsed or checked
+ * again per probe (the engine checks the fields on submit). */
 int target_request(const struct module *mod, const struct target *t,
                    double timeout_s, bool trace, struct sp_request *req,
                    char *err, size_t errlen) {
-  sp_request_init(req);
   module_apply(mod, req);
   req->host = t->host;
   req->timeout_s = timeout_s;
   req->trace = trace;
-  if (t->port > 0) {
-    sp_request_add_port(req, (uint16_t)t->port, mod->tls_mode, mod->role);
-  } else if (mod->nports > 0) {
-    for (int i = 0; i < mod->nports; i++)
-      sp_request_add_port(req, mod->ports[i], mod->tls_mode, mod->role);
-  } else if (mod->policy != NULL) {
+  if (t->port > 0) { /* just this port, with the module's tls and role */
+    req->nports = 0;
+    sp_request_add_port(req, (uint16_t)t->port, SP_TLS_AUTO, SP_ROLE_DEFAULT);
+  } else if (req->nports == 0 && mod->policy != NULL) {
     sp_policy_add_ports(mod->policy, req); /* with the modes it expects */
   }
   if (req->nports == 0) {
@@ -182,10 +182,5 @@ int target_request(const struct module *mod, const struct target *t,
   }
   if (req->banner_wait_s >= req->timeout_s)
     req->banner_wait_s = 0; /* the core picks its share of a short budget */
-  char why[256];
-  if (sp_request_validate(req, why, sizeof(why)) < 0) {
-    snprintf(err, errlen, "invalid request: %s", why);
-    return -1;
-  }
   return 0;
 }

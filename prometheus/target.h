@@ -29,8 +29,10 @@ int target_parse(const char *text, struct target *t, char *err, size_t errlen);
 double target_budget(double module_timeout_s, const char *header,
                      double offset_s, char *why, size_t whylen);
 
-/* Build the core request for a module and target with the given timeout;
- * the request points into mod and t. Returns 0, or -1 with a message. */
+/* Build the core request for a module and target with the given timeout:
+ * the module's template with the target's host and port (or the module's
+ * or its policy's ports); the request points into mod and t. Returns 0,
+ * or -1 with a message when no port is known. */
 int target_request(const struct module *mod, const struct target *t,
                    double timeout_s, bool trace, struct sp_request *req,
                    char *err, size_t errlen);

@@ -5,10 +5,11 @@
  *
  * Input: the configuration file's text. Checks: a refused file gets a
  * message; a parsed set has 1..MOD_MAX_MODULES modules, each with a
- * NUL-terminated name that modules_find finds, 1..SP_MAX_PORTS distinct
- * ports (when any), a timeout within the documented cap, and applying it
- * to a request gives a request that validates once a host and a port
- * are set. Leaks and overflows are ASan's part.
+ * NUL-terminated name that modules_find finds, a request template with
+ * 1..SP_MAX_PORTS distinct ports (when any), a timeout within the
+ * exporter's cap and no host, module_apply copies that template, and the
+ * copy validates once a host and (when none) a port are set. Leaks and
+ * overflows are ASan's part.
  */
 #include <stdint.h>
 #include <string.h>
@@ -34,23 +35,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t nl = strnlen(m->name, sizeof(m->name));
     FUZZ_ASSERT(nl > 0 && nl < sizeof(m->name), "name non-empty, terminated");
     FUZZ_ASSERT(modules_find(set, m->name) == m, "modules_find finds it");
-    FUZZ_ASSERT(m->nports >= 0 && m->nports <= SP_MAX_PORTS, "port count");
-    for (int a = 0; a < m->nports; a++) {
-      FUZZ_ASSERT(m->ports[a] != 0, "port non-zero");
-      for (int b = a + 1; b < m->nports; b++)
-        FUZZ_ASSERT(m->ports[a] != m->ports[b], "ports distinct");
+    const struct sp_request *t = &m->req; /* the module's template */
+    FUZZ_ASSERT(t->nports >= 0 && t->nports <= SP_MAX_PORTS, "port count");
+    for (int a = 0; a < t->nports; a++) {
+      FUZZ_ASSERT(t->ports[a].port != 0, "port non-zero");
+      for (int b = a + 1; b < t->nports; b++)
+        FUZZ_ASSERT(t->ports[a].port != t->ports[b].port, "ports distinct");
     }
-    FUZZ_ASSERT(m->timeout_ms > 0 && m->timeout_ms <= MOD_MAX_TIMEOUT_MS,
+    FUZZ_ASSERT(t->timeout_s > 0 && t->timeout_s <= MOD_MAX_TIMEOUT_S,
                 "timeout within the cap");
-    FUZZ_ASSERT(m->banner_wait_ms >= 0 && m->banner_wait_ms < m->timeout_ms,
-                "banner wait below the timeout");
+    FUZZ_ASSERT(t->banner_wait_s >= 0 && t->banner_wait_s <= t->timeout_s,
+                "banner wait at most the timeout");
+    FUZZ_ASSERT(t->host == NULL, "the template has no host");
     struct sp_request req;
     char verr[256];
-    sp_request_init(&req);
     module_apply(m, &req);
+    FUZZ_ASSERT(req.nports == t->nports && req.timeout_s == t->timeout_s &&
+                    req.tls_mode == t->tls_mode && req.sni == t->sni &&
+                    req.auth_secret == t->auth_secret,
+                "apply copies the template");
     req.host = "127.0.0.1";
-    sp_request_add_port(&req, m->nports ? m->ports[0] : 25, m->tls_mode,
-                        m->role);
+    if (req.nports == 0)
+      sp_request_add_port(&req, 25, SP_TLS_AUTO, SP_ROLE_DEFAULT);
     if (sp_request_validate(&req, verr, sizeof(verr)) != 0) {
       fprintf(stderr, "module %s: %s\n", m->name, verr);
       FUZZ_ASSERT(0, "an accepted module gives a valid request");

@@ -54,7 +54,20 @@ run --config.check --config.file "$SAMPLE"
 printf 'modules:\n  a:\n    ports: [25]\n    timeout: 5 seconds\n' >"$TMP/bad.yml"
 run --config.check --config.file="$TMP/bad.yml"
 [ "$rc" = 1 ] || fail "bad config exit $rc"
-grep -q 'bad.yml:4:14: timeout: invalid duration' "$TMP/err" || fail "bad config message: $(cat "$TMP/err")"
+grep -qF "bad.yml:4:14: timeout: '5 seconds' is not a number of seconds 0-3600 (or a duration such as 500ms, 1m30s)" "$TMP/err" ||
+  fail "bad config message: $(cat "$TMP/err")"
+
+# module values are the core's vocabulary: its sentence after the key, and
+# the documented role: default accepted
+printf 'modules:\n  a:\n    min_tls_version: "1.4"\n' >"$TMP/tls14.yml"
+run --config.check --config.file="$TMP/tls14.yml"
+[ "$rc" = 1 ] || fail "min_tls_version 1.4 exit $rc"
+grep -qF "tls14.yml:3:22: min_tls_version: '1.4' is not 1.0, 1.1, 1.2 or 1.3" "$TMP/err" ||
+  fail "min_tls_version 1.4 message: $(cat "$TMP/err")"
+printf 'modules:\n  a:\n    role: default\n    tls: implicit\n    ports: [465]\n' >"$TMP/role.yml"
+run --config.check --config.file="$TMP/role.yml"
+[ "$rc" = 0 ] || fail "role: default refused: $(cat "$TMP/err")"
+grep -q '1 modules OK' "$TMP/out" || fail "role: default check output: $(cat "$TMP/out")"
 
 # a bad config at start-up: exit 1 without listening
 run --config.file="$TMP/bad.yml" --web.listen-address=127.0.40.19:9587

@@ -33,19 +33,19 @@ static void test_sample_file(void **state) {
   assert_int_equal(set->nmodules, 2);
   const struct module *sub = modules_find(set, "submission");
   assert_non_null(sub);
-  assert_int_equal(sub->nports, 2);
-  assert_int_equal(sub->ports[0], 587);
-  assert_int_equal(sub->ports[1], 465);
-  assert_int_equal(sub->tls_mode, SP_TLS_AUTO);
-  assert_int_equal(sub->timeout_ms, 5000);
-  assert_string_equal(sub->server_name, "mail.example.com");
+  assert_int_equal(sub->req.nports, 2);
+  assert_int_equal(sub->req.ports[0].port, 587);
+  assert_int_equal(sub->req.ports[1].port, 465);
+  assert_int_equal(sub->req.tls_mode, SP_TLS_AUTO);
+  assert_true(sub->req.timeout_s == 5.0);
+  assert_string_equal(sub->req.sni, "mail.example.com");
   const struct module *mx = modules_find(set, "mx");
   assert_non_null(mx);
-  assert_int_equal(mx->nports, 1);
-  assert_int_equal(mx->ports[0], 25);
-  assert_int_equal(mx->role, SP_ROLE_RELAY);
-  assert_int_equal(mx->timeout_ms, 10000);
-  assert_null(mx->server_name);
+  assert_int_equal(mx->req.nports, 1);
+  assert_int_equal(mx->req.ports[0].port, 25);
+  assert_int_equal(mx->req.role, SP_ROLE_RELAY);
+  assert_true(mx->req.timeout_s == 10.0);
+  assert_null(mx->req.sni);
   assert_null(modules_find(set, "nope"));
   modules_free(set);
 }
@@ -82,19 +82,14 @@ static void test_all_options(void **state) {
   assert_int_equal(set->nmodules, 4);
   const struct module *m = modules_find(set, "full");
   assert_int_equal(m->line, 2);
-  assert_int_equal(m->tls_mode, SP_TLS_STARTTLS);
-  assert_int_equal(m->role, SP_ROLE_SUBMISSION);
-  assert_int_equal(m->family, SP_FAMILY_IPV6);
-  assert_true(m->insecure_skip_verify);
-  assert_true(m->all_addresses);
-  assert_int_equal(m->timeout_ms, 90000);
-  assert_int_equal(m->banner_wait_ms, 500);
-  assert_int_equal(m->cert_warning_days, 21);
-  assert_int_equal(m->cert_critical_days, 7);
 
   struct sp_request req;
-  sp_request_init(&req);
   module_apply(m, &req);
+  assert_null(req.host);
+  assert_int_equal(req.nports, 1);
+  assert_int_equal(req.ports[0].port, 2525);
+  assert_int_equal(req.tls_mode, SP_TLS_STARTTLS);
+  assert_int_equal(req.role, SP_ROLE_SUBMISSION);
   assert_string_equal(req.sni, "mail.smtp-probe.test");
   assert_string_equal(req.cafile, SAMPLE_YML);
   assert_true(req.no_verify);
@@ -112,19 +107,26 @@ static void test_all_options(void **state) {
   /* The documented "role: default" (by port number) is accepted. */
   const struct module *byd = modules_find(set, "bydefault");
   assert_non_null(byd);
-  assert_int_equal(byd->role, SP_ROLE_DEFAULT);
+  assert_int_equal(byd->req.role, SP_ROLE_DEFAULT);
 
+  /* A module without keys is the core's defaults. */
   const struct module *bare = modules_find(set, "bare");
   assert_non_null(bare);
-  assert_int_equal(bare->nports, 0);
-  assert_int_equal(bare->timeout_ms, MOD_DEFAULT_TIMEOUT_MS);
-  assert_int_equal(bare->tls_mode, SP_TLS_AUTO);
-  assert_true(bare->tls_trial); /* on unless switched off */
+  struct sp_request def;
+  sp_request_init(&def);
+  assert_int_equal(bare->req.nports, 0);
+  assert_true(bare->req.timeout_s == def.timeout_s); /* 10 s */
+  assert_int_equal(bare->req.tls_mode, SP_TLS_AUTO);
+  assert_int_equal(bare->req.role, SP_ROLE_DEFAULT);
+  assert_int_equal(bare->req.cert_warn_days, def.cert_warn_days);
+  assert_int_equal(bare->req.min_tls_version, def.min_tls_version);
+  assert_false(bare->req.no_tls_trial); /* on unless switched off */
   assert_non_null(modules_find(set, "empty"));
   modules_free(set);
 }
 
-/* Prometheus durations. */
+/* Durations: the core's grammar (modules_parse_duration is its ms view),
+ * and the format used on the landing page and the debug trail. */
 static void test_durations(void **state) {
   (void)state;
   assert_int_equal(modules_parse_duration("5s"), 5000);
@@ -136,9 +138,9 @@ static void test_durations(void **state) {
   assert_int_equal(modules_parse_duration("1d"), 86400000);
   assert_int_equal(modules_parse_duration("0"), 0);
   assert_int_equal(modules_parse_duration("0s"), 0);
-  const char *bad[] = {"",    "5",  "s",    "1s1m",        "1.5s",
-                       "-1s", "5S", "1m1m", "5 s",         " 5s",
-                       "5s ", "ms", "1msm", "9999999999s", "1ms5s"};
+  assert_int_equal(modules_parse_duration("2.5"), 2500); /* seconds */
+  const char *bad[] = {"",    "s",   "1s1m", "1.5s", "-1s",  "5S",    "1m1m",
+                       "5 s", " 5s", "5s ",  "ms",   "1msm", "1ms5s", "1e300"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     if (modules_parse_duration(bad[i]) != -1)
       fail_msg("duration \"%s\" accepted", bad[i]);
@@ -149,6 +151,80 @@ static void test_durations(void **state) {
   assert_string_equal(buf, "1s500ms");
   modules_format_duration(0, buf, sizeof(buf));
   assert_string_equal(buf, "0s");
+}
+
+/* Assert two requests probe the same ports the same way. */
+static void same_request(const struct sp_request *a,
+                         const struct sp_request *b) {
+  assert_int_equal(a->nports, b->nports);
+  for (int i = 0; i < a->nports; i++) {
+    assert_int_equal(a->ports[i].port, b->ports[i].port);
+    assert_int_equal(a->ports[i].tls_mode, b->ports[i].tls_mode);
+    assert_int_equal(a->ports[i].role, b->ports[i].role);
+  }
+  assert_int_equal(a->tls_mode, b->tls_mode);
+  assert_int_equal(a->role, b->role);
+  assert_true(a->timeout_s == b->timeout_s);
+}
+
+/* Values go through the core's one vocabulary: its words, its repeats
+ * rule, and tls/role for every port whatever the key order. */
+static void test_core_vocabulary(void **state) {
+  (void)state;
+  const char *yml = "modules:\n"
+                    "  before:\n"
+                    "    tls: implicit\n"
+                    "    ports: [465, 2465]\n"
+                    "  after:\n"
+                    "    ports: [465, 2465]\n"
+                    "    tls: implicit\n"
+                    "  bydefault:\n"
+                    "    role: default\n"
+                    "    ports: [25, 465, 587]\n"
+                    "  words:\n"
+                    "    ports: [587, 587, 25]\n"
+                    "    insecure_skip_verify: yes\n"
+                    "    ip_protocol: ipv4\n"
+                    "    timeout: \"2.5\"\n"
+                    "    min_tls_version: \"1.3\"\n";
+  char err[512];
+  struct module_set *set = parse(yml, err, sizeof(err));
+  if (set == NULL)
+    fail_msg("%s", err);
+  const struct module *before = modules_find(set, "before");
+  const struct module *after = modules_find(set, "after");
+  struct sp_request rb, ra;
+  struct target t = {"127.0.0.1", 0};
+  assert_int_equal(target_request(before, &t, 5, false, &rb, err, sizeof(err)),
+                   0);
+  assert_int_equal(target_request(after, &t, 5, false, &ra, err, sizeof(err)),
+                   0);
+  same_request(&rb, &ra);
+  assert_int_equal(rb.nports, 2);
+  assert_int_equal(rb.tls_mode, SP_TLS_IMPLICIT);
+  t.port = 587; /* the target's port gets the module's tls too */
+  assert_int_equal(target_request(before, &t, 5, false, &rb, err, sizeof(err)),
+                   0);
+  assert_int_equal(target_request(after, &t, 5, false, &ra, err, sizeof(err)),
+                   0);
+  same_request(&rb, &ra);
+  assert_int_equal(rb.nports, 1);
+  assert_int_equal(rb.ports[0].port, 587);
+  assert_int_equal(rb.tls_mode, SP_TLS_IMPLICIT);
+
+  const struct module *byd = modules_find(set, "bydefault");
+  assert_int_equal(byd->req.role, SP_ROLE_DEFAULT);
+  assert_int_equal(byd->req.nports, 3);
+
+  const struct module *w = modules_find(set, "words");
+  assert_int_equal(w->req.nports, 2); /* repeats ignored, as everywhere */
+  assert_int_equal(w->req.ports[0].port, 587);
+  assert_int_equal(w->req.ports[1].port, 25);
+  assert_true(w->req.no_verify);
+  assert_int_equal(w->req.family, SP_FAMILY_IPV4);
+  assert_true(w->req.timeout_s == 2.5);
+  assert_int_equal(w->req.min_tls_version, 0x0304);
+  modules_free(set);
 }
 
 /* One bad input: the YAML, and what its error must contain. */
@@ -164,14 +240,19 @@ static void test_bad_inputs(void **state) {
   static const struct bad_case cases[] = {
       {"modules:\n  a:\n    ports: [25]\n    bogus: 1\n",
        "t.yml:4:5:", "unknown key \"bogus\""},
-      {"modules:\n  a:\n    tls: sometimes\n", "t.yml:3:10:", "tls must be"},
-      {"modules:\n  a:\n    role: king\n", "t.yml:3:11:", "role must be"},
-      {"modules:\n  a:\n    ports: [0]\n", "t.yml:3:13:", "invalid port"},
-      {"modules:\n  a:\n    ports: [70000]\n", "t.yml:3:13:", "invalid port"},
-      {"modules:\n  a:\n    ports: [smtp]\n", "t.yml:3:13:", "invalid port"},
+      {"modules:\n  a:\n    tls: sometimes\n", "t.yml:3:10:",
+       "tls: 'sometimes' is not auto, none, starttls or implicit"},
+      {"modules:\n  a:\n    role: king\n", "t.yml:3:11:",
+       "role: 'king' is not default, submission, implicit or relay"},
+      {"modules:\n  a:\n    ports: [0]\n",
+       "t.yml:3:13:", "ports: '0' is not a list of ports 1-65535"},
+      {"modules:\n  a:\n    ports: [70000]\n",
+       "t.yml:3:13:", "not a list of ports"},
+      {"modules:\n  a:\n    ports: [25, smtp]\n",
+       "t.yml:3:17:", "ports: 'smtp' is not a list of ports"},
       {"modules:\n  a:\n    ports: 25\n", "t.yml:3:12:", "must be a list"},
-      {"modules:\n  a:\n    ports: []\n", "t.yml:3:12:", "empty"},
-      {"modules:\n  a:\n    ports: [25, 25]\n", "t.yml:3:17:", "twice"},
+      {"modules:\n  a:\n    ports: []\n",
+       "t.yml:3:12:", "ports: no port given"},
       {"modules:\n  a:\n    ports: [[25]]\n", "t.yml:3:13:", "single value"},
       {"modules:\n  a:\n    ports: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,"
        "17]\n",
@@ -179,21 +260,27 @@ static void test_bad_inputs(void **state) {
       {"modules:\n  a: {}\n  a: {}\n", "t.yml:3:3:", "defined twice"},
       {"modules:\n  a:\n    tls: none\n    tls: auto\n",
        "t.yml:4:5:", "repeated"},
-      {"modules:\n  a:\n    all_addresses: yes\n",
-       "t.yml:3:20:", "true or false"},
-      {"modules:\n  a:\n    timeout: 5\n", "t.yml:3:14:", "invalid duration"},
+      {"modules:\n  a:\n    all_addresses: maybe\n",
+       "t.yml:3:20:", "all_addresses: 'maybe' is not true or false"},
+      {"modules:\n  a:\n    timeout: 5 seconds\n", "t.yml:3:14:",
+       "timeout: '5 seconds' is not a number of seconds 0-3600 (or a "
+       "duration such as 500ms, 1m30s)"},
       {"modules:\n  a:\n    timeout: 10m\n", "t.yml:2:3:", "at most"},
-      {"modules:\n  a:\n    timeout: 0s\n", "t.yml:2:3:", "above 0"},
-      {"modules:\n  a:\n    timeout: 2s\n    banner_wait: 2s\n",
-       "t.yml:2:3:", "banner_wait"},
+      {"modules:\n  a:\n    timeout: 0s\n",
+       "t.yml:3:14:", "timeout: must be above 0"},
+      {"modules:\n  a:\n    timeout: 2s\n    banner_wait: 3s\n",
+       "t.yml:2:3:", "module \"a\": banner_wait: must not exceed the timeout"},
       {"modules:\n  a:\n    cert_warning_days: 5\n    cert_critical_days: 9\n",
-       "t.yml:2:3:", "cert_critical_days"},
+       "t.yml:2:3:", "critical days must not exceed the warning days"},
       {"modules:\n  a:\n    cert_warning_days: -1\n", "t.yml:3:24:", "days"},
       {"modules:\n  a:\n    ca_file: /nonexistent/ca.pem\n",
        "t.yml:2:3:", "ca_file"},
-      {"modules:\n  a:\n    ip_protocol: ip5\n", "t.yml:3:18:", "ip_protocol"},
-      {"modules:\n  a:\n    server_name: \"\"\n", "t.yml:3:18:", "server_name"},
-      {"modules:\n  a:\n    ehlo: \"a\\nb\"\n", "t.yml:3:11:", "control"},
+      {"modules:\n  a:\n    ip_protocol: ip5\n",
+       "t.yml:3:18:", "ip_protocol: 'ip5' is not any, ipv4 or ipv6"},
+      {"modules:\n  a:\n    server_name: \"\"\n",
+       "t.yml:3:18:", "server_name: '' is not a host name or IP address"},
+      {"modules:\n  a:\n    ehlo: \"a\\nb\"\n",
+       "t.yml:3:11:", "ehlo: 'a?b' is not a host name"}, /* shown sanitised */
       {"modules:\n  a:\n    ehlo: \"a\\0b\"\n", "t.yml:3:11:", "NUL"},
       {"modules:\n  a:\n    ehlo: [x]\n", "t.yml:3:11:", "single value"},
       {"modules:\n  \"a b\": {}\n", "t.yml:2:3:", "invalid module name"},
@@ -219,14 +306,20 @@ static void test_bad_inputs(void **state) {
        "t.yml:2:3:", "ca_file"},
       /* values of the wrong type or out of range */
       {"modules:\n  a:\n    source_ip_address: not-an-ip\n",
-       "t.yml:2:3:", "module \"a\""},
-      {"modules:\n  a:\n    cert_warning_days: 3651\n",
-       "t.yml:3:24:", "0..3650"},
+       "t.yml:3:24:", "source_ip_address: 'not-an-ip' is not an IP address"},
+      {"modules:\n  a:\n    cert_warning_days: 36501\n", "t.yml:3:24:",
+       "cert_warning_days: '36501' is not a whole number 0-36500"},
       {"modules:\n  a:\n    min_tls_version: TLS14\n",
-       "t.yml:3:22:", "min_tls_version"},
+       "t.yml:3:22:", "min_tls_version: 'TLS14' is not 1.0, 1.1, 1.2 or 1.3"},
+      {"modules:\n  a:\n    min_tls_version: \"1.4\"\n",
+       "t.yml:3:22:", "min_tls_version: '1.4' is not 1.0, 1.1, 1.2 or 1.3"},
       {"modules:\n  a:\n    timeout: {s: 5}\n", "t.yml:3:14:", "single value"},
-      {"modules:\n  a:\n    check_injection: 1\n",
-       "t.yml:3:22:", "true or false"},
+      {"modules:\n  a:\n    check_injection: sometimes\n",
+       "t.yml:3:22:", "check_injection: 'sometimes' is not true or false"},
+      {"modules:\n  a:\n    auth_mechanism: PLAIN\n", "t.yml:2:3:",
+       "module \"a\": auth_mechanism: needs auth_user"}, /* our spelling */
+      {"modules:\n  a:\n    policy_file: \"\"\n",
+       "t.yml:3:18:", "policy_file: an empty path"},
       /* allowed_targets */
       {"allowed_targets: [a]\nmodules:\n  a: {}\n",
        "t.yml:1:18:", "allowed_targets must be a mapping"},
@@ -458,9 +551,7 @@ static void test_auth_options(void **state) {
   assert_string_equal(set->warning, "");
   const struct module *m = modules_find(set, "auth");
   assert_string_equal(m->auth_secret, "s3cret");
-  assert_int_equal(m->min_tls_version, 0x0304);
   struct sp_request req;
-  sp_request_init(&req);
   module_apply(m, &req);
   assert_string_equal(req.auth_user, "probe@example.org");
   assert_string_equal(req.auth_secret, "s3cret");
@@ -491,7 +582,8 @@ static void test_auth_options(void **state) {
        "    auth_mechanism: MAGIC\n",
        "auth_mech"},
       {"    rcpt_to: a@b\n", "rcpt_to"},
-      {"    min_tls_version: SSL3\n", "min_tls_version must be"},
+      {"    min_tls_version: SSL3\n",
+       "min_tls_version: 'SSL3' is not 1.0, 1.1, 1.2 or 1.3"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     char opts[512];
@@ -548,6 +640,7 @@ int main(void) {
       cmocka_unit_test(test_sample_file),
       cmocka_unit_test(test_all_options),
       cmocka_unit_test(test_durations),
+      cmocka_unit_test(test_core_vocabulary),
       cmocka_unit_test(test_bad_inputs),
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_auth_options),

@@ -89,13 +89,10 @@ static void test_request_ports(void **state) {
   struct module mod;
   memset(&mod, 0, sizeof(mod));
   snprintf(mod.name, sizeof(mod.name), "m");
-  mod.ports[0] = 587;
-  mod.ports[1] = 465;
-  mod.nports = 2;
-  mod.tls_mode = SP_TLS_AUTO;
-  mod.timeout_ms = 5000;
-  mod.cert_warning_days = -1;
-  mod.cert_critical_days = -1;
+  sp_request_init(&mod.req);
+  sp_request_add_port(&mod.req, 587, SP_TLS_AUTO, SP_ROLE_DEFAULT);
+  sp_request_add_port(&mod.req, 465, SP_TLS_AUTO, SP_ROLE_DEFAULT);
+  mod.req.timeout_s = 5.0;
   struct target t = {"127.0.0.1", 0};
   struct sp_request req;
   char err[256];
@@ -112,7 +109,7 @@ static void test_request_ports(void **state) {
                    0);
   assert_int_equal(req.nports, 1);
   assert_int_equal(req.ports[0].port, 2525);
-  mod.nports = 0;
+  mod.req.nports = 0;
   t.port = 0;
   assert_int_equal(target_request(&mod, &t, 2.5, false, &req, err, sizeof(err)),
                    -1);
