@@ -99,11 +99,11 @@ static const struct row rows[] = {
     {{"dns_server", SP_GRAM_IP_PORT, 0, 0, "the system's",
       "resolver to ask, IP[:PORT]"},
      F_DNS_SERVER},
-    {{"cert_warn_days", SP_GRAM_INT, 0, 36500, "off",
-      "cert_expiring (WARNING) below this many days"},
+    {{"cert_warn_days", SP_GRAM_INT, -1, 36500, "off",
+      "cert_expiring (WARNING) below this many days (off or -1: never)"},
      F_CERT_WARN_DAYS},
-    {{"cert_crit_days", SP_GRAM_INT, 0, 36500, "off",
-      "cert_expiring is CRITICAL below this many days"},
+    {{"cert_crit_days", SP_GRAM_INT, -1, 36500, "off",
+      "cert_expiring is CRITICAL below this many days (off or -1: never)"},
      F_CERT_CRIT_DAYS},
     {{"auth_user", SP_GRAM_TEXT, 1, SP_MAX_HOST - 1, "none (no AUTH)",
       "AUTH identity; the secret comes from a file or the environment"},
@@ -271,14 +271,23 @@ static int set_ports(struct sp_request *req, const char *s, char *err,
   return 0;
 }
 
-/* Parse an integer within the row's bounds. */
+/* Parse an integer within the row's bounds; a row whose minimum is -1
+ * means "off" by it, and takes the word off too. */
 static int parse_int(const struct sp_option *o, const char *s, int *out,
                      char *err, size_t errlen) {
+  if (o->min == -1 && s && strcasecmp(s, "off") == 0) {
+    *out = -1;
+    return 0;
+  }
   char *end = NULL;
   long v = s && *s ? strtol(s, &end, 10) : 0;
   if (!s || !*s || *end || v < o->min || v > o->max) {
-    snprintf(err, errlen, "'%.40s' is not a whole number %ld-%ld", s ? s : "",
-             o->min, o->max);
+    if (o->min == -1)
+      snprintf(err, errlen, "'%.40s' is not a whole number 0-%ld, or off",
+               s ? s : "", o->max);
+    else
+      snprintf(err, errlen, "'%.40s' is not a whole number %ld-%ld",
+               s ? s : "", o->min, o->max);
     return -1;
   }
   *out = (int)v;

@@ -70,6 +70,9 @@ static void sets_fields(void **state) {
   set_ok(&req, "banner_wait", "0.5");
   set_ok(&req, "dns_server", "127.0.10.53:5300");
   set_ok(&req, "cert_warn_days", "21");
+  set_ok(&req, "cert_crit_days", "off");
+  assert_int_equal(req.cert_crit_days, -1);
+  set_ok(&req, "cert_crit_days", "-1");
   set_ok(&req, "cert_crit_days", "7");
   set_ok(&req, "auth_user", "probe@example.com");
   set_ok(&req, "auth_mech", "cram-md5");
@@ -126,7 +129,7 @@ static void refuses(void **state) {
   set_bad("timeout", "0", "must be above 0");
   set_bad("timeout", "5x", "not a number of seconds");
   set_bad("timeout", "30s1m", "not a number of seconds"); /* units fall */
-  set_bad("cert_warn_days", "-1", "not a whole number 0-36500");
+  set_bad("cert_warn_days", "-2", "not a whole number 0-36500, or off");
   set_bad("cert_warn_days", "7d", "not a whole number");
   set_bad("host", "bad host", "not a host name or IP address");
   set_bad("source", "mail.example.com", "not an IP address");
