@@ -69,6 +69,9 @@ static const struct spc_key spc_keys[] = {
     {"RcptTo", "rcpt_to"},
     {"CheckInjection", "check_injection"},
     {"TLSTrial", "tls_trial"},
+    {"ProxyProtocol", "proxy_protocol"},
+    {"ClientCert", "client_cert"},
+    {"ClientKey", "client_key"},
     {"MinTLS", "min_tls"}};
 
 /* The few other field names sp_request_validate's messages use. */
@@ -431,8 +434,14 @@ struct spc_target *spc_target_parse(const oconfig_item_t *ci,
   /* Cannot fail (a valid constant); validate would name an empty list. */
   if (t->req.nports == 0)
     (void)sp_request_set(&t->req, "ports", SPC_DEFAULT_PORTS, why, sizeof(why));
-  if (sp_request_validate(&t->req, why, sizeof(why)) == 0)
+  if (sp_request_validate(&t->req, why, sizeof(why)) == 0) {
+    char warn[SPC_MAX_ERR], msg[SPC_MAX_ERR];
+    sp_request_warnings(&t->req, warn, sizeof(warn));
+    spc_translate(warn, msg, sizeof(msg));
+    if (msg[0] != '\0')
+      WARNING(SPC_PLUGIN ": Target \"%s\": %s", t->name, msg);
     return t;
+  }
   char msg[SPC_MAX_ERR];
   spc_translate(why, msg, sizeof(msg));
   spc_msg(err, errlen, "Target \"%s\": %s", t->name, msg);

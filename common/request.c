@@ -249,6 +249,19 @@ int sp_request_check_fields(const struct sp_request *req, char *err,
   return validate_auth(req, err, errlen);
 }
 
+/* Warnings about a valid request (see smtp_probe.h). */
+void sp_request_warnings(const struct sp_request *req, char *warn,
+                         size_t warnlen) {
+  if (warnlen)
+    warn[0] = '\0';
+  char w[SP_MAX_TEXT] = "", err[SP_MAX_TEXT];
+  if (req->client_key &&
+      sp_secret_file_warning(req->client_key, w, sizeof(w), err, sizeof(err)) ==
+          0 &&
+      w[0])
+    snprintf(warn, warnlen, "client_key: %s", w);
+}
+
 /* Check a request; write a message naming the bad field. */
 int sp_request_validate(const struct sp_request *req, char *err,
                         size_t errlen) {

@@ -261,6 +261,12 @@ int sp_request_add_port(struct sp_request *req, uint16_t port,
 /* Check a request; on error write a message naming the field, return -1. */
 int sp_request_validate(const struct sp_request *req, char *err, size_t errlen);
 
+/* What to warn about in a valid request (every adapter logs it once at
+ * load): a client_key file that group or others can read (the one rule
+ * for secret files). warn is "" when there is nothing. */
+void sp_request_warnings(const struct sp_request *req, char *warn,
+                         size_t warnlen);
+
 /* ---- The option vocabulary (options.c) ------------------------------- */
 
 /* How an option's value is written (one grammar per kind, everywhere). */

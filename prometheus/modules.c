@@ -104,6 +104,9 @@ static const struct {
     {"rcpt_to", "rcpt_to"},
     {"check_injection", "check_injection"},
     {"tls_trial", "tls_trial"},
+    {"proxy_protocol", "proxy_protocol"},
+    {"client_cert", "client_cert"},
+    {"client_key", "client_key"},
     {"min_tls_version", "min_tls"},
 };
 
@@ -339,6 +342,12 @@ static int module_check(struct parse_ctx *ctx, const yaml_node_t *namenode,
   if (sp_request_validate(&req, why, sizeof(why)) < 0) {
     spell_message(spelt, sizeof(spelt), why);
     return node_error(ctx, namenode, "module \"%s\": %s", mod->name, spelt);
+  }
+  sp_request_warnings(&req, why, sizeof(why));
+  if (why[0] != '\0' && ctx->set->warning[0] == '\0') {
+    spell_message(spelt, sizeof(spelt), why);
+    snprintf(ctx->set->warning, sizeof(ctx->set->warning), "module \"%s\": %s",
+             mod->name, spelt);
   }
   return 0;
 }

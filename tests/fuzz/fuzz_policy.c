@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(res[i].caps_tls.auth_mechs, sizeof(res[i].caps_tls.auth_mechs),
              "%s", (b & 16) ? "CRAM-MD5 XOAUTH2" : "PLAIN");
   }
-  struct sp_batch batch = {res, n, -1};
+  struct sp_batch batch = {.results = res, .nresults = n, .dns_s = -1};
   struct sp_deviation devs[FP_MAX_DEVS];
   int nd = sp_policy_check(pol, &batch, devs, FP_MAX_DEVS);
   FUZZ_ASSERT(nd >= 0 && nd <= FP_MAX_DEVS, "deviations within max");

@@ -134,7 +134,7 @@ static void deviations(void **state) {
   res[3].port = 2525;
   res[3].code = SP_CONNECT_REFUSED;
   res[3].state = SP_STATE_CRITICAL;
-  struct sp_batch batch = {res, 4, -1};
+  struct sp_batch batch = {.results = res, .nresults = 4, .dns_s = -1};
   struct sp_deviation dev[16];
   int n = sp_policy_check(pol, &batch, dev, 16);
   assert_int_equal(n, 4);

@@ -151,6 +151,10 @@ static void sample(const char *key, char *buf, size_t buflen) {
        "    mail_from: probe@example.com\n"},
       {"check_injection", "true", ""},
       {"tls_trial", "false", ""},
+      {"proxy_protocol", "v2", ""},
+      /* load opens both files; the engine reads the PEM at submit */
+      {"client_cert", SAMPLE_YML, "    client_key: " SAMPLE_YML "\n"},
+      {"client_key", SAMPLE_YML, "    client_cert: " SAMPLE_YML "\n"},
       {"policy_file", "@POLICY@", ""},
       {"min_tls_version", "\"1.3\"", ""},
   };

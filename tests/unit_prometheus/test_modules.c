@@ -272,7 +272,7 @@ static void test_bad_inputs(void **state) {
        "t.yml:2:3:", "module \"a\": banner_wait: must not exceed the timeout"},
       {"modules:\n  a:\n    cert_warning_days: 5\n    cert_critical_days: 9\n",
        "t.yml:2:3:", "critical days must not exceed the warning days"},
-      {"modules:\n  a:\n    cert_warning_days: -1\n", "t.yml:3:24:", "days"},
+      {"modules:\n  a:\n    cert_warning_days: -2\n", "t.yml:3:24:", "or off"},
       {"modules:\n  a:\n    ca_file: /nonexistent/ca.pem\n",
        "t.yml:2:3:", "ca_file"},
       {"modules:\n  a:\n    ip_protocol: ip5\n",

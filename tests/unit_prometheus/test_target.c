@@ -192,7 +192,7 @@ static void test_probe_samples(void **state) {
   (void)state;
   struct sp_result res[2];
   fabricate(res);
-  struct sp_batch batch = {res, 2, -1};
+  struct sp_batch batch = {.results = res, .nresults = 2, .dns_s = -1};
   struct expo_set *set = expo_new();
   assert_int_equal(metrics_probe(set, &batch), 0);
   char *text = expo_render(set, NULL);
@@ -285,7 +285,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "sample") == 0) {
     struct sp_result res[2];
     fabricate(res);
-    struct sp_batch batch = {res, 2, -1};
+    struct sp_batch batch = {.results = res, .nresults = 2, .dns_s = -1};
     struct expo_set *set = expo_new();
     metrics_probe(set, &batch);
     char *text = expo_render(set, NULL);
