@@ -75,6 +75,11 @@ static const struct name_map map[] = {
     {"rcpt-to", 0, "rcpt_to", .arg = "ADDR"},
     {"send", 0, "send", .fixed = "true"},
     {"check-injection", 0, "check_injection", .fixed = "true"},
+    {"proxy-protocol", 0, "proxy_protocol", .arg = "v1|v2"},
+    {"client-cert", 0, "client_cert", .arg = "FILE"},
+    {"client-key", 0, "client_key", .arg = "FILE",
+     .note = "A file that group or others can read gives a note (chmod 600), "
+             "as for --auth-password-file."},
     {"min-tls", 0, "min_tls", .arg = "VERSION"},
     {"timeout", 't', "timeout", .arg = "SECONDS[:STATE]",
      .note = "STATE (OK, WARNING, CRITICAL, UNKNOWN or 0-3, default CRITICAL) "
@@ -328,6 +333,16 @@ static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
   }
   if (load_secret(o, err, errlen) != 0)
     return OPTS_ERROR;
+  if (o->req.client_key) { /* the one rule for secret files */
+    char warn[200];
+    size_t n = strlen(o->secret_warning);
+    if (sp_secret_file_warning(o->req.client_key, warn, sizeof(warn), why,
+                               sizeof(why)) != 0)
+      return snprintf(err, errlen, "--client-key: %s", why), OPTS_ERROR;
+    if (warn[0])
+      snprintf(o->secret_warning + n, sizeof(o->secret_warning) - n, "%s%s",
+               n ? "; " : "", warn);
+  }
   if (o->req.nports == 0 &&
       set_key(o, &map[1], "ports", OPTS_DEFAULT_PORTS, err, errlen) != 0)
     return OPTS_ERROR;

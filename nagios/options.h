@@ -48,7 +48,7 @@ struct check_opts {
   const char *password_file; /* --auth-password-file */
   const char *password_env;  /* --auth-password-env (default above) */
   char secret[512];          /* the password or token, loaded once */
-  char secret_warning[256];  /* e.g. the secret file is world-readable */
+  char secret_warning[256];  /* e.g. a secret file is world-readable */
   const char *policy_file;   /* --policy */
   struct sp_policy *policy;  /* --policy, loaded (free with opts_free) */
 };

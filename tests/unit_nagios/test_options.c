@@ -153,6 +153,18 @@ static void test_core_wording(void **state) {
   expect_core_sentence("--dns-server", "--dns-server", "dns_server", "x:y");
   expect_core_sentence("--mail-from", "--mail-from", "mail_from", "<a@b>");
   expect_core_sentence("--sni", "--sni", "sni", "a b");
+  expect_core_sentence("--proxy-protocol", "--proxy-protocol", "proxy_protocol",
+                       "v3");
+  /* The key file is a secret file: one that cannot be opened is refused. */
+  const char *a2[] = {"-H",
+                      "h",
+                      "--client-cert",
+                      "/nonexistent.pem",
+                      "--client-key",
+                      "/nonexistent.key",
+                      NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), a2), OPTS_ERROR);
+  assert_non_null(strstr(err, "client"));
 }
 
 /* Flags set their key to the fixed value; values are the core's. */
@@ -188,6 +200,9 @@ static void test_flags(void **state) {
   assert_string_equal(o.req.mail_from, "a@example.test");
   assert_string_equal(o.req.rcpt_to, "b@example.test");
   assert_true(o.req.send_message);
+  const char *proxy[] = {"-H", "h", "--proxy-protocol", "v2", NULL};
+  assert_int_equal(parse(&o, err, sizeof(err), proxy), OPTS_RUN);
+  assert_int_equal(o.req.proxy_protocol, SP_PROXY_V2);
   opts_free(&o);
   unsetenv("SP_TEST_SECRET");
 }
