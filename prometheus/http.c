@@ -245,7 +245,10 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
     for (int i = 0; i < ndevs; i++)
       sb_printf(trail, "  port %u %s: %s\n", (unsigned)devs[i].port,
                 devs[i].rule, devs[i].detail);
+    sp_recommend(batch, &batch->recommendation); /* from the final codes */
   }
+  if (batch->recommendation.text[0])
+    sb_printf(trail, "recommend: %s\n", batch->recommendation.text);
   struct expo_set *set = expo_new();
   if (set == NULL) {
     sp_batch_free(batch);

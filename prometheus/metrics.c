@@ -239,6 +239,18 @@ int metrics_probe(struct expo_set *set, const struct sp_batch *batch) {
   declare_probe_families(set);
   for (int i = 0; i < batch->nresults; i++)
     add_result(set, &batch->results[i]);
+  const struct sp_recommendation *rec = &batch->recommendation;
+  expo_family(set, "smtp_probe_recommendation_info", EXPO_GAUGE,
+              "The port (and TLS mode) an application should use, from the "
+              "ports probed together: 587 STARTTLS first, then 465, 2525 "
+              "only when 587 is blocked; absent when none works or for "
+              "relay-only modules. Value 1.");
+  if (rec->has) {
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)rec->port);
+    expo_add(set, "smtp_probe_recommendation_info", 1, "port", port,
+             "tls_mode", sp_tls_mode_name(rec->tls_mode), NULL);
+  }
   return expo_error(set) ? -1 : 0;
 }
 

@@ -48,6 +48,8 @@ for i in $(seq 1 "$N"); do
     expect_line "$TMP/c$i.prom" "^smtp_probe_success\{port=\"$port\"\} 1\$" "scrape $i: success on $port"
     expect_line "$TMP/c$i.prom" "^smtp_probe_diagnosis_info\{port=\"$port\",code=\"ok\"\} 1\$" "scrape $i: ok on $port"
   done
+  # Every port works: the recommendation is 587 with STARTTLS (issue 15).
+  expect_line "$TMP/c$i.prom" '^smtp_probe_recommendation_info\{port="587",tls_mode="starttls"\} 1$' "scrape $i: recommends 587 starttls"
 done
 http_get "$URL/metrics" "$TMP/self.prom" >/dev/null
 expect_line "$TMP/self.prom" "^smtp_exporter_probes_total\{module=\"mail\",code=\"ok\"\} $((N * 4))\$" "$((N * 4)) ok probes counted"
