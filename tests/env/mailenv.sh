@@ -4,7 +4,8 @@
 #
 # usage: mailenv.sh start DIR    (re)start everything, write DIR/env.sh
 #        mailenv.sh stop DIR     stop everything started from DIR
-#        mailenv.sh status DIR   exit 0 when every listener answers
+#        mailenv.sh status DIR   exit 0 when every listener answers (greets;
+#                                465 and 10587 accept)
 #
 # What it brings up (nothing system-wide is started or modified, /etc is only
 # read):
@@ -13,7 +14,26 @@
 #     127.0.10.1:465   submissions: implicit TLS (wrappermode), SASL
 #     127.0.10.1:587   submission: STARTTLS required, SASL after TLS only
 #     127.0.10.1:2525  same as 587
+#     127.0.10.1:10587 same as 587 behind a PROXY protocol hop: every connection
+#                      must start with a HAProxy v1 or v2 header
+#                      (smtpd_upstream_proxy_protocol=haproxy). Without one,
+#                      2 s later (smtpd_upstream_proxy_timeout), or at once
+#                      when other bytes come first, Postfix answers
+#                      "421 4.3.0 mail.smtp-probe.test Server local error"
+#                      instead of its greeting and closes (log: "warning:
+#                      haproxy read: timeout error" / "short protocol header")
+#     127.0.10.1:10588 same as 587, asks for a TLS client certificate
+#                      (smtpd_tls_ask_ccert=yes, smtpd_tls_CAfile = the test
+#                      CA); log "Trusted TLS connection" when one was verified,
+#                      "Anonymous TLS connection" when none came
+#     127.0.10.1:10589 same as 587, requires one (smtpd_tls_req_ccert=yes): the
+#                      handshake succeeds without one, then the first command
+#                      gets "421 4.7.1 mail.smtp-probe.test Error: No client
+#                      certificate presented" and the connection is closed
+#     The three log as postfix/proxy, postfix/ccert-ask, postfix/ccert-req
+#     (syslog_name) so that tests find their own lines.
 #     myhostname mail.smtp-probe.test, certificate = DIR/certs/server-chain.pem
+#     (client certificate for 10588/10589: DIR/certs/client.pem, client.key)
 #     Cyrus sasldb (DIR/postfix/sasl): user probe@smtp-probe.test, random password in
 #     DIR/sasl-password (mode 600), mechanisms PLAIN LOGIN CRAM-MD5.
 #     Nothing is ever delivered: every transport is error:.
@@ -35,7 +55,13 @@
 set -euo pipefail
 
 ADDR=127.0.10.1
-PORTS=(25 465 587 2525)
+PORTS=(25 465 587 2525 10587 10588 10589)
+PROXY_PORT=10587
+# Ports that send no plaintext greeting: implicit TLS, and the PROXY port
+# (it waits for the header). Ready when they accept; the others when they greet.
+SILENT_PORTS=" 465 $PROXY_PORT "
+ASK_CCERT_PORT=10588
+REQ_CCERT_PORT=10589
 DNS_ADDR=127.0.10.53
 DNS_PORT=5300
 MAIL_NAME=mail.smtp-probe.test
@@ -49,6 +75,15 @@ say() { echo "mailenv: $*" >&2; }
 # True when something accepts TCP connections on ADDR:PORT.
 port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# True when ADDR:PORT sends a 220 greeting within 5 s (then QUIT).
+port_greets() {
+  # shellcheck disable=SC2016 # $1 $2 expand in the inner shell
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+    IFS= read -r line <&3 || exit 1
+    printf "QUIT\r\n" >&3
+    [[ $line == 220* ]]' _ "$1" "$2" 2>/dev/null
 }
 
 # True when a process with this pid is alive.
@@ -138,6 +173,31 @@ $ADDR:2525 inet n       -       n       -       -       smtpd
   -o smtpd_tls_security_level=encrypt
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
+# 587 behind a PROXY protocol hop (v1 or v2 header required, 2 s to send it).
+$ADDR:$PROXY_PORT inet n      -       n       -       -       smtpd
+  -o smtpd_upstream_proxy_protocol=haproxy
+  -o smtpd_upstream_proxy_timeout=2s
+  -o syslog_name=postfix/proxy
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+# 587 asking for a client certificate (verified against the test CA).
+$ADDR:$ASK_CCERT_PORT inet n      -       n       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_CAfile=$dir/certs/ca.pem
+  -o syslog_name=postfix/ccert-ask
+# 587 requiring a client certificate (req_ccert needs the encrypt level).
+$ADDR:$REQ_CCERT_PORT inet n      -       n       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_req_ccert=yes
+  -o smtpd_tls_CAfile=$dir/certs/ca.pem
+  -o syslog_name=postfix/ccert-req
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -198,11 +258,16 @@ export SP_POSTFIX_CONFIG='$(pf_home "$dir")/postfix'
 EOF
 }
 
-# True when every Postfix listener accepts connections.
+# True when every Postfix listener answers: a 220 greeting, or for the
+# SILENT_PORTS an accepted connection.
 postfix_ready() {
   local p
   for p in "${PORTS[@]}"; do
-    port_open "$ADDR" "$p" || return 1
+    if [[ $SILENT_PORTS == *" $p "* ]]; then
+      port_open "$ADDR" "$p" || return 1
+    else
+      port_greets "$ADDR" "$p" || return 1
+    fi
   done
 }
 
@@ -418,7 +483,7 @@ do_start() {
     do_stop "$dir"
     wait_for_free_ports "$deadline" || return 1
     if start_once "$dir"; then
-      say "up: Postfix on $ADDR:{25,465,587,2525}, dnsmasq on $DNS_ADDR:$DNS_PORT; env in $dir/env.sh"
+      say "up: Postfix on $ADDR:{$(IFS=,; echo "${PORTS[*]}")}, dnsmasq on $DNS_ADDR:$DNS_PORT; env in $dir/env.sh"
       return 0
     fi
     if any_port_busy && [ "$SECONDS" -lt "$deadline" ]; then

@@ -13,11 +13,40 @@
 #   expiring.pem/.key        CA-signed for the same names, expires in 3 days
 #   selfsigned.pem/.key      self-signed for the same names (untrusted)
 #   ecdsa.pem/.key           CA-signed ECDSA P-256 leaf (lean benchmark server)
+#   client.pem client.key    CA-signed TLS client leaf probe-client.smtp-probe.test
+#                            (extendedKeyUsage clientAuth; the key mode 600)
+#
+# An OUTDIR made before the client leaf existed (.done but no client.pem)
+# gets the client leaf only, signed by its existing CA.
 set -euo pipefail
 out=${1:?usage: make-certs.sh OUTDIR}
 mkdir -p "$out"
 cd "$out"
-[ -e .done ] && exit 0
+
+# The TLS client leaf, signed by the CA in the current directory (ca.cnf
+# and ca.db made below). The key is a secret file: mode 600.
+client_leaf() {
+  local start end
+  start=$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)
+  end=$(date -u -d '+825 days' +%Y%m%d%H%M%SZ)
+  rm -f client.key
+  (umask 077 && openssl req -new -newkey rsa:2048 -nodes -keyout client.key -out client.csr \
+    -subj "/O=smtp-probe tests/CN=probe-client.smtp-probe.test" \
+    -addext "subjectAltName=DNS:probe-client.smtp-probe.test" \
+    -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment" \
+    -addext "extendedKeyUsage=clientAuth" 2>/dev/null)
+  openssl ca -batch -config ca.cnf -in client.csr -out client.pem -notext \
+    -startdate "$start" -enddate "$end" 2>/dev/null
+  rm -f client.csr
+  chmod 644 client.pem
+  chmod 600 client.key
+}
+
+if [ -e .done ]; then
+  [ -e client.pem ] || client_leaf
+  exit 0
+fi
 
 names="DNS:mail.smtp-probe.test,DNS:localhost,IP:127.0.0.1,IP:127.0.10.1"
 for i in 1 2 3 4 5 6 7 8 9; do names="$names,IP:127.0.20.$i"; done
@@ -78,4 +107,5 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout selfsigned.key -out selfsigned
 cp selfsigned.pem selfsigned-chain.pem
 
 chmod 644 ./*.pem ./*.key
+client_leaf
 touch .done
