@@ -333,16 +333,6 @@ static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
   }
   if (load_secret(o, err, errlen) != 0)
     return OPTS_ERROR;
-  if (o->req.client_key) { /* the one rule for secret files */
-    char warn[200];
-    size_t n = strlen(o->secret_warning);
-    if (sp_secret_file_warning(o->req.client_key, warn, sizeof(warn), why,
-                               sizeof(why)) != 0)
-      return snprintf(err, errlen, "--client-key: %s", why), OPTS_ERROR;
-    if (warn[0])
-      snprintf(o->secret_warning + n, sizeof(o->secret_warning) - n, "%s%s",
-               n ? "; " : "", warn);
-  }
   if (o->req.nports == 0 &&
       set_key(o, &map[1], "ports", OPTS_DEFAULT_PORTS, err, errlen) != 0)
     return OPTS_ERROR;
@@ -352,6 +342,11 @@ static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
                                     : OPTS_CAP_DEFAULT;
   if (sp_request_validate(&o->req, why, sizeof(why)) != 0)
     return snprintf(err, errlen, "invalid request: %s", why), OPTS_ERROR;
+  size_t n = strlen(o->secret_warning); /* e.g. a readable client_key */
+  sp_request_warnings(&o->req, why, sizeof(why));
+  if (why[0])
+    snprintf(o->secret_warning + n, sizeof(o->secret_warning) - n, "%s%s",
+             n ? "; " : "", why);
   return OPTS_RUN;
 }
 

@@ -147,7 +147,7 @@ static void test_core_wording(void **state) {
   expect_core_sentence("--banner-wait", "--banner-wait", "banner_wait", "2x");
   expect_core_sentence("-t", "-t/--timeout", "timeout", "ten");
   expect_core_sentence("-t", "-t/--timeout", "timeout", "0");
-  expect_core_sentence("-D", "-D/--cert-days", "cert_warn_days", "-1");
+  expect_core_sentence("-D", "-D/--cert-days", "cert_warn_days", "36501");
   expect_core_sentence("--auth-mech", "--auth-mech", "auth_mech", "NTLM");
   expect_core_sentence("--source", "--source", "source", "mail.example");
   expect_core_sentence("--dns-server", "--dns-server", "dns_server", "x:y");
@@ -155,7 +155,7 @@ static void test_core_wording(void **state) {
   expect_core_sentence("--sni", "--sni", "sni", "a b");
   expect_core_sentence("--proxy-protocol", "--proxy-protocol", "proxy_protocol",
                        "v3");
-  /* The key file is a secret file: one that cannot be opened is refused. */
+  /* A key file that cannot be opened is refused (the core's check). */
   const char *a2[] = {"-H",
                       "h",
                       "--client-cert",
@@ -352,7 +352,7 @@ static void test_cert_days(void **state) {
   const char *b1[] = {"-H", "h", "-D", "14,30", NULL};
   const char *b2[] = {"-H", "h", "-D", "x,1", NULL};
   const char *b3[] = {"-H", "h", "-D", "30,", NULL};
-  const char *b4[] = {"-H", "h", "-D", "-1", NULL};
+  const char *b4[] = {"-H", "h", "-D", "-2", NULL};
   const char *b5[] = {"-H", "h", "--cert-days", "30,14,7", NULL};
   expect_error(b1, "critical days must not exceed the warning days");
   expect_error(b2, "-D/--cert-days: 'x' is not a whole number 0-36500");
