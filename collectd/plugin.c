@@ -614,6 +614,23 @@ static void spc_notif_send(notification_t *n, int len) {
   plugin_dispatch_notification(n);
 }
 
+/* Notify the recommendation ("which port should this app use?") of a
+ * target when it changes, the first one included: OKAY when a port is
+ * recommended, WARNING when no port works for an app. */
+static void spc_notify_recommendation(struct spc_target *t,
+                                      const struct sp_recommendation *rec,
+                                      cdtime_t when) {
+  if (rec->text[0] == '\0' || strcmp(rec->text, t->recommended) == 0)
+    return;
+  sstrncpy(t->recommended, rec->text, sizeof(t->recommended));
+  notification_t n;
+  spc_notif_init(&n, rec->has ? NOTIF_OKAY : NOTIF_WARNING, when, t->name,
+                 "recommendation");
+  int len = snprintf(n.message, sizeof(n.message), "%s recommend: %s", t->name,
+                     rec->text);
+  spc_notif_send(&n, len);
+}
+
 /* Dispatch a notification when a target-port's state or code changed, and
  * on its first result when that is not OK. */
 static void spc_notify_if_changed(struct spc_target *t, struct spc_state *s,
@@ -755,6 +772,9 @@ void spc_dispatch_batch(struct spc_target *t, struct sp_batch *batch,
   t->rounds++;
   for (int i = 0; i < batch->nresults; i++)
     spc_dispatch_result(t, &batch->results[i], when);
+  if (t->policy != NULL) /* the policy may have changed codes */
+    sp_recommend(batch, &batch->recommendation);
+  spc_notify_recommendation(t, &batch->recommendation, when);
 }
 
 /* ---- Engine and callbacks --------------------------------------------- */

@@ -56,6 +56,8 @@ struct spc_target {
   cdtime_t done_time;    /* when that round completed */
 
   uint64_t rounds; /* rounds dispatched so far (read thread only) */
+  char recommended[SP_MAX_TEXT]; /* the recommendation last notified, ""
+                                    before the first (read thread) */
   struct spc_state states[SPC_MAX_STATES]; /* per instance (read thread) */
 
   struct spc_target *next; /* next configured target */

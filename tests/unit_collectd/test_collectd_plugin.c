@@ -1088,6 +1088,43 @@ static void test_values_of_good_round(void **state) {
   __wrap_sp_batch_free(b);
 }
 
+/* The recommendation is notified once when it first comes and again only
+ * when it changes: OKAY with a port, WARNING when none works. */
+static void test_recommendation_notifications(void **state) {
+  (void)state;
+  configure_two();
+  struct spc_target *t = spc_targets(); /* mx1: 587 and 2525 */
+  struct sp_batch *b = new_batch(2);
+  good_result(&b->results[0], 587);
+  good_result(&b->results[1], 2525);
+  sp_recommend(b, &b->recommendation);
+  cdtime_t when = TIME_T_TO_CDTIME_T_STATIC(1700000000);
+  spc_dispatch_batch(t, b, when);
+  assert_int_equal(cd.nnotifs, 1);
+  assert_int_equal(cd.notifs[0].severity, NOTIF_OKAY);
+  assert_string_equal(cd.notifs[0].type_instance, "recommendation");
+  assert_non_null(strstr(cd.notifs[0].message, "recommend: use 587 starttls"));
+  spc_dispatch_batch(t, b, when + 1);
+  assert_int_equal(cd.nnotifs, 1); /* unchanged: no repeat */
+  b->results[0].code = SP_CONNECT_TIMEOUT;
+  b->results[0].state = SP_STATE_CRITICAL;
+  b->results[0].tls = false;
+  sp_recommend(b, &b->recommendation);
+  spc_dispatch_batch(t, b, when + 2);
+  /* the port's own FAILURE, then the new recommendation */
+  assert_int_equal(cd.nnotifs, 3);
+  assert_non_null(strstr(cd.notifs[2].message, "egress blocks 587"));
+  assert_int_equal(cd.notifs[2].severity, NOTIF_OKAY);
+  b->results[1].code = SP_CONNECT_TIMEOUT;
+  b->results[1].state = SP_STATE_CRITICAL;
+  sp_recommend(b, &b->recommendation);
+  spc_dispatch_batch(t, b, when + 3);
+  assert_int_equal(cd.notifs[cd.nnotifs - 1].severity, NOTIF_WARNING);
+  assert_non_null(
+      strstr(cd.notifs[cd.nnotifs - 1].message, "no port works for an app"));
+  __wrap_sp_batch_free(b);
+}
+
 /* A failing port: success 0, no timeleft, a FAILURE notification at the
  * first round, none while it stays the same, OKAY when it recovers, and
  * a WARNING on the next change. */
@@ -1728,6 +1765,18 @@ static void policy_round(struct sp_batch *b, const char *tls_version,
  * target, port, rule and detail), not every round; an OKAY follows when
  * the port's deviations have gone; a closed port the policy expects closed
  * counts as success. */
+/* Dispatch a round and drop its recommendation notification (tested on
+ * its own), so a test can count the others. */
+static void dispatch_without_recommendation(struct spc_target *t,
+                                            struct sp_batch *b, cdtime_t when) {
+  spc_dispatch_batch(t, b, when);
+  int kept = 0;
+  for (int i = 0; i < cd.nnotifs; i++)
+    if (strcmp(cd.notifs[i].type_instance, "recommendation") != 0)
+      cd.notifs[kept++] = cd.notifs[i];
+  cd.nnotifs = kept;
+}
+
 static void test_policy_deviation_notifications(void **state) {
   (void)state;
   struct spc_target *t = configure_policy(false);
@@ -1736,7 +1785,7 @@ static void test_policy_deviation_notifications(void **state) {
 
   /* Round 1: 587 has TLS 1.0 and offers LOGIN too: two deviations. */
   policy_round(b, "TLSv1.0", "PLAIN LOGIN", false);
-  spc_dispatch_batch(t, b, when);
+  dispatch_without_recommendation(t, b, when);
 
   double v = -1;
   assert_non_null(find_value("pol-587", "bool", "success", &v));
@@ -1762,19 +1811,19 @@ static void test_policy_deviation_notifications(void **state) {
 
   /* Round 2: the same: nothing new. */
   policy_round(b, "TLSv1.0", "PLAIN LOGIN", false);
-  spc_dispatch_batch(t, b, when + 1);
+  dispatch_without_recommendation(t, b, when + 1);
   assert_int_equal(cd.nnotifs, 3);
 
   /* Round 3: TLS fixed, LOGIN still offered: the remaining deviation was
    * notified already, the port stays policy_violation: nothing new. */
   policy_round(b, "TLSv1.3", "PLAIN LOGIN", false);
-  spc_dispatch_batch(t, b, when + 2);
+  dispatch_without_recommendation(t, b, when + 2);
   assert_int_equal(cd.nnotifs, 3);
 
   /* Round 4: 587 follows the policy: OKAY (state) and OKAY (policy);
    * 2525 answers although it should be closed: a new deviation. */
   policy_round(b, "TLSv1.3", "PLAIN", true);
-  spc_dispatch_batch(t, b, when + 3);
+  dispatch_without_recommendation(t, b, when + 3);
   assert_int_equal(policy_notifs(3, "pol port 587", "no deviation any more"),
                    1);
   assert_int_equal(policy_notifs(3, "pol port 2525: CRITICAL policy_violation",
@@ -1796,10 +1845,10 @@ static void test_policy_deviation_notifications(void **state) {
   /* Round 5: unchanged: nothing new. Round 6: 587 deviates again: it is
    * notified again. */
   policy_round(b, "TLSv1.3", "PLAIN", true);
-  spc_dispatch_batch(t, b, when + 4);
+  dispatch_without_recommendation(t, b, when + 4);
   assert_int_equal(cd.nnotifs, after4);
   policy_round(b, "TLSv1.1", "PLAIN", true);
-  spc_dispatch_batch(t, b, when + 5);
+  dispatch_without_recommendation(t, b, when + 5);
   assert_int_equal(policy_notifs(after4, "pol port 587", "rule min_tls"), 1);
   __wrap_sp_batch_free(b);
 }
@@ -2030,6 +2079,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_read_cycle, reset, reset),
       cmocka_unit_test_setup_teardown(test_read_submit_failure, reset, reset),
       cmocka_unit_test_setup_teardown(test_values_of_good_round, reset, reset),
+      cmocka_unit_test_setup_teardown(test_recommendation_notifications, reset,
+                                      reset),
       cmocka_unit_test_setup_teardown(test_notifications_on_state_change, reset,
                                       reset),
       cmocka_unit_test_setup_teardown(test_expired_cert, reset, reset),
