@@ -109,8 +109,10 @@ int main(int argc, char **argv) {
   int ndev = opts.policy
                  ? sp_policy_check(opts.policy, batch, dev, SP_MAX_DEVIATIONS)
                  : 0;
-  text =
-      output_build(&opts, batch->results, batch->nresults, time(NULL), &state);
+  if (opts.policy) /* the policy may have changed codes */
+    sp_recommend(batch, &batch->recommendation);
+  text = output_build(&opts, batch->results, batch->nresults,
+                      &batch->recommendation, time(NULL), &state);
   sp_batch_free(batch);
   sp_engine_free(eng);
   alarm(0);

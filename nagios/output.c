@@ -388,7 +388,8 @@ static void order_by_state(const struct check_eval *ev, int n, int *idx) {
 
 /* Build the whole plugin output. */
 char *output_build(const struct check_opts *o, const struct sp_result *res,
-                   int n, time_t now, enum sp_state *state) {
+                   int n, const struct sp_recommendation *rec, time_t now,
+                   enum sp_state *state) {
   struct check_eval *ev = NULL;
   int *idx = NULL;
   char *desc = NULL;
@@ -398,6 +399,7 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   struct sbuf out = {0};
   enum sp_state st;
   char head[32];
+  char recommend[64] = "";
   size_t fixed;
 
   if (n < 0)
@@ -422,13 +424,24 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   }
   if (n == 0)
     sb_puts(&summary, "no probe results");
+  if (o->verbose >= 1 && rec && rec->text[0]) {
+    sb_puts(&longout, "recommendation: ");
+    sb_add_safe(&longout, rec->text, strnlen(rec->text, sizeof(rec->text)),
+                false);
+    sb_puts(&longout, "\n");
+  }
   if (o->verbose >= 1)
     for (int i = 0; i < n; i++)
       block_result(&longout, o, &res[idx[i]], &ev[idx[i]], desc);
+  if (rec && rec->has)
+    snprintf(recommend, sizeof(recommend), "; recommend: %u %s",
+             (unsigned)rec->port, sp_tls_mode_name(rec->tls_mode));
+  else if (rec && rec->text[0])
+    snprintf(recommend, sizeof(recommend), "; recommend: none");
 
   /* First line: the summary gives way to perfdata when over the cap. */
   snprintf(head, sizeof(head), "SMTP %s - ", sp_state_name(st));
-  fixed = strlen(head) + (perf.len ? 3 + perf.len : 0) + 1;
+  fixed = strlen(head) + strlen(recommend) + (perf.len ? 3 + perf.len : 0) + 1;
   sb_puts(&out, head);
   if (summary.len > 0 && fixed + summary.len > o->output_cap) {
     size_t keep = o->output_cap > fixed + 3 ? o->output_cap - fixed - 3 : 0;
@@ -437,6 +450,7 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   } else if (summary.len > 0) {
     sb_add(&out, summary.data, summary.len);
   }
+  sb_puts(&out, recommend); /* never cut: it is in fixed */
   if (perf.len > 0) {
     sb_puts(&out, " | ");
     sb_add(&out, perf.data, perf.len);

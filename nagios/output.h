@@ -42,8 +42,11 @@ size_t perf_quote_label(const char *label, char *buf, size_t buflen);
 size_t perf_format_number(double v, char *buf, size_t buflen);
 
 /* Build the whole plugin output for n results into a new string (caller
- * frees); *state receives the exit state. NULL when out of memory. */
+ * frees); *state receives the exit state. rec (may be NULL) puts
+ * "recommend: PORT MODE" on the first line, never cut by the output cap,
+ * and its sentence in the long output. NULL when out of memory. */
 char *output_build(const struct check_opts *o, const struct sp_result *res,
-                   int n, time_t now, enum sp_state *state);
+                   int n, const struct sp_recommendation *rec, time_t now,
+                   enum sp_state *state);
 
 #endif /* NAGIOS_OUTPUT_H */

@@ -1205,24 +1205,24 @@ scenario_auth_before_tls_unknown_software() {
 # The server behind "HAProxy" (listener option proxy) gets a v1 / v2 header
 # whose addresses are the socket's own.
 scenario_proxy_v1_ok() {
-  start_server 127.0.20.14:20941=starttls,proxy
-  expect_check 0 "20941 ok" -- -H 127.0.20.14 -p 20941 --cafile "$(CA)" \
+  start_server 127.0.20.5:20941=starttls,proxy
+  expect_check 0 "20941 ok" -- -H 127.0.20.5 -p 20941 --cafile "$(CA)" \
     --proxy-protocol v1
-  expect_server_log 'PROXY v1 TCP4 127\.0\.0\.1 [0-9]+ -> 127\.0\.20\.14 20941: matches' 1
+  expect_server_log 'PROXY v1 TCP4 127\.0\.0\.1 [0-9]+ -> 127\.0\.20\.5 20941: matches' 1
 }
 
 scenario_proxy_v2_ok() {
-  start_server 127.0.20.14:20942=starttls,proxy
-  expect_check 0 "20942 ok" -- -H 127.0.20.14 -p 20942 --cafile "$(CA)" \
+  start_server 127.0.20.5:20942=starttls,proxy
+  expect_check 0 "20942 ok" -- -H 127.0.20.5 -p 20942 --cafile "$(CA)" \
     --proxy-protocol v2
-  expect_server_log 'PROXY v2 TCP4 127\.0\.0\.1 [0-9]+ -> 127\.0\.20\.14 20942: matches' 1
+  expect_server_log 'PROXY v2 TCP4 127\.0\.0\.1 [0-9]+ -> 127\.0\.20\.5 20942: matches' 1
 }
 
 # A server that expects PROXY and gets none closes before its greeting:
 # connection_closed, and the hint names the PROXY protocol.
 scenario_proxy_missing() {
-  start_server 127.0.20.14:20943=starttls,proxy
-  expect_check 2 "20943 connection_closed" -- -H 127.0.20.14 -p 20943 \
+  start_server 127.0.20.5:20943=starttls,proxy
+  expect_check 2 "20943 connection_closed" -- -H 127.0.20.5 -p 20943 \
     --cafile "$(CA)" -t 10 -v
   grep -q 'hint: .*PROXY protocol' "$tmp/check.out" ||
     fail "the hint does not name the PROXY protocol"
@@ -1230,8 +1230,8 @@ scenario_proxy_missing() {
 
 # A server that does not expect PROXY answers the header as a command.
 scenario_proxy_unexpected() {
-  start_server 127.0.20.14:20944=starttls
-  expect_check 2 "20944 protocol_error" -- -H 127.0.20.14 -p 20944 \
+  start_server 127.0.20.5:20944=starttls
+  expect_check 2 "20944 protocol_error" -- -H 127.0.20.5 -p 20944 \
     --cafile "$(CA)" --proxy-protocol v1 -v
   grep -q 'does not expect the PROXY protocol' "$tmp/check.out" ||
     fail "the detail does not say the server does not expect PROXY"
@@ -1240,15 +1240,15 @@ scenario_proxy_unexpected() {
 # Every connection sends the header: the implicit-TLS trial beside a late
 # greeting, the legacy identification, the injection test.
 scenario_proxy_every_connection() {
-  start_server 127.0.20.15:20945=starttls,proxy,greet_delay=3000 \
-    127.0.20.15:20946=tls11-close,proxy 127.0.20.15:20947=starttls,proxy
-  expect_check 0 "20945 ok" -- -H 127.0.20.15 -p 20945 --cafile "$(CA)" \
+  start_server 127.0.20.6:20945=starttls,proxy,greet_delay=3000 \
+    127.0.20.6:20946=tls11-close,proxy 127.0.20.6:20947=starttls,proxy
+  expect_check 0 "20945 ok" -- -H 127.0.20.6 -p 20945 --cafile "$(CA)" \
     --proxy-protocol v1 -t 10
   expect_server_log 'PROXY v1 .* 20945: matches' 2
-  expect_check 1 "20946 tls_weak_protocol" -- -H 127.0.20.15 -p 20946 \
+  expect_check 1 "20946 tls_weak_protocol" -- -H 127.0.20.6 -p 20946 \
     --cafile "$(CA)" --proxy-protocol v2
   expect_server_log 'PROXY v2 .* 20946: matches' 2
-  expect_check 0 "20947 ok" -- -H 127.0.20.15 -p 20947 --cafile "$(CA)" \
+  expect_check 0 "20947 ok" -- -H 127.0.20.6 -p 20947 --cafile "$(CA)" \
     --proxy-protocol v1 --check-injection
   expect_server_log 'PROXY v1 .* 20947: matches' 2
 }

@@ -56,7 +56,7 @@ static struct sp_result make(uint16_t port, enum sp_code code,
 /* Build the output, check it is non-NULL, return it (caller frees). */
 static char *build(const struct check_opts *o, const struct sp_result *r, int n,
                    enum sp_state *st) {
-  char *text = output_build(o, r, n, NOW, st);
+  char *text = output_build(o, r, n, NULL, NOW, st);
   assert_non_null(text);
   return text;
 }
@@ -424,6 +424,47 @@ static void test_output_cap(void **state) {
   free(text);
 }
 
+/* The recommendation is on the first line, before the perfdata, and the
+ * output cap never cuts it (the summary gives way first); -v has its
+ * sentence. */
+static void test_recommendation(void **state) {
+  (void)state;
+  struct check_opts o;
+  opts(&o, (const char *const[]){"-H", "mail.example.test", "-v", NULL});
+  struct sp_result r[2] = {make(587, SP_OK, SP_STATE_OK, 0.012),
+                           make(465, SP_OK, SP_STATE_OK, 0.015)};
+  r[0].tls = r[1].tls = r[1].implicit_tls = true;
+  struct sp_batch b = {.results = r, .nresults = 2, .dns_s = -1};
+  sp_recommend(&b, &b.recommendation);
+  enum sp_state st;
+  char *text = output_build(&o, r, 2, &b.recommendation, NOW, &st);
+  assert_non_null(text);
+  char *nl = strchr(text, '\n');
+  assert_non_null(nl);
+  *nl = '\0';
+  has(text, "; recommend: 587 starttls | ");
+  has(nl + 1, "recommendation: use 587 starttls (works); 465 implicit TLS "
+              "also works");
+  free(text);
+  o.output_cap = 120; /* too small for the whole summary and perfdata */
+  text = output_build(&o, r, 2, &b.recommendation, NOW, &st);
+  assert_non_null(text);
+  nl = strchr(text, '\n');
+  *nl = '\0';
+  has(text, "...; recommend: 587 starttls | ");
+  free(text);
+  /* No port works: "recommend: none" (the sentence says what to check). */
+  o.output_cap = OPTS_CAP_DEFAULT;
+  r[0] = make(587, SP_CONNECT_TIMEOUT, SP_STATE_CRITICAL, 10);
+  r[1] = make(465, SP_CONNECT_TIMEOUT, SP_STATE_CRITICAL, 10);
+  sp_recommend(&b, &b.recommendation);
+  text = output_build(&o, r, 2, &b.recommendation, NOW, &st);
+  has(text, "; recommend: none | ");
+  has(text, "recommendation: no port works for an app: check the firewall");
+  free(text);
+  opts_free(&o);
+}
+
 /* No results at all is UNKNOWN. */
 static void test_no_results(void **state) {
   (void)state;
@@ -453,6 +494,7 @@ int main(void) {
       cmocka_unit_test(test_transcript),
       cmocka_unit_test(test_output_cap),
       cmocka_unit_test(test_no_results),
+      cmocka_unit_test(test_recommendation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
