@@ -6,6 +6,11 @@
 #   2525  same as 587
 #   465   implicit TLS: verified handshake first, then the 220 banner
 #   SASL  probe@smtp-probe.test logs in with PLAIN, LOGIN and CRAM-MD5
+#   10587 a PROXY v1 or v2 header gets the greeting, none gets 421 4.3.0
+#         after smtpd_upstream_proxy_timeout (2 s)
+#   10588 asks for a client certificate: EHLO after TLS works with and
+#         without one; 10589 requires one: without, 421 4.7.1; Postfix
+#         logs the verified one as "Trusted TLS connection"
 #   DNS   mail.smtp-probe.test -> 127.0.10.1, other names never forwarded
 #
 # usage: smoke.sh DIR    (DIR as given to mailenv.sh start)
@@ -107,6 +112,60 @@ for mech in ("PLAIN", "LOGIN", "CRAM-MD5"):
 sys.exit(0 if ok else 1)
 PY
 
+# The PROXY and client-certificate listeners, with a stdlib client (the
+# headers carry the socket's real addresses).
+check "10587: PROXY v1/v2 header -> greeting, none -> 421 4.3.0 after ~2 s; 10588/10589 client certificate (python)" python3 - <<'PY'
+import os, smtplib, socket, ssl, struct, sys, time
+addr = os.environ["SP_POSTFIX_ADDR"]
+certs = os.environ["SP_CERT_DIR"]
+ok = True
+def fail(msg):
+    global ok
+    print(msg)
+    ok = False
+def first_line(version):
+    s = socket.create_connection((addr, 10587), timeout=10)
+    (sa, sp), (da, dp) = s.getsockname(), s.getpeername()
+    if version == 1:
+        s.sendall(f"PROXY TCP4 {sa} {da} {sp} {dp}\r\n".encode())
+    elif version == 2:
+        body = socket.inet_aton(sa) + socket.inet_aton(da) + struct.pack("!HH", sp, dp)
+        s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", len(body)) + body)
+    t0 = time.monotonic()
+    line = s.makefile("rb").readline().decode(errors="replace").rstrip()
+    s.close()
+    return line, time.monotonic() - t0
+for v in (1, 2):
+    line, _ = first_line(v)
+    if not line.startswith("220 "):
+        fail(f"10587 with a v{v} header: {line!r}, want a 220 greeting")
+line, took = first_line(0)
+if not line.startswith("421 4.3.0 ") or not 1.5 <= took <= 6:
+    fail(f"10587 without a header: {line!r} after {took:.1f}s, want 421 4.3.0 after ~2s")
+def ehlo_after_tls(port, with_cert):
+    ctx = ssl.create_default_context(cafile=os.environ["SP_CA_FILE"])
+    if with_cert:
+        ctx.load_cert_chain(f"{certs}/client.pem", f"{certs}/client.key")
+    s = smtplib.SMTP(addr, port, timeout=20)
+    s.starttls(context=ctx)
+    try:
+        code, msg = s.ehlo()
+    except smtplib.SMTPServerDisconnected:
+        return 0, b""
+    finally:
+        s.close()
+    return code, msg
+for port, cert, want in ((10588, True, 250), (10588, False, 250), (10589, True, 250), (10589, False, 421)):
+    code, msg = ehlo_after_tls(port, cert)
+    if code != want or (want == 421 and b"4.7.1" not in msg):
+        fail(f"{port} {'with' if cert else 'without'} a client certificate: EHLO after TLS got {code} {msg!r}, want {want}")
+sys.exit(0 if ok else 1)
+PY
+log="${SP_POSTFIX_CONFIG%/postfix}/postfix.log"
+sleep 0.5 # postlogd writes a moment later
+check "postfix.log: 10588/10589 verified the client certificate (Trusted TLS)" \
+  grep -qE 'postfix/ccert-(ask|req)/smtpd\[[0-9]+\]: Trusted TLS connection established' "$log"
+
 dns_host=${SP_DNS_SERVER%:*}
 dns_port=${SP_DNS_SERVER##*:}
 # Ask the test resolver; prints the answer section or the status word.
@@ -119,7 +178,6 @@ check "dns: names outside the test zone are not forwarded (REFUSED)" \
   grep -q 'status: REFUSED' <<<"$(ask example.com A)"
 
 # The instance's own log: no fatal errors, no configuration warnings.
-log="${SP_POSTFIX_CONFIG%/postfix}/postfix.log"
 check "postfix.log: no fatal/panic" lacks -E ': (fatal|panic):' "$(cat "$log")"
 check "postfix.log: no configuration warnings" \
   lacks -E 'warning: .*(main\.cf|master\.cf|unused parameter|deprecated)' "$(cat "$log")"
