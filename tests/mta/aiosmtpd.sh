@@ -70,29 +70,7 @@ expect_check 0 "25 ok" -- -H "$GOOD" -p 25 "${common[@]}"
 expect_phases 25 "${starttls_phases[@]}" total
 expect_output '^25 relay: OK ok$'
 
-expect_check 0 "465 ok" "587 ok" "2525 ok" -- -H "$GOOD" -p 465,587,2525 \
-  "${common[@]}" "${auth[@]}" --mail-from "$USER_ID" --rcpt-to "postmaster@smtp-probe.test" --send
-expect_phases 465 connect banner tls_handshake ehlo_tls auth mail_from rcpt_to total
-expect_phases 587 "${starttls_phases[@]}" auth mail_from rcpt_to total
-expect_phases 2525 "${starttls_phases[@]}" auth mail_from rcpt_to total
-expect_output '^465 implicit: OK ok$'
-expect_output '^587 submission: OK ok$'
-expect_output '^2525 submission: OK ok$'
-expect_output 'AUTH: PLAIN accepted'
-expect_output 'test message accepted'
-expect_no_secret "$PW"
-if grep -E 'capabilities before TLS: .*AUTH' "$tmp/check.out"; then
-  fail "aiosmtpd offered AUTH before TLS on $GOOD"
-fi
-
-expect_check 0 "2525 ok" -- -H "$GOOD" -p 2525 "${common[@]}" "${auth[@]}" --auth-mech LOGIN
-expect_output 'AUTH: LOGIN accepted'
-expect_no_secret "$PW"
-
-echo "=== $GOOD: a wrong password ==="
-expect_check 2 "465 auth_failed" -- -H "$GOOD" -p 465 "${common[@]}" \
-  --auth-user "$USER_ID" --auth-password-file "$WRONG"
-expect_no_secret "$WRONG"
+expect_good_submission_ports 2525 465
 
 echo "=== $BAD: misconfigured ports ==="
 expect_check 2 "587 auth_before_tls" "465 cert_hostname_mismatch" "2525 starttls_unavailable" -- \

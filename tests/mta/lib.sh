@@ -187,3 +187,37 @@ expect_no_secret() {
     fail "the password from $1 shows in the check's output"
   fi
 }
+
+# The checks every good MTA instance passes, on the address $GOOD with the
+# caller's common, auth and starttls_phases arrays, USER_ID, PW and WRONG:
+# 465, 587 and 2525 OK with every phase, AUTH PLAIN and a test message
+# (never AUTH before TLS), AUTH LOGIN on LOGIN_PORT, a wrong password on
+# WRONG_PORT refused; no password in any output.
+# usage: expect_good_submission_ports LOGIN_PORT WRONG_PORT
+# shellcheck disable=SC2154 # common, auth, starttls_phases: the caller's
+expect_good_submission_ports() {
+  local login_port=$1 wrong_port=$2
+  expect_check 0 "465 ok" "587 ok" "2525 ok" -- -H "$GOOD" -p 465,587,2525 \
+    "${common[@]}" "${auth[@]}" --mail-from "$USER_ID" --rcpt-to "postmaster@smtp-probe.test" --send
+  expect_phases 465 connect banner tls_handshake ehlo_tls auth mail_from rcpt_to total
+  expect_phases 587 "${starttls_phases[@]}" auth mail_from rcpt_to total
+  expect_phases 2525 "${starttls_phases[@]}" auth mail_from rcpt_to total
+  expect_output '^465 implicit: OK ok$'
+  expect_output '^587 submission: OK ok$'
+  expect_output '^2525 submission: OK ok$'
+  expect_output 'AUTH: PLAIN accepted'
+  expect_output 'test message accepted'
+  expect_no_secret "$PW"
+  if grep -E 'capabilities before TLS: .*AUTH' "$tmp/check.out"; then
+    fail "$MTA_NAME offered AUTH before TLS on $GOOD"
+  fi
+
+  expect_check 0 "$login_port ok" -- -H "$GOOD" -p "$login_port" "${common[@]}" "${auth[@]}" --auth-mech LOGIN
+  expect_output 'AUTH: LOGIN accepted'
+  expect_no_secret "$PW"
+
+  echo "=== $GOOD: a wrong password ==="
+  expect_check 2 "$wrong_port auth_failed" -- -H "$GOOD" -p "$wrong_port" "${common[@]}" \
+    --auth-user "$USER_ID" --auth-password-file "$WRONG"
+  expect_no_secret "$WRONG"
+}
