@@ -1133,10 +1133,20 @@ static void refused(struct probe *p, const char *step) {
     set_hint(p, "a temporary refusal on security policy grounds (4.7.x): "
                 "check how the server sees this client (authentication, "
                 "TLS, reputation, blocklists); its log names the rule");
+  else if (temporary && c == 421 && p->state == CS_BANNER &&
+           p->env->req->proxy_protocol == SP_PROXY_NONE &&
+           strcasestr(p->reply.first, "local error"))
+    /* Postfix with smtpd_upstream_proxy_protocol sends this greeting when
+     * no PROXY header came (and for other faults of its own). */
+    set_hint(p, "the server could not serve the connection (421 local "
+                "error): behind a load balancer it most likely expects a "
+                "PROXY protocol header (--proxy-protocol); else check its "
+                "log");
   else if (temporary && c == 421)
     set_hint(p, "the server is refusing connections for now (421): check "
                 "its connection limits (per client and in all), its load, "
-                "and whether it is shutting down");
+                "and whether it is shutting down; behind a load balancer it "
+                "may expect a PROXY protocol header (--proxy-protocol)");
   sp_probe_decide(p, temporary ? SP_DEFERRED : SP_REJECTED,
                   "%s refused: \"%s\"", step, p->reply.first);
 }

