@@ -58,7 +58,7 @@ expect "implicit handshake perfdata" "'465_tls_handshake'="
 expect "cert days perfdata" "'465_cert_days'="
 expect "dns perfdata" "'587_dns'="
 
-check "default ports 587,465" 0 "^SMTP OK - 587 ok [0-9.]+s; 465 ok [0-9.]+s \| " -- -H "$H" "${COMMON[@]}"
+check "default ports 587,465" 0 "^SMTP OK - 587 ok [0-9.]+s; 465 ok [0-9.]+s; recommend: 587 starttls \| " -- -H "$H" "${COMMON[@]}"
 
 check "system trust store does not know the test CA" 2 "^SMTP CRITICAL - 465 cert_untrusted" -- -H "$A" -p 465 -t 20
 check "--no-verify" 0 "^SMTP OK - 465 ok" -- -H "$A" -p 465 --no-verify -t 20
@@ -70,7 +70,7 @@ check "cert days warning" 1 "^SMTP WARNING - 587 cert_expiring" -- -H "$H" -p 58
 expect "cert days thresholds echoed" ";36500:;0:"
 check "cert days critical" 2 "^SMTP CRITICAL - 587 cert_expiring" -- -H "$H" -p 587 --cert-days 36500,36000 "${COMMON[@]}"
 
-check "response time warning" 1 "^SMTP WARNING - 587 ok, response time [0-9.]+s > 0 \| " -- -H "$H" -p 587 -w 0 "${COMMON[@]}"
+check "response time warning" 1 "^SMTP WARNING - 587 ok, response time [0-9.]+s > 0; recommend: 587 starttls \| " -- -H "$H" -p 587 -w 0 "${COMMON[@]}"
 expect "threshold echoed" "s;0;;0"
 check "response time critical (inside range)" 2 "^SMTP CRITICAL - 587 ok, response time" -- -H "$H" -p 587 -w 0 -c @0:3600 "${COMMON[@]}"
 
@@ -90,7 +90,7 @@ AUTH_TLS=(--cafile "$SP_CA_FILE" --sni "$H" -t 20)
 auth_outputs=""
 for p in 587 465 2525; do
   for m in PLAIN LOGIN CRAM-MD5; do
-    check "AUTH $m on $p" 0 "^SMTP OK - $p ok [0-9.]+s \\| " -- -H "$A" -p "$p" "${AUTH[@]}" --auth-mech "$m" -vvv "${AUTH_TLS[@]}"
+    check "AUTH $m on $p" 0 "^SMTP OK - $p ok [0-9.]+s; recommend: $p [a-z]+ \\| " -- -H "$A" -p "$p" "${AUTH[@]}" --auth-mech "$m" -vvv "${AUTH_TLS[@]}"
     expect "AUTH $m on $p: auth perfdata" "'${p}_auth'="
     expect "AUTH $m on $p: mechanism used" "AUTH: $m accepted"
     auth_outputs+=$LAST_OUT
