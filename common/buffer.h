@@ -1,6 +1,7 @@
 /*
- * buffer.h - growable byte buffers that always carry a cap, and transcripts
- * (buffer.c). Internal to common/ (and its tests); adapters include
+ * buffer.h - the core's internal helpers of buffer.c: bounded string copy
+ * and transcripts. The capped buffer itself (struct sp_buf) is public, in
+ * sp_buf.h. Internal to common/ (and its tests); adapters include
  * smtp_probe.h only.
  */
 #ifndef SP_BUFFER_H
@@ -8,27 +9,7 @@
 
 #include <stddef.h>
 
-/* ---- buffer.c: growable buffers that always carry a cap -------------- */
-
-/* A byte buffer that grows on demand up to a hard limit. */
-struct sp_buf {
-  char *data;   /* bytes, NUL-terminated for convenience */
-  size_t len;   /* bytes used */
-  size_t alloc; /* bytes allocated */
-  size_t limit; /* never grows past this many bytes */
-};
-
-/* Start an empty buffer with a cap. */
-void sp_buf_init(struct sp_buf *b, size_t limit);
-
-/* Append n bytes; -1 (buffer unchanged) when that would pass the cap. */
-int sp_buf_append(struct sp_buf *b, const void *data, size_t n);
-
-/* Drop the first n bytes. */
-void sp_buf_consume(struct sp_buf *b, size_t n);
-
-/* Free the buffer's memory. */
-void sp_buf_free(struct sp_buf *b);
+#include "sp_buf.h" /* struct sp_buf and its operations (public) */
 
 /* Bounded copy of a C string (always NUL-terminates). */
 void sp_strlcpy(char *dst, const char *src, size_t dstlen);

@@ -6,7 +6,8 @@
  * hints, the role x code -> state table, and the engine that runs many
  * probes at once in one non-blocking event loop.
  *
- * Adapters (nagios/, collectd/, prometheus/) include this header only.
+ * Adapters (nagios/, collectd/, prometheus/) include this header only;
+ * it brings in sp_buf.h, the capped text/byte buffer they build output in.
  */
 #ifndef SMTP_PROBE_H
 #define SMTP_PROBE_H
@@ -16,6 +17,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "sp_buf.h" /* struct sp_buf, the capped buffer of the whole tree */
 
 #ifdef __cplusplus
 extern "C" {

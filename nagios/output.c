@@ -4,89 +4,18 @@
 #include "output.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SB_HARD_MAX (4u << 20) /* no output buffer grows past this */
-#define DESCRIBE_MAX 16384     /* bytes of one result's block */
-#define HINT_MAX 512           /* bytes of one result's hint */
+#define OUT_MAX ((4u << 20) - 1) /* no output buffer holds more bytes */
+#define DESCRIBE_MAX 16384       /* bytes of one result's block */
+#define HINT_MAX 512             /* bytes of one result's hint */
 
-/* A growable, NUL-terminated string with a hard size limit. */
-struct sbuf {
-  char *data; /* the text, NUL-terminated (NULL until first append) */
-  size_t len; /* bytes used, without the NUL */
-  size_t cap; /* bytes allocated */
-  bool fail;  /* an allocation failed or the hard limit was hit */
-};
-
-/* Append len bytes of s to sb. */
-static void sb_add(struct sbuf *sb, const char *s, size_t len) {
-  if (sb->fail)
-    return;
-  if (sb->len + len + 1 > sb->cap) {
-    size_t want = sb->cap ? sb->cap : 1024;
-    char *grown;
-    while (want < sb->len + len + 1)
-      want *= 2;
-    if (want > SB_HARD_MAX) {
-      sb->fail = true;
-      return;
-    }
-    grown = realloc(sb->data, want);
-    if (grown == NULL) {
-      sb->fail = true;
-      return;
-    }
-    sb->data = grown;
-    sb->cap = want;
-  }
-  memcpy(sb->data + sb->len, s, len);
-  sb->len += len;
-  sb->data[sb->len] = '\0';
-}
-
-/* Append a NUL-terminated string to sb. */
-static void sb_puts(struct sbuf *sb, const char *s) {
-  sb_add(sb, s, strlen(s));
-}
-
-/* Append formatted text (at most 1023 bytes per call) to sb. */
-static void sb_printf(struct sbuf *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *sb, const char *fmt, ...) {
-  char tmp[1024];
-  va_list ap;
-  int n;
-
-  va_start(ap, fmt);
-  n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  sb_add(sb, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-/* Append text made safe for plugin output: '|' (the perfdata separator)
- * becomes '/', bytes outside printable ASCII become '?'; newlines are kept
- * only when multiline (else they become spaces), tabs become spaces. */
-static void sb_add_safe(struct sbuf *sb, const char *s, size_t len,
-                        bool multiline) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char out = (char)c;
-    if (c == '|')
-      out = '/';
-    else if (c == '\n')
-      out = multiline ? '\n' : ' ';
-    else if (c == '\t' || c == '\r')
-      out = ' ';
-    else if (c < 0x20 || c >= 0x7f)
-      out = '?';
-    sb_add(sb, &out, 1);
-  }
-}
+/* How text from results is made safe for plugin output: '|' (the
+ * perfdata separator) becomes '/', tab, CR and LF become spaces, other
+ * bytes outside printable ASCII become '?'. */
+#define SAFE (SP_CLEAN_SPACES | SP_CLEAN_NO_PIPE)
 
 /* Severity rank for comparing states the Nagios way. */
 static int state_rank(enum sp_state s) {
@@ -224,19 +153,19 @@ static void display_label(const struct sp_result *res, char *buf,
 
 /* Append one perfdata item: label=value[uom];warn;crit;min (trailing empty
  * fields dropped by the caller's format). */
-static void perf_item(struct sbuf *sb, const char *label, const char *value,
+static void perf_item(struct sp_buf *sb, const char *label, const char *value,
                       const char *rest) {
   char quoted[160];
 
   perf_quote_label(label, quoted, sizeof(quoted));
   if (sb->len > 0)
-    sb_puts(sb, " ");
-  sb_printf(sb, "%s=%s%s", quoted, value, rest);
+    sp_buf_puts(sb, " ");
+  sp_buf_printf(sb, "%s=%s%s", quoted, value, rest);
 }
 
 /* Append the perfdata of one result: every phase that happened and the
  * certificate days left when a certificate was seen. */
-static void perf_result(struct sbuf *sb, const struct check_opts *o,
+static void perf_result(struct sp_buf *sb, const struct check_opts *o,
                         const struct sp_result *res, time_t now) {
   char base[96];
   char label[160];
@@ -277,69 +206,69 @@ static void perf_result(struct sbuf *sb, const struct check_opts *o,
 
 /* Append the summary part of one result ("587 ok 0.012s",
  * "465 tls_mode_mismatch: hint"). */
-static void summary_result(struct sbuf *sb, const struct sp_result *res,
+static void summary_result(struct sp_buf *sb, const struct sp_result *res,
                            const struct check_eval *ev) {
   char label[96];
   char hint[HINT_MAX];
   size_t hlen;
 
   display_label(res, label, sizeof(label));
-  sb_puts(sb, label);
+  sp_buf_puts(sb, label);
   if (res->code == SP_OK && ev->why[0] != '\0') {
-    sb_puts(sb, " ok, ");
-    sb_add_safe(sb, ev->why, strlen(ev->why), false);
+    sp_buf_puts(sb, " ok, ");
+    sp_buf_add_clean(sb, ev->why, strlen(ev->why), SAFE);
     return;
   }
   if (res->code == SP_OK) {
-    sb_printf(sb, " ok %.3fs", res->phase_s[SP_PHASE_TOTAL]);
+    sp_buf_printf(sb, " ok %.3fs", res->phase_s[SP_PHASE_TOTAL]);
     return;
   }
-  sb_printf(sb, " %s", sp_code_name(res->code));
+  sp_buf_printf(sb, " %s", sp_code_name(res->code));
   hlen = sp_result_hint(res, hint, sizeof(hint));
   if (hlen >= sizeof(hint))
     hlen = sizeof(hint) - 1;
   if (hlen > 0) {
-    sb_puts(sb, ": ");
-    sb_add_safe(sb, hint, strnlen(hint, hlen), false);
+    sp_buf_puts(sb, ": ");
+    sp_buf_add_clean(sb, hint, strnlen(hint, hlen), SAFE);
   }
 }
 
 /* Append text with every line indented by prefix (text made safe). */
-static void add_indented(struct sbuf *sb, const char *prefix, const char *text,
-                         size_t len) {
+static void add_indented(struct sp_buf *sb, const char *prefix,
+                         const char *text, size_t len) {
   size_t i = 0;
 
   while (i < len) {
     const char *nl = memchr(text + i, '\n', len - i);
     size_t end = nl ? (size_t)(nl - text) : len;
-    sb_puts(sb, prefix);
-    sb_add_safe(sb, text + i, end - i, false);
-    sb_puts(sb, "\n");
+    sp_buf_puts(sb, prefix);
+    sp_buf_add_clean(sb, text + i, end - i, SAFE);
+    sp_buf_puts(sb, "\n");
     i = end + 1;
   }
 }
 
 /* Append the long output block of one result. */
-static void block_result(struct sbuf *sb, const struct check_opts *o,
+static void block_result(struct sp_buf *sb, const struct check_opts *o,
                          const struct sp_result *res,
                          const struct check_eval *ev, char *desc) {
   char label[96];
   size_t dlen;
 
   display_label(res, label, sizeof(label));
-  sb_printf(sb, "%s %s: %s %s", label, sp_role_name(res->role),
-            sp_state_name(ev->state), sp_code_name(res->code));
+  sp_buf_printf(sb, "%s %s: %s %s", label, sp_role_name(res->role),
+                sp_state_name(ev->state), sp_code_name(res->code));
   if (ev->why[0] != '\0') {
-    sb_puts(sb, ", ");
-    sb_add_safe(sb, ev->why, strlen(ev->why), false);
+    sp_buf_puts(sb, ", ");
+    sp_buf_add_clean(sb, ev->why, strlen(ev->why), SAFE);
   }
-  sb_puts(sb, "\n");
+  sp_buf_puts(sb, "\n");
   dlen = sp_result_describe(res, o->verbose >= 2 ? 2 : 0, desc, DESCRIBE_MAX);
   if (dlen >= DESCRIBE_MAX)
     dlen = DESCRIBE_MAX - 1;
   add_indented(sb, "  ", desc, strnlen(desc, dlen));
   if (o->verbose >= 3 && res->transcript != NULL) {
-    sb_puts(sb, "  dialogue:\n");
+    sp_buf_puts(sb, "  dialogue:\n");
     add_indented(sb, "    ", res->transcript,
                  strnlen(res->transcript, res->transcript_len));
   }
@@ -347,7 +276,8 @@ static void block_result(struct sbuf *sb, const struct check_opts *o,
 
 /* Append src to out, cut at the last newline that keeps out within limit
  * bytes, plus a note saying so. */
-static void add_capped(struct sbuf *out, const struct sbuf *src, size_t limit) {
+static void add_capped(struct sp_buf *out, const struct sp_buf *src,
+                       size_t limit) {
   static const char note[] =
       "(long output truncated; -vv or -vvv raise the size limit)\n";
   size_t room;
@@ -356,7 +286,7 @@ static void add_capped(struct sbuf *out, const struct sbuf *src, size_t limit) {
   if (src->len == 0)
     return;
   if (out->len + src->len <= limit) {
-    sb_add(out, src->data, src->len);
+    sp_buf_add(out, src->data, src->len);
     return;
   }
   if (out->len + sizeof(note) - 1 > limit)
@@ -365,8 +295,8 @@ static void add_capped(struct sbuf *out, const struct sbuf *src, size_t limit) {
   take = room < src->len ? room : src->len;
   while (take > 0 && src->data[take - 1] != '\n')
     take--;
-  sb_add(out, src->data, take);
-  sb_puts(out, note);
+  sp_buf_add(out, src->data, take);
+  sp_buf_puts(out, note);
 }
 
 /* Order result indexes worst state first, keeping the given order among
@@ -393,15 +323,19 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   struct check_eval *ev = NULL;
   int *idx = NULL;
   char *desc = NULL;
-  struct sbuf summary = {0};
-  struct sbuf perf = {0};
-  struct sbuf longout = {0};
-  struct sbuf out = {0};
+  struct sp_buf summary;
+  struct sp_buf perf;
+  struct sp_buf longout;
+  struct sp_buf out;
   enum sp_state st;
   char head[32];
   char recommend[64] = "";
   size_t fixed;
 
+  sp_buf_init(&summary, OUT_MAX);
+  sp_buf_init(&perf, OUT_MAX);
+  sp_buf_init(&longout, OUT_MAX);
+  sp_buf_init(&out, OUT_MAX);
   if (n < 0)
     n = 0;
   ev = calloc((size_t)n + 1, sizeof(*ev));
@@ -418,17 +352,17 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   /* Summary (worst first) and perfdata (in request order). */
   for (int i = 0; i < n; i++) {
     if (i > 0)
-      sb_puts(&summary, "; ");
+      sp_buf_puts(&summary, "; ");
     summary_result(&summary, &res[idx[i]], &ev[idx[i]]);
     perf_result(&perf, o, &res[i], now);
   }
   if (n == 0)
-    sb_puts(&summary, "no probe results");
+    sp_buf_puts(&summary, "no probe results");
   if (o->verbose >= 1 && rec && rec->text[0]) {
-    sb_puts(&longout, "recommendation: ");
-    sb_add_safe(&longout, rec->text, strnlen(rec->text, sizeof(rec->text)),
-                false);
-    sb_puts(&longout, "\n");
+    sp_buf_puts(&longout, "recommendation: ");
+    sp_buf_add_clean(&longout, rec->text, strnlen(rec->text, sizeof(rec->text)),
+                     SAFE);
+    sp_buf_puts(&longout, "\n");
   }
   if (o->verbose >= 1)
     for (int i = 0; i < n; i++)
@@ -442,20 +376,20 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
   /* First line: the summary gives way to perfdata when over the cap. */
   snprintf(head, sizeof(head), "SMTP %s - ", sp_state_name(st));
   fixed = strlen(head) + strlen(recommend) + (perf.len ? 3 + perf.len : 0) + 1;
-  sb_puts(&out, head);
+  sp_buf_puts(&out, head);
   if (summary.len > 0 && fixed + summary.len > o->output_cap) {
     size_t keep = o->output_cap > fixed + 3 ? o->output_cap - fixed - 3 : 0;
-    sb_add(&out, summary.data, keep < summary.len ? keep : summary.len);
-    sb_puts(&out, "...");
+    sp_buf_add(&out, summary.data, keep < summary.len ? keep : summary.len);
+    sp_buf_puts(&out, "...");
   } else if (summary.len > 0) {
-    sb_add(&out, summary.data, summary.len);
+    sp_buf_add(&out, summary.data, summary.len);
   }
-  sb_puts(&out, recommend); /* never cut: it is in fixed */
+  sp_buf_puts(&out, recommend); /* never cut: it is in fixed */
   if (perf.len > 0) {
-    sb_puts(&out, " | ");
-    sb_add(&out, perf.data, perf.len);
+    sp_buf_puts(&out, " | ");
+    sp_buf_add(&out, perf.data, perf.len);
   }
-  sb_puts(&out, "\n");
+  sp_buf_puts(&out, "\n");
   add_capped(&out, &longout, o->output_cap);
   *state = st;
 
@@ -463,12 +397,12 @@ done:
   free(ev);
   free(idx);
   free(desc);
-  free(summary.data);
-  free(perf.data);
-  free(longout.data);
-  if (out.fail || (out.data == NULL)) {
-    free(out.data);
+  sp_buf_free(&summary);
+  sp_buf_free(&perf);
+  sp_buf_free(&longout);
+  if (out.failed || out.data == NULL) {
+    sp_buf_free(&out);
     return NULL;
   }
-  return out.data;
+  return sp_buf_take(&out, NULL);
 }

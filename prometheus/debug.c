@@ -15,32 +15,32 @@
 /* Append one line with credentials masked; challenged tells whether the
  * previous server line was a 334 challenge. Returns whether this line is
  * one (for the next). */
-static bool mask_line(const char *line, struct strbuf *out, bool challenged) {
+static bool mask_line(const char *line, struct sp_buf *out, bool challenged) {
   bool client = strncmp(line, "C: ", 3) == 0;
   bool server = strncmp(line, "S: ", 3) == 0;
   if (client && challenged) {
-    sb_add(out, "C: <masked>\n");
+    sp_buf_puts(out, "C: <masked>\n");
     return false;
   }
   if (client && strncasecmp(line + 3, "AUTH ", 5) == 0) {
     const char *mech = line + 8;
     size_t mlen = strcspn(mech, " ");
-    sb_add(out, "C: AUTH ");
-    sb_addn(out, mech, mlen);
+    sp_buf_puts(out, "C: AUTH ");
+    sp_buf_add(out, mech, mlen);
     if (mech[mlen] == ' ')
-      sb_add(out, " <masked>");
-    sb_add(out, "\n");
+      sp_buf_puts(out, " <masked>");
+    sp_buf_puts(out, "\n");
     return false;
   }
-  sb_add(out, line);
-  sb_add(out, "\n");
+  sp_buf_puts(out, line);
+  sp_buf_puts(out, "\n");
   if (server)
     return strncmp(line + 3, "334", 3) == 0;
   return challenged;
 }
 
 /* Append a transcript with credentials masked (see debug.h). */
-void debug_mask_transcript(const char *in, size_t len, struct strbuf *out) {
+void debug_mask_transcript(const char *in, size_t len, struct sp_buf *out) {
   bool challenged = false;
   size_t pos = 0;
   while (pos < len) {
@@ -60,36 +60,37 @@ void debug_mask_transcript(const char *in, size_t len, struct strbuf *out) {
 }
 
 /* Append the whole debug page (see debug.h). */
-void debug_page(struct strbuf *out, const char *trail,
+void debug_page(struct sp_buf *out, const char *trail,
                 const struct sp_batch *batch, const char *metrics) {
-  sb_add(out, "Decisions:\n");
-  sb_add(out, trail);
+  sp_buf_puts(out, "Decisions:\n");
+  sp_buf_puts(out, trail);
   if (batch == NULL) {
-    sb_add(out, "\nNo probe ran.\n");
+    sp_buf_puts(out, "\nNo probe ran.\n");
     return;
   }
   char *desc = malloc(8192);
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
-    sb_printf(out, "\n=== %s port %u%s%s: %s (%s) ===\n", res->host,
-              (unsigned)res->port, res->address[0] ? " address " : "",
-              res->address, sp_code_name(res->code), sp_state_name(res->state));
-    sb_add(out, "Dialogue:\n");
+    sp_buf_printf(out, "\n=== %s port %u%s%s: %s (%s) ===\n", res->host,
+                  (unsigned)res->port, res->address[0] ? " address " : "",
+                  res->address, sp_code_name(res->code),
+                  sp_state_name(res->state));
+    sp_buf_puts(out, "Dialogue:\n");
     if (res->transcript != NULL)
       debug_mask_transcript(res->transcript, res->transcript_len, out);
     else
-      sb_add(out, "(none recorded)\n");
+      sp_buf_puts(out, "(none recorded)\n");
     if (desc != NULL) {
       sp_result_describe(res, 2, desc, 8192);
-      sb_add(out, "Result:\n");
-      sb_add(out, desc);
-      if (out->len > 0 && sb_str(out)[out->len - 1] != '\n')
-        sb_add(out, "\n");
+      sp_buf_puts(out, "Result:\n");
+      sp_buf_puts(out, desc);
+      if (out->len > 0 && sp_buf_str(out)[out->len - 1] != '\n')
+        sp_buf_puts(out, "\n");
       sp_result_hint(res, desc, 8192);
-      sb_printf(out, "Hint: %s\n", desc);
+      sp_buf_printf(out, "Hint: %s\n", desc);
     }
   }
   free(desc);
-  sb_add(out, "\nMetrics:\n");
-  sb_add(out, metrics ? metrics : "(none)\n");
+  sp_buf_puts(out, "\nMetrics:\n");
+  sp_buf_puts(out, metrics ? metrics : "(none)\n");
 }

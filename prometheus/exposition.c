@@ -4,7 +4,7 @@
  */
 #include "exposition.h"
 
-#include "strbuf.h"
+#include "smtp_probe.h" /* struct sp_buf */
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,7 +24,7 @@ struct expo_family {
   char name[EXPO_MAX_NAME]; /* metric name */
   char *help;               /* escaped HELP text */
   enum expo_type type;      /* TYPE */
-  struct strbuf samples;    /* "name{labels} value\n" lines, in order */
+  struct sp_buf samples;    /* "name{labels} value\n" lines, in order */
   int nsamples;             /* how many lines samples holds */
 };
 
@@ -59,7 +59,7 @@ void expo_free(struct expo_set *set) {
   if (set == NULL)
     return;
   for (int i = 0; i < set->nfamilies; i++) {
-    sb_free(&set->families[i]->samples);
+    sp_buf_free(&set->families[i]->samples);
     free(set->families[i]->help);
     free(set->families[i]);
   }
@@ -248,7 +248,7 @@ int expo_family(struct expo_set *set, const char *name, enum expo_type type,
   }
   snprintf(fam->name, sizeof(fam->name), "%s", name);
   fam->type = type;
-  sb_init(&fam->samples, EXPO_MAX_BYTES);
+  sp_buf_init(&fam->samples, EXPO_MAX_BYTES - 1); /* EXPO_MAX_BYTES with NUL */
   set->families[set->nfamilies++] = fam;
   return 0;
 }
@@ -256,7 +256,7 @@ int expo_family(struct expo_set *set, const char *name, enum expo_type type,
 /* True when the family already holds a line starting with prefix. */
 static bool has_sample(const struct expo_family *fam, const char *prefix,
                        size_t plen) {
-  const char *p = sb_str(&fam->samples);
+  const char *p = sp_buf_str(&fam->samples);
   while (*p) {
     if (strncmp(p, prefix, plen) == 0)
       return true;
@@ -276,53 +276,53 @@ int expo_addv(struct expo_set *set, const char *family, double value,
     return set_error(set, "sample for undeclared family %.64s", family);
   if (nlabels < 0 || nlabels > EXPO_MAX_LABELS)
     return set_error(set, "%s: too many labels", family);
-  struct strbuf line;
-  sb_init(&line, EXPO_MAX_NAME +
-                     EXPO_MAX_LABELS * (EXPO_MAX_NAME + EXPO_MAX_VALUE + 4) +
-                     64);
-  sb_add(&line, fam->name);
+  struct sp_buf line;
+  sp_buf_init(&line,
+              EXPO_MAX_NAME +
+                  EXPO_MAX_LABELS * (EXPO_MAX_NAME + EXPO_MAX_VALUE + 4) + 63);
+  sp_buf_puts(&line, fam->name);
   for (int i = 0; i < nlabels; i++) {
     const char *lname = labels[2 * i];
     const char *lvalue = labels[2 * i + 1];
     if (lname == NULL || lvalue == NULL || !expo_valid_label_name(lname)) {
-      sb_free(&line);
+      sp_buf_free(&line);
       return set_error(set, "%s: invalid label name \"%.64s\"", family,
                        lname ? lname : "(null)");
     }
     for (int j = 0; j < i; j++) {
       if (strcmp(labels[2 * j], lname) == 0) {
-        sb_free(&line);
+        sp_buf_free(&line);
         return set_error(set, "%s: label %s repeated", family, lname);
       }
     }
     char esc[EXPO_MAX_VALUE];
     if (expo_escape_label(lvalue, esc, sizeof(esc)) == (size_t)-1) {
-      sb_free(&line);
+      sp_buf_free(&line);
       return set_error(set, "%s: value of label %s too long", family, lname);
     }
-    sb_printf(&line, "%s%s=\"%s\"", i == 0 ? "{" : ",", lname, esc);
+    sp_buf_printf(&line, "%s%s=\"%s\"", i == 0 ? "{" : ",", lname, esc);
   }
   if (nlabels > 0)
-    sb_add(&line, "}");
-  sb_add(&line, " ");
+    sp_buf_puts(&line, "}");
+  sp_buf_puts(&line, " ");
   size_t prefix_len = line.len;
-  if (has_sample(fam, sb_str(&line), prefix_len)) {
-    int rc = set_error(set, "duplicate sample %.200s", sb_str(&line));
-    sb_free(&line);
+  if (has_sample(fam, sp_buf_str(&line), prefix_len)) {
+    int rc = set_error(set, "duplicate sample %.200s", sp_buf_str(&line));
+    sp_buf_free(&line);
     return rc;
   }
   char num[64];
   expo_format_value(value, num, sizeof(num));
-  sb_add(&line, num);
-  sb_add(&line, "\n");
+  sp_buf_puts(&line, num);
+  sp_buf_puts(&line, "\n");
   int rc = 0;
   if (line.failed || set->total + line.len > EXPO_MAX_BYTES ||
-      sb_addn(&fam->samples, line.data, line.len) < 0)
+      sp_buf_add(&fam->samples, line.data, line.len) < 0)
     rc = set_error(set, "%s: sample too big or out of memory", family);
   else
     set->total += line.len;
   fam->nsamples += rc == 0;
-  sb_free(&line);
+  sp_buf_free(&line);
   return rc;
 }
 
@@ -363,19 +363,19 @@ static const char *type_word(enum expo_type type) {
 
 /* Render the set into a malloc'd text (see exposition.h). */
 char *expo_render(const struct expo_set *set, size_t *len) {
-  struct strbuf out;
-  sb_init(&out, EXPO_MAX_BYTES + 64 * 1024);
+  struct sp_buf out;
+  sp_buf_init(&out, EXPO_MAX_BYTES + 64 * 1024 - 1);
   for (int i = 0; i < set->nfamilies; i++) {
     const struct expo_family *fam = set->families[i];
     if (fam->nsamples == 0)
       continue;
-    sb_printf(&out, "# HELP %s %s\n", fam->name, fam->help);
-    sb_printf(&out, "# TYPE %s %s\n", fam->name, type_word(fam->type));
-    sb_addn(&out, sb_str(&fam->samples), fam->samples.len);
+    sp_buf_printf(&out, "# HELP %s %s\n", fam->name, fam->help);
+    sp_buf_printf(&out, "# TYPE %s %s\n", fam->name, type_word(fam->type));
+    sp_buf_add(&out, sp_buf_str(&fam->samples), fam->samples.len);
   }
   if (out.failed) {
-    sb_free(&out);
+    sp_buf_free(&out);
     return NULL;
   }
-  return sb_take(&out, len);
+  return sp_buf_take(&out, len);
 }

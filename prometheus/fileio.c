@@ -1,6 +1,6 @@
 /*
- * fileio.c - bounded whole-file reads and strict number parsing for the
- * exporter's configuration and flags.
+ * fileio.c - bounded whole-file reads for the exporter's configuration
+ * files (see fileio.h).
  */
 #include "fileio.h"
 
@@ -44,28 +44,4 @@ char *fileio_read(const char *path, size_t max, size_t *len, char *why,
   text[got] = '\0';
   *len = got;
   return text;
-}
-
-/* Parse a whole decimal number in [min, max]. */
-int fileio_parse_long(const char *s, long min, long max, long *out) {
-  if (s[0] == '\0' || s[0] == ' ' || s[0] == '+')
-    return -1;
-  errno = 0;
-  char *end = NULL;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-/* Write "NAME:LINE:COL: message" for a YAML node. */
-int fileio_yaml_error(char *err, size_t errlen, const char *name,
-                      const yaml_node_t *node, const char *fmt, va_list ap) {
-  char msg[512];
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  snprintf(err, errlen, "%.256s:%lu:%lu: %s", name,
-           (unsigned long)node->start_mark.line + 1,
-           (unsigned long)node->start_mark.column + 1, msg);
-  return -1;
 }

@@ -23,7 +23,6 @@
 #include "debug.h"
 #include "exposition.h"
 #include "metrics.h"
-#include "strbuf.h"
 #include "target.h"
 #include "webconfig.h"
 
@@ -195,22 +194,23 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 }
 
 /* Write a one-line summary of a module into the trail. */
-static void trail_module(struct strbuf *trail, const struct module *mod) {
+static void trail_module(struct sp_buf *trail, const struct module *mod) {
   const struct sp_request *r = &mod->req;
   char dur[32];
   modules_format_duration(lround(r->timeout_s * 1000.0), dur, sizeof(dur));
-  sb_printf(trail, "module %s: tls %s, role %s, timeout %s, ports", mod->name,
-            sp_tls_mode_name(r->tls_mode), sp_role_name(r->role), dur);
+  sp_buf_printf(trail, "module %s: tls %s, role %s, timeout %s, ports",
+                mod->name, sp_tls_mode_name(r->tls_mode), sp_role_name(r->role),
+                dur);
   for (int i = 0; i < r->nports; i++)
-    sb_printf(trail, " %u", (unsigned)r->ports[i].port);
-  sb_add(trail, r->nports ? "\n" : " (none)\n");
+    sp_buf_printf(trail, " %u", (unsigned)r->ports[i].port);
+  sp_buf_puts(trail, r->nports ? "\n" : " (none)\n");
 }
 
 /* Run the probe of a checked request and answer it (200, 503 or 500). */
 static enum MHD_Result
 run_probe(struct exporter *ex, struct MHD_Connection *conn,
           const struct module *mod, struct sp_request *req, double start,
-          double budget, bool debug, struct strbuf *trail) {
+          double budget, bool debug, struct sp_buf *trail) {
   double deadline = start + budget;
   if (!exporter_slot_acquire(ex, deadline - MIN_PROBE_S)) {
     count_status(ex, MHD_HTTP_SERVICE_UNAVAILABLE);
@@ -226,8 +226,8 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
   req->timeout_s = deadline - exporter_now();
   if (req->timeout_s < 0.01) /* a tiny budget still gets a (failing) probe */
     req->timeout_s = 0.01;
-  sb_printf(trail, "slot taken after %.3fs; probe timeout %.3fs\n", waited,
-            req->timeout_s);
+  sp_buf_printf(trail, "slot taken after %.3fs; probe timeout %.3fs\n", waited,
+                req->timeout_s);
   char err[256];
   struct sp_batch *batch = sp_probe_wait(ex->engine, req, err, sizeof(err));
   exporter_slot_release(ex);
@@ -241,14 +241,15 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
   int ndevs = 0;
   if (mod->policy != NULL) { /* may turn results into policy_violation */
     ndevs = sp_policy_check(mod->policy, batch, devs, MAX_DEVIATIONS);
-    sb_printf(trail, "policy %s: %d deviation(s)\n", mod->policy_file, ndevs);
+    sp_buf_printf(trail, "policy %s: %d deviation(s)\n", mod->policy_file,
+                  ndevs);
     for (int i = 0; i < ndevs; i++)
-      sb_printf(trail, "  port %u %s: %s\n", (unsigned)devs[i].port,
-                devs[i].rule, devs[i].detail);
+      sp_buf_printf(trail, "  port %u %s: %s\n", (unsigned)devs[i].port,
+                    devs[i].rule, devs[i].detail);
     sp_recommend(batch, &batch->recommendation); /* from the final codes */
   }
   if (batch->recommendation.text[0])
-    sb_printf(trail, "recommend: %s\n", batch->recommendation.text);
+    sp_buf_printf(trail, "recommend: %s\n", batch->recommendation.text);
   struct expo_set *set = expo_new();
   if (set == NULL) {
     sp_batch_free(batch);
@@ -260,10 +261,11 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
     stats_count_probe(&ex->stats, mod->name, res->code);
-    sb_printf(trail, "port %u%s%s: %s, state %s, success %d (%.3fs)\n",
-              (unsigned)res->port, res->address[0] ? " via " : "", res->address,
-              sp_code_name(res->code), sp_state_name(res->state),
-              sp_result_success(res) ? 1 : 0, res->phase_s[SP_PHASE_TOTAL]);
+    sp_buf_printf(trail, "port %u%s%s: %s, state %s, success %d (%.3fs)\n",
+                  (unsigned)res->port, res->address[0] ? " via " : "",
+                  res->address, sp_code_name(res->code),
+                  sp_state_name(res->state), sp_result_success(res) ? 1 : 0,
+                  res->phase_s[SP_PHASE_TOTAL]);
     exporter_log(XLOG_DEBUG, "probe %s port %u module %s: %s", res->host,
                  (unsigned)res->port, mod->name, sp_code_name(res->code));
   }
@@ -272,16 +274,16 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
   if (debug) {
     size_t len = 0;
     char *metrics = expo_render(set, &len);
-    struct strbuf page;
-    sb_init(&page, MAX_DEBUG_PAGE);
-    debug_page(&page, sb_str(trail), batch, metrics);
+    struct sp_buf page;
+    sp_buf_init(&page, MAX_DEBUG_PAGE - 1); /* MAX_DEBUG_PAGE with NUL */
+    debug_page(&page, sp_buf_str(trail), batch, metrics);
     free(metrics);
     if (page.failed) { /* room for the marker past the cap */
       page.failed = false;
-      page.cap += 64;
-      sb_add(&page, "\n[debug page truncated]\n");
+      page.limit += 64;
+      sp_buf_puts(&page, "\n[debug page truncated]\n");
     }
-    char *body = sb_take(&page, &len);
+    char *body = sp_buf_take(&page, &len);
     rc = respond(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
   } else {
     rc = respond_set(conn, set);
@@ -322,17 +324,18 @@ static enum MHD_Result handle_probe(struct exporter *ex,
     snprintf(msg, sizeof(msg), "unknown module \"%.64s\"", module_arg);
     return bad_request(ex, conn, msg);
   }
-  struct strbuf trail;
-  sb_init(&trail, 64 * 1024);
-  sb_printf(&trail, "target %s: host %s, port %s\n", target_arg, target.host,
-            target.port ? "given" : "from the module or its policy");
+  struct sp_buf trail;
+  sp_buf_init(&trail, 64 * 1024 - 1);
+  sp_buf_printf(&trail, "target %s: host %s, port %s\n", target_arg,
+                target.host,
+                target.port ? "given" : "from the module or its policy");
   trail_module(&trail, mod);
   char why[256];
   const char *header = MHD_lookup_connection_value(
       conn, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
   double budget = target_budget(mod->req.timeout_s, header,
                                 ex->timeout_offset_s, why, sizeof(why));
-  sb_printf(&trail, "%s\n", why);
+  sp_buf_printf(&trail, "%s\n", why);
 
   struct sp_request req;
   enum MHD_Result rc;
@@ -347,7 +350,7 @@ static enum MHD_Result handle_probe(struct exporter *ex,
     req.allow_ctx = &modules->allow;
     rc = run_probe(ex, conn, mod, &req, start, budget, debug, &trail);
   }
-  sb_free(&trail);
+  sp_buf_free(&trail);
   exporter_modules_put(ex, modules);
   return rc;
 }
@@ -373,23 +376,23 @@ static enum MHD_Result handle_metrics(struct exporter *ex,
 }
 
 /* Append text with &, <, >, " escaped for HTML. */
-static void html_escape(struct strbuf *sb, const char *s) {
+static void html_escape(struct sp_buf *sb, const char *s) {
   for (; *s; s++) {
     switch (*s) {
     case '&':
-      sb_add(sb, "&amp;");
+      sp_buf_puts(sb, "&amp;");
       break;
     case '<':
-      sb_add(sb, "&lt;");
+      sp_buf_puts(sb, "&lt;");
       break;
     case '>':
-      sb_add(sb, "&gt;");
+      sp_buf_puts(sb, "&gt;");
       break;
     case '"':
-      sb_add(sb, "&quot;");
+      sp_buf_puts(sb, "&quot;");
       break;
     default:
-      sb_addn(sb, s, 1);
+      sp_buf_add(sb, s, 1);
     }
   }
 }
@@ -397,9 +400,10 @@ static void html_escape(struct strbuf *sb, const char *s) {
 /* GET /: a small landing page with links and the loaded modules. */
 static enum MHD_Result handle_landing(struct exporter *ex,
                                       struct MHD_Connection *conn) {
-  struct strbuf sb;
-  sb_init(&sb, 256 * 1024);
-  sb_add(&sb, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+  struct sp_buf sb;
+  sp_buf_init(&sb, 256 * 1024 - 1);
+  sp_buf_puts(&sb,
+              "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
               "<title>SMTP Exporter</title></head><body>\n"
               "<h1>SMTP Exporter</h1>\n<p>smtp-probe " SP_VERSION
               ": probes mail ports (25, 465, 587, 2525) and answers with a "
@@ -408,34 +412,35 @@ static enum MHD_Result handle_landing(struct exporter *ex,
               "<li><a href=\"-/healthy\">Health</a></li>\n");
   struct module_set *modules = exporter_modules_get(ex);
   if (modules != NULL && modules->nmodules > 0) {
-    sb_add(&sb, "<li><a href=\"probe?target=127.0.0.1&amp;module=");
+    sp_buf_puts(&sb, "<li><a href=\"probe?target=127.0.0.1&amp;module=");
     html_escape(&sb, modules->modules[0].name);
-    sb_add(&sb, "&amp;debug=true\">Debug probe of 127.0.0.1 with module ");
+    sp_buf_puts(&sb, "&amp;debug=true\">Debug probe of 127.0.0.1 with module ");
     html_escape(&sb, modules->modules[0].name);
-    sb_add(&sb, "</a></li>\n");
+    sp_buf_puts(&sb, "</a></li>\n");
   }
-  sb_add(&sb, "</ul>\n<h2>Modules</h2>\n<p>From ");
+  sp_buf_puts(&sb, "</ul>\n<h2>Modules</h2>\n<p>From ");
   html_escape(&sb, ex->config_file);
-  sb_add(&sb, "</p>\n<table border=\"1\"><tr><th>module</th><th>ports</th>"
-              "<th>tls</th><th>role</th><th>timeout</th></tr>\n");
+  sp_buf_puts(&sb, "</p>\n<table border=\"1\"><tr><th>module</th><th>ports</th>"
+                   "<th>tls</th><th>role</th><th>timeout</th></tr>\n");
   for (int i = 0; modules != NULL && i < modules->nmodules; i++) {
     const struct sp_request *m = &modules->modules[i].req;
     char dur[32];
     modules_format_duration(lround(m->timeout_s * 1000.0), dur, sizeof(dur));
-    sb_add(&sb, "<tr><td>");
+    sp_buf_puts(&sb, "<tr><td>");
     html_escape(&sb, modules->modules[i].name);
-    sb_add(&sb, "</td><td>");
+    sp_buf_puts(&sb, "</td><td>");
     for (int p = 0; p < m->nports; p++)
-      sb_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p].port);
-    sb_printf(&sb, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-              sp_tls_mode_name(m->tls_mode), sp_role_name(m->role), dur);
+      sp_buf_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p].port);
+    sp_buf_printf(&sb, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+                  sp_tls_mode_name(m->tls_mode), sp_role_name(m->role), dur);
   }
   exporter_modules_put(ex, modules);
-  sb_add(&sb, "</table>\n<p>Probe with <code>/probe?target=HOST[:PORT]&amp;"
+  sp_buf_puts(&sb,
+              "</table>\n<p>Probe with <code>/probe?target=HOST[:PORT]&amp;"
               "module=NAME</code>; add <code>&amp;debug=true</code> for the "
               "dialogue.</p>\n</body></html>\n");
   size_t len;
-  char *body = sb_take(&sb, &len);
+  char *body = sp_buf_take(&sb, &len);
   return respond(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, len);
 }
 

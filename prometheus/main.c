@@ -17,10 +17,10 @@
 #include <yaml.h>
 
 #include "exporter.h"
-#include "fileio.h"
 #include "http.h"
 #include "metrics.h"
 #include "modules.h"
+#include "number.h"
 #include "webconfig.h"
 
 /* Everything the flags set. */
@@ -123,7 +123,7 @@ static void set_flag(const struct flag_def *d, const char *value) {
       *d->text = value;
     break;
   case FLAG_LONG:
-    ok = fileio_parse_long(value, d->min, d->max, &n) == 0;
+    ok = number_parse_long(value, d->min, d->max, &n) == 0;
     if (ok)
       *d->number = n;
     break;
@@ -248,7 +248,7 @@ static int parse_listen(const char *text, struct sockaddr_storage *ss) {
     portstr = colon + 1;
   }
   long port;
-  if (fileio_parse_long(portstr, 1, 65535, &port) < 0)
+  if (number_parse_long(portstr, 1, 65535, &port) < 0)
     return -1;
   if (host[0] == '\0' || strcmp(host, "localhost") == 0)
     snprintf(host, sizeof(host), "127.0.0.1");

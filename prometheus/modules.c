@@ -8,6 +8,8 @@
 #include "modules.h"
 
 #include "fileio.h"
+#include "number.h"
+#include "yamlerr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +42,7 @@ static int node_error(struct parse_ctx *ctx, const yaml_node_t *node,
                       const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fileio_yaml_error(ctx->err, ctx->errlen, ctx->name, node, fmt, ap);
+  yamlerr_node(ctx->err, ctx->errlen, ctx->name, node, fmt, ap);
   va_end(ap);
   return -1;
 }
@@ -427,7 +429,7 @@ static int allow_list(struct parse_ctx *ctx, const char *key,
       return -1;
     if (strcmp(key, "ports") == 0) {
       long port;
-      if (fileio_parse_long(s, 1, 65535, &port) < 0)
+      if (number_parse_long(s, 1, 65535, &port) < 0)
         return node_error(ctx, item,
                           "allowed_targets.ports: invalid port \"%.40s\" "
                           "(1..65535)",

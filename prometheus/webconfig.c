@@ -5,6 +5,7 @@
 #include "webconfig.h"
 
 #include "fileio.h"
+#include "yamlerr.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -39,7 +40,7 @@ static int web_error(struct web_ctx *ctx, const yaml_node_t *node,
                      const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fileio_yaml_error(ctx->err, ctx->errlen, ctx->name, node, fmt, ap);
+  yamlerr_node(ctx->err, ctx->errlen, ctx->name, node, fmt, ap);
   va_end(ap);
   return -1;
 }

@@ -130,10 +130,10 @@ static void test_mask(void **state) {
                    "C: c2VjcmV0\n"
                    "S: 235 ok\n"
                    "C: QUIT\n";
-  struct strbuf out;
-  sb_init(&out, 4096);
+  struct sp_buf out;
+  sp_buf_init(&out, 4096);
   debug_mask_transcript(in, strlen(in), &out);
-  const char *s = sb_str(&out);
+  const char *s = sp_buf_str(&out);
   assert_null(strstr(s, "AGZvbwBzZWNyZXQ="));
   assert_null(strstr(s, "Zm9v"));
   assert_null(strstr(s, "c2VjcmV0"));
@@ -142,7 +142,7 @@ static void test_mask(void **state) {
   assert_non_null(strstr(s, "S: 334 VXNlcm5hbWU6\nC: <masked>\n"));
   assert_non_null(strstr(s, "C: EHLO probe\n"));
   assert_non_null(strstr(s, "C: QUIT\n"));
-  sb_free(&out);
+  sp_buf_free(&out);
 }
 
 /* A fabricated STARTTLS result on 587 and a refused one on 25. */
