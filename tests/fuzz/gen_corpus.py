@@ -58,6 +58,14 @@ write("options", "tls-version", b"TLSv1.2")
 write("options", "host", b"mail.smtp-probe.test")
 write("options", "ip-port", b"[::1]:5300")
 write("options", "bad", b"\xff\x00,,,999999999999")
+# records: a mail-domain record or MTA-STS policy (fuzz_records.c)
+write("records", "sts-policy", b"version: STSv1\r\nmode: enforce\r\nmx: *.example.com\r\nmax_age: 86400\r\n")
+write("records", "sts-txt", b"v=STSv1; id=20240101")
+write("records", "mx-match", b"*.example.com\nmx1.example.com")
+write("records", "tlsrpt", b"v=TLSRPTv1; rua=mailto:tls@example.com,https://r.example.com/x")
+write("records", "dmarc", b"v=DMARC1; p=reject; sp=none; pct=50; rua=mailto:d@example.com")
+write("records", "spf", b"v=spf1 ip4:192.0.2.0/24 include:_spf.example.com mx -all")
+write("records", "dkim", b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
 # sasl: a server challenge / an AUTH list
 write("sasl", "cram-rfc2195", b"PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+")
 write("sasl", "mechs", b"PLAIN LOGIN CRAM-MD5 XOAUTH2")
@@ -167,3 +175,26 @@ write("policy", "full", b"""ports:
     state: closed
 """)
 write("policy", "small", b"ports:\n  587: {tls: starttls}\n")
+
+# app: byte 0 = framework (bits 0-2: generic symfony laravel nodemailer
+# django spring), bit 3 from a file, bits 4-7 the made-up code; then lines
+# of settings (common/app_settings.c, fuzz_app.c)
+write("app", "generic-url", b"\x00smtp://user@mail.example.org:587\n")
+write("app", "generic-query", b"\x10smtp://h:465?encryption=tls&starttls=false\n")
+write("app", "symfony-dsn", b"\x01MAILER_DSN=smtp://mail.example.org:465"
+      b"?auto_tls=false&require_tls=true\n")
+write("app", "laravel-env", b"\x0aMAIL_MAILER=smtp\nMAIL_HOST=mail.example.org\n"
+      b"MAIL_PORT=2525\nMAIL_USERNAME=app\nMAIL_PASSWORD=x\n"
+      b"MAIL_ENCRYPTION=ssl\nMAIL_SCHEME=smtps\n")
+write("app", "nodemailer-js", b"\x0b// transport\nhost: \"mail.example.org\",\n"
+      b"port: 465,\nsecure: false,\nrequireTLS: true,\nignoreTLS: true,\n")
+write("app", "django-settings", b"\x0cEMAIL_HOST = 'mail.example.org'\n"
+      b"EMAIL_PORT = 465\nEMAIL_USE_TLS = True\nEMAIL_USE_SSL = True\n"
+      b"EMAIL_URL=smtp+tls://u@[::1]:587\n")
+write("app", "spring-props", b"\x05spring.mail.host=mail.example.org\n"
+      b"spring.mail.port=587\nspring.mail.protocol=smtps\n"
+      b"spring.mail.properties.mail.smtp.starttls.enable=true\n"
+      b"mail.smtp.starttls.required=true\nmail.smtp.ssl.enable=false\n")
+write("app", "bad", b"\x08smtp://[::1\nsmtp://h:99999\nftp://x\n=\n%%%\n"
+      b"smtp://u:p%41ss@h:0?password=p\n")
+
