@@ -321,6 +321,132 @@ int sp_parse_seconds(const char *s, double *out);
 /* An address family word as enum sp_family, or -1. */
 int sp_family_from_name(const char *name);
 
+/* ---- App settings (app_settings.c) ------------------------------------ */
+
+/* Whose settings are checked: the same URL means different things in
+ * each (Symfony's smtp://host:465 is implicit TLS, nodemailer's is not). */
+enum sp_app_framework {
+  SP_APP_GENERIC,    /* URLs as curl reads them: smtp://, smtps:// */
+  SP_APP_SYMFONY,    /* Symfony Mailer DSN (MAILER_DSN) */
+  SP_APP_LARAVEL,    /* Laravel MAIL_* (Symfony Mailer underneath) */
+  SP_APP_NODEMAILER, /* nodemailer transport options */
+  SP_APP_DJANGO,     /* Django EMAIL_* settings */
+  SP_APP_SPRING,     /* Spring Boot spring.mail.* / JavaMail mail.smtp.* */
+  SP_APP_FRAMEWORK_COUNT
+};
+
+/* What an app's settings make it do about TLS. */
+enum sp_app_tls {
+  SP_APP_TLS_PLAIN,         /* never TLS */
+  SP_APP_TLS_OPPORTUNISTIC, /* STARTTLS when offered, else plaintext */
+  SP_APP_TLS_STARTTLS,      /* STARTTLS required */
+  SP_APP_TLS_IMPLICIT       /* TLS from the first byte */
+};
+
+/* Where a setting came from: a password is refused on the command line. */
+enum sp_app_source {
+  SP_APP_FROM_ARGV, /* --app-url, --app-setting */
+  SP_APP_FROM_FILE  /* --app-settings-file */
+};
+
+/* The app's mail settings, as given (sp_app_set*) and resolved
+ * (sp_app_finish). The secret is never part of any text. */
+struct sp_app_settings {
+  enum sp_app_framework framework; /* whose rules read the settings */
+  char host[SP_MAX_HOST];          /* the host, or "" when not given */
+  uint16_t port;                   /* the port; 0 until given or resolved */
+  bool port_default;               /* the port is the framework's default */
+  char user[SP_MAX_TEXT];          /* the AUTH user, or "" */
+  char secret[SP_MAX_SECRET];      /* a password (from a file only) */
+  bool has_secret;                 /* secret was set */
+  char scheme[12];                 /* URL scheme as given ("smtps"), or "" */
+  char protocol[12];               /* Spring's protocol (smtp, smtps), or "" */
+  int use_tls;     /* STARTTLS switch (EMAIL_USE_TLS, starttls.enable,
+                      encryption=tls): 1 on, 0 off, -1 unset */
+  int use_ssl;     /* implicit-TLS switch (EMAIL_USE_SSL, secure,
+                      ssl.enable): 1 on, 0 off, -1 unset */
+  int require_tls; /* STARTTLS required (requireTLS, starttls.required,
+                      require_tls): 1, 0, -1 unset */
+  int ignore_tls;  /* STARTTLS never (ignoreTLS, auto_tls=false,
+                      starttls=false): 1, 0, -1 unset */
+  char tls_said[64];      /* the setting behind use_tls as written */
+  char ssl_said[64];      /* the setting behind use_ssl as written */
+  char req_said[64];      /* the setting behind require_tls as written */
+  char ign_said[64];      /* the setting behind ignore_tls as written */
+  char enc_said[64];      /* Laravel's MAIL_ENCRYPTION as written, or "" */
+  char ignored[64];       /* a TLS-looking option the framework ignores */
+  int nset;               /* settings taken so far */
+  enum sp_app_tls tls;    /* what the app does (sp_app_finish) */
+  char said[SP_MAX_TEXT]; /* the settings that decide tls, in the
+                             framework's words ("EMAIL_USE_TLS=True") */
+};
+
+struct sp_result;
+
+/* What the probe says of settings against the server. */
+struct sp_app_verdict {
+  bool known;               /* the probe told what the server speaks */
+  bool fits;                /* the settings can work with it */
+  bool mismatch;            /* the TLS modes differ: tls_mode_mismatch */
+  enum sp_tls_mode server;  /* the server speaks: none (no STARTTLS),
+                               starttls, implicit; auto when unknown */
+  char text[SP_MAX_TEXT];   /* the sentence, in the framework's words */
+};
+
+/* The framework's word ("symfony"), and back (-1 when unknown). */
+const char *sp_app_framework_name(enum sp_app_framework fw);
+int sp_app_framework_from_name(const char *name);
+
+/* The app TLS mode's word: "plaintext", "starttls-if-offered", ... */
+const char *sp_app_tls_name(enum sp_app_tls tls);
+
+/* Empty settings for a framework. */
+void sp_app_init(struct sp_app_settings *s, enum sp_app_framework fw);
+
+/* Take a URL (smtp://user@host:587?opt=v). A password in it is refused
+ * from argv (never echoed) and kept as the secret from a file. Returns 0,
+ * or -1 with one sentence in err (the URL is never quoted). */
+int sp_app_set_url(struct sp_app_settings *s, const char *url,
+                   enum sp_app_source src, char *err, size_t errlen);
+
+/* Take one KEY=VALUE setting of the framework (a URL value such as
+ * MAILER_DSN= is read by sp_app_set_url). A password key is refused from
+ * argv; from a file an unknown key is skipped (returns 0), from argv it is
+ * an error. Returns 0 or -1 with err (a secret's value never in it). */
+int sp_app_set(struct sp_app_settings *s, const char *key, const char *value,
+               enum sp_app_source src, char *err, size_t errlen);
+
+/* Take one line: KEY=VALUE, KEY: VALUE, KEY = 'VALUE', "export KEY=V",
+ * or a bare URL; comments (#, //) and blank lines are skipped. */
+int sp_app_set_line(struct sp_app_settings *s, const char *line,
+                    enum sp_app_source src, char *err, size_t errlen);
+
+/* Read a settings file (lines as sp_app_set_line; at most 64 KiB); err
+ * names the line. The file's permissions follow sp_secret_file_warning. */
+int sp_app_load_file(struct sp_app_settings *s, const char *path, char *err,
+                     size_t errlen);
+
+/* Resolve the TLS mode, the default port and the "said" words by the
+ * framework's rules; -1 with err for contradictory settings. */
+int sp_app_finish(struct sp_app_settings *s, char *err, size_t errlen);
+
+/* The TLS mode to probe the settings' port with: implicit for implicit
+ * settings, else STARTTLS (whose implicit-TLS trial tells an implicit
+ * server apart). */
+enum sp_tls_mode sp_app_probe_mode(const struct sp_app_settings *s);
+
+/* Compare the settings with what the probe of their port found. */
+void sp_app_verdict(const struct sp_app_settings *s,
+                    const struct sp_result *res, struct sp_app_verdict *out);
+
+/* Apply a verdict to its result: a mismatch becomes tls_mode_mismatch
+ * with the verdict as its detail (state by the role); another failure
+ * gets the verdict in front of its detail; an ok result is left alone. */
+void sp_app_apply(const struct sp_app_verdict *v, struct sp_result *res);
+
+/* Wipe the secret. */
+void sp_app_wipe(struct sp_app_settings *s);
+
 /* ---- Result ---------------------------------------------------------- */
 
 /* SMTP service extensions seen in one EHLO reply. */

@@ -69,6 +69,19 @@ static void arm_alarm(const struct check_opts *o) {
   alarm(secs);
 }
 
+/* Compare the app settings with each result of their port: a mismatch
+ * becomes tls_mode_mismatch with the fix as its detail; an ok port's
+ * verdict goes on the first line after it. */
+static void app_verdicts(struct check_opts *o, struct sp_batch *batch) {
+  for (int i = 0; i < batch->nresults; i++) {
+    struct sp_app_verdict v;
+    sp_app_verdict(&o->app_settings, &batch->results[i], &v);
+    sp_app_apply(&v, &batch->results[i]);
+    if (batch->results[i].code == SP_OK && !o->app_verdict[0])
+      snprintf(o->app_verdict, sizeof(o->app_verdict), "%s", v.text);
+  }
+}
+
 /* Options, request, engine, output, exit. */
 int main(int argc, char **argv) {
   struct check_opts opts;
@@ -109,7 +122,9 @@ int main(int argc, char **argv) {
   int ndev = opts.policy
                  ? sp_policy_check(opts.policy, batch, dev, SP_MAX_DEVIATIONS)
                  : 0;
-  if (opts.policy) /* the policy may have changed codes */
+  if (opts.app) /* the app settings' verdict is the port's detail */
+    app_verdicts(&opts, batch);
+  if (opts.policy || opts.app) /* codes may have changed */
     sp_recommend(batch, &batch->recommendation);
   text = output_build(&opts, batch->results, batch->nresults,
                       &batch->recommendation, time(NULL), &state);
@@ -125,6 +140,11 @@ int main(int argc, char **argv) {
   for (int i = 0; i < ndev; i++)
     printf("policy_violation: port %u rule %s: %s\n", (unsigned)dev[i].port,
            dev[i].rule, dev[i].detail);
+  if (opts.app)
+    printf("app settings: %s reads %s as %s to %s port %u\n",
+           sp_app_framework_name(opts.app_settings.framework),
+           opts.app_settings.said, sp_app_tls_name(opts.app_settings.tls),
+           opts.req.host, (unsigned)opts.app_settings.port);
   if (opts.secret_warning[0])
     printf("note: %s\n", opts.secret_warning);
   opts_free(&opts);

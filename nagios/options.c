@@ -24,6 +24,10 @@ enum own {
   OWN_PASSWORD_FILE,
   OWN_PASSWORD_ENV,
   OWN_POLICY,
+  OWN_APP_URL,       /* --app-url */
+  OWN_APP_SETTING,   /* --app-setting (repeats) */
+  OWN_APP_FRAMEWORK, /* --app-framework */
+  OWN_APP_FILE,      /* --app-settings-file */
   OWN_VERBOSE,
   OWN_HELP,
   OWN_VERSION
@@ -111,6 +115,30 @@ static const struct name_map map[] = {
      .note = "Check the host against a port policy (YAML; replaces -p): "
              "every deviation is reported as policy_violation with port and "
              "rule."},
+    /* The app-settings check: the check's own options. */
+    {"app-url", 0, .arg = "URL", .own = OWN_APP_URL,
+     .note = "Check an app's mail settings: the URL it is configured with "
+             "(smtp://user@host:587, smtps://host:465, "
+             "smtp://host:465?encryption=tls), read by --app-framework's "
+             "rules. Its host and port are probed (no -H, -p, --tls or "
+             "--policy) and the TLS mode the settings would use is compared "
+             "with the one the server speaks; the verdict is the port's "
+             "detail on the first line, with the fix in the framework's "
+             "words. A password in the URL is refused (use "
+             "--app-settings-file)."},
+    {"app-setting", 0, .arg = "KEY=VALUE", .own = OWN_APP_SETTING,
+     .note = "One of the framework's settings (EMAIL_USE_TLS=True, "
+             "secure=true, mail.smtp.starttls.enable=true, MAIL_PORT=587, "
+             "...); may repeat, overrides the file's. Password keys are "
+             "refused."},
+    {"app-framework", 0, .arg = "NAME", .own = OWN_APP_FRAMEWORK,
+     .note = "Whose rules read the settings: symfony, laravel, nodemailer, "
+             "django, spring or generic (default: URLs as curl reads them)."},
+    {"app-settings-file", 0, .arg = "FILE", .own = OWN_APP_FILE,
+     .note = "Read the settings from a file (KEY=VALUE, KEY: VALUE or a URL "
+             "a line; other keys are skipped). A password there is never "
+             "printed; with the user (EMAIL_HOST_USER, MAIL_USERNAME, ...) "
+             "and without --auth-user it is the AUTH secret."},
     {"verbose", 'v', .own = OWN_VERBOSE,
      .note = "Repeat for more: -v one block per port, -vv certificate chain "
              "details, -vvv the SMTP dialogue (passwords never shown)."},
@@ -281,6 +309,7 @@ static int load_secret(struct check_opts *o, char *err, size_t errlen) {
 void opts_free(struct check_opts *o) {
   sp_policy_free(o->policy);
   o->policy = NULL;
+  sp_app_wipe(&o->app_settings);
   volatile char *s = o->secret;
   for (size_t i = 0; i < sizeof(o->secret); i++)
     s[i] = 0;
@@ -307,6 +336,26 @@ static int apply_own(struct check_opts *o, const struct name_map *m,
   case OWN_POLICY:
     o->policy_file = arg;
     return 0;
+  case OWN_APP_URL:
+    o->app = true;
+    o->app_url = arg;
+    return 0;
+  case OWN_APP_SETTING:
+    o->app = true;
+    if (o->napp_set == OPTS_MAX_APP_SETTINGS)
+      return snprintf(err, errlen, "--app-setting: at most %d",
+                      OPTS_MAX_APP_SETTINGS),
+             -1;
+    o->app_set[o->napp_set++] = arg;
+    return 0;
+  case OWN_APP_FRAMEWORK:
+    o->app = true;
+    o->app_framework = arg;
+    return 0;
+  case OWN_APP_FILE:
+    o->app = true;
+    o->app_file = arg;
+    return 0;
   case OWN_VERBOSE:
     o->verbose += o->verbose < 3;
     return 0;
@@ -315,9 +364,87 @@ static int apply_own(struct check_opts *o, const struct name_map *m,
   }
 }
 
+/* The --app-* options: parse the settings (file, URL, then each
+ * --app-setting) by the framework's rules, and probe their host:port. */
+static int app_finish(struct check_opts *o, char *err, size_t errlen) {
+  struct sp_app_settings *a = &o->app_settings;
+  char why[300];
+  int fw = o->app_framework ? sp_app_framework_from_name(o->app_framework)
+                            : SP_APP_GENERIC;
+  if (fw < 0)
+    return snprintf(err, errlen,
+                    "--app-framework: '%.40s' is not symfony, laravel, "
+                    "nodemailer, django, spring or generic",
+                    o->app_framework),
+           -1;
+  sp_app_init(a, (enum sp_app_framework)fw);
+  if (!o->app_url && !o->app_file && o->napp_set == 0)
+    return snprintf(err, errlen,
+                    "--app-framework: needs --app-url, --app-setting or "
+                    "--app-settings-file"),
+           -1;
+  if (o->req.nports > 0 || o->policy_file || o->req.tls_mode != SP_TLS_AUTO)
+    return snprintf(err, errlen,
+                    "--app-*: the settings decide the port and TLS mode: drop "
+                    "-p, --tls and --policy"),
+           -1;
+  if (o->app_file && sp_app_load_file(a, o->app_file, why, sizeof(why)) != 0)
+    return snprintf(err, errlen, "--app-settings-file: %s", why), -1;
+  if (o->app_url &&
+      sp_app_set_url(a, o->app_url, SP_APP_FROM_ARGV, why, sizeof(why)) != 0)
+    return snprintf(err, errlen, "--app-url: %s", why), -1;
+  for (int i = 0; i < o->napp_set; i++)
+    if (sp_app_set_line(a, o->app_set[i], SP_APP_FROM_ARGV, why,
+                        sizeof(why)) != 0)
+      return snprintf(err, errlen, "--app-setting: %s", why), -1;
+  if (sp_app_finish(a, why, sizeof(why)) != 0)
+    return snprintf(err, errlen, "--app-*: %s", why), -1;
+  if (!a->host[0] && !o->req.host)
+    return snprintf(err, errlen,
+                    "--app-*: the settings name no host (EMAIL_HOST, "
+                    "MAIL_HOST, host, ...): give it, or -H"),
+           -1;
+  if (a->host[0] && o->req.host && strcasecmp(a->host, o->req.host) != 0)
+    return snprintf(err, errlen,
+                    "-H: the settings name host %.100s; drop -H or make them "
+                    "agree",
+                    a->host),
+           -1;
+  if (!o->req.host)
+    o->req.host = a->host;
+  if (sp_request_add_port(&o->req, a->port, sp_app_probe_mode(a),
+                          SP_ROLE_DEFAULT) != 0)
+    return snprintf(err, errlen, "--app-*: cannot add port %u",
+                    (unsigned)a->port),
+           -1;
+  return 0;
+}
+
+/* The settings file's password as the AUTH secret: only with the file's
+ * user and without --auth-user (whose secret has its own options). */
+static void app_secret(struct check_opts *o) {
+  struct sp_app_settings *a = &o->app_settings;
+  char why[200];
+  if (!a->has_secret || !a->user[0] || o->req.auth_user) {
+    sp_app_wipe(a);
+    return;
+  }
+  snprintf(o->secret, sizeof(o->secret), "%s", a->secret);
+  sp_app_wipe(a);
+  o->req.auth_user = a->user;
+  o->req.auth_secret = o->secret;
+  size_t n = strlen(o->secret_warning);
+  if (sp_secret_file_warning(o->app_file, o->secret_warning + n,
+                             sizeof(o->secret_warning) - n, why,
+                             sizeof(why)) != 0)
+    o->secret_warning[n] = '\0';
+}
+
 /* After the options: policy or default ports, secret, verbosity, check. */
 static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
   char why[200];
+  if (o->app && app_finish(o, err, errlen) != 0)
+    return OPTS_ERROR;
   if (o->req.host == NULL)
     return snprintf(err, errlen, "-H/--hostname is required"), OPTS_ERROR;
   if (o->policy_file) {
@@ -333,6 +460,8 @@ static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
   }
   if (load_secret(o, err, errlen) != 0)
     return OPTS_ERROR;
+  if (o->app)
+    app_secret(o);
   if (o->req.nports == 0 &&
       set_key(o, &map[1], "ports", OPTS_DEFAULT_PORTS, err, errlen) != 0)
     return OPTS_ERROR;

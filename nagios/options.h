@@ -26,6 +26,9 @@
 #define OPTS_CAP_VV 65536u     /* -vv: chain details */
 #define OPTS_CAP_VVV 262144u   /* -vvv: the dialogue of every probe */
 
+/* --app-setting options at most. */
+#define OPTS_MAX_APP_SETTINGS 32
+
 /* What main() should do after parsing. */
 enum opts_action {
   OPTS_RUN,     /* probe and report */
@@ -51,6 +54,17 @@ struct check_opts {
   char secret_warning[256];  /* e.g. a secret file is world-readable */
   const char *policy_file;   /* --policy */
   struct sp_policy *policy;  /* --policy, loaded (free with opts_free) */
+
+  /* The app-settings check (--app-*): the check's own options. */
+  bool app;                     /* an --app-* option was given */
+  const char *app_url;          /* --app-url */
+  const char *app_file;         /* --app-settings-file */
+  const char *app_framework;    /* --app-framework (default generic) */
+  const char *app_set[OPTS_MAX_APP_SETTINGS]; /* --app-setting, in order */
+  int napp_set;                 /* how many app_set[] */
+  struct sp_app_settings app_settings; /* parsed and resolved */
+  char app_verdict[SP_MAX_TEXT]; /* the verdict for an ok port, shown on
+                                    the first line (set after the probe) */
 };
 
 struct option; /* <getopt.h> */

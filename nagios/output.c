@@ -354,6 +354,10 @@ char *output_build(const struct check_opts *o, const struct sp_result *res,
     if (i > 0)
       sp_buf_puts(&summary, "; ");
     summary_result(&summary, &res[idx[i]], &ev[idx[i]]);
+    if (o->app_verdict[0] && res[idx[i]].code == SP_OK) { /* --app-* */
+      sp_buf_puts(&summary, ": ");
+      sp_buf_add_clean(&summary, o->app_verdict, strlen(o->app_verdict), SAFE);
+    }
     perf_result(&perf, o, &res[i], now);
   }
   if (n == 0)

@@ -1260,6 +1260,171 @@ scenario_server_software() {
   client mechs 127.0.20.6 20934 PLAIN,LOGIN
 }
 
+# ---- app-settings check (--app-url, --app-setting, --app-framework) ---------
+# Each scenario has listeners of its own on 127.0.20.7: implicit-TLS and
+# STARTTLS servers probed with wrong and right settings; the verdict is the
+# port's detail on the first line, the recommendation still ends it.
+
+# Assert the last check's first line holds TEXT literally (not a regex).
+expect_first_line_has() {
+  local first
+  first=$(head -n 1 "$tmp/check.out")
+  case "${first%% | *}" in
+  *"$1"*) echo "first line has: $1" ;;
+  *) fail "the first line lacks: $1" ;;
+  esac
+}
+
+scenario_app_django() {
+  start_server 127.0.20.7:21001=implicit 127.0.20.7:21002=starttls
+  local -a d=(--app-framework django --app-setting EMAIL_HOST=127.0.20.7
+    --cafile "$(CA)")
+  expect_check 2 "21001 tls_mode_mismatch" -- "${d[@]}" \
+    --app-setting EMAIL_PORT=21001 --app-setting EMAIL_USE_TLS=True
+  expect_first_line_has "21001 tls_mode_mismatch: port 21001 expects implicit TLS, but EMAIL_USE_TLS=True asks for STARTTLS: set EMAIL_USE_SSL=True instead, or use port 587; recommend: none"
+  expect_check 0 "21001 ok" -- "${d[@]}" --app-setting EMAIL_PORT=21001 \
+    --app-setting EMAIL_USE_SSL=True
+  expect_first_line_has "EMAIL_USE_SSL=True (implicit TLS) fits port 21001, which speaks implicit TLS; recommend: 21001 implicit"
+  expect_check 2 "21002 tls_mode_mismatch" -- "${d[@]}" \
+    --app-setting EMAIL_PORT=21002 --app-setting EMAIL_USE_SSL=True
+  expect_first_line_has "port 21002 expects STARTTLS, but EMAIL_USE_SSL=True asks for implicit TLS: set EMAIL_USE_TLS=True instead, or use port 465"
+  expect_check 0 "21002 ok" -- "${d[@]}" --app-setting EMAIL_PORT=21002 \
+    --app-setting EMAIL_USE_TLS=True
+  expect_first_line_has "EMAIL_USE_TLS=True (STARTTLS) fits port 21002, which offers STARTTLS; recommend: 21002 starttls"
+  # Neither switch: Django sends plaintext to a STARTTLS port.
+  expect_check 2 "21002 tls_mode_mismatch" -- "${d[@]}" \
+    --app-setting EMAIL_PORT=21002
+  expect_first_line_has "port 21002 expects STARTTLS, but EMAIL_USE_TLS=False (the default) sends plaintext: set EMAIL_USE_TLS=True"
+  expect_output "^app settings: django reads EMAIL_USE_TLS=False \(the default\) as plaintext to 127\.0\.20\.7 port 21002"
+}
+
+scenario_app_same_url() {
+  # The same smtp://host:465 URL: implicit TLS for Symfony and Laravel,
+  # STARTTLS for nodemailer (without secure) and generic (curl).
+  start_server 127.0.20.7:465=implicit 127.0.20.7:587=starttls
+  local url=smtp://app@127.0.20.7:465
+  expect_check 0 "465 ok" -- --app-framework symfony --app-url "$url" \
+    --cafile "$(CA)"
+  expect_first_line_has "465 ok"
+  expect_first_line_has "smtp:// on port 465 (implicit TLS) fits port 465, which speaks implicit TLS; recommend: 465 implicit"
+  expect_check 0 "465 ok" -- --app-framework laravel \
+    --app-setting MAIL_HOST=127.0.20.7 --app-setting MAIL_PORT=465 \
+    --app-setting MAIL_ENCRYPTION=tls --cafile "$(CA)"
+  expect_check 2 "465 tls_mode_mismatch" -- --app-framework nodemailer \
+    --app-url "$url" --cafile "$(CA)"
+  expect_first_line_has "port 465 expects implicit TLS, but smtp:// (secure=false) asks for STARTTLS: set secure=true instead, or use port 587"
+  expect_check 0 "465 ok" -- --app-framework nodemailer --app-url "$url" \
+    --app-setting secure=true --cafile "$(CA)"
+  expect_first_line_has "secure=true (implicit TLS) fits port 465"
+  expect_check 2 "465 tls_mode_mismatch" -- --app-url "$url?encryption=tls" \
+    --cafile "$(CA)"
+  expect_first_line_has "port 465 expects implicit TLS, but encryption=tls asks for STARTTLS: use smtps:// instead, or use port 587"
+  expect_check 0 "465 ok" -- --app-url "smtps://127.0.20.7:465" --cafile "$(CA)"
+  # smtps:// on the STARTTLS port, in Symfony's and Laravel's words.
+  expect_check 2 "587 tls_mode_mismatch" -- --app-framework symfony \
+    --app-url "smtps://127.0.20.7:587" --cafile "$(CA)"
+  expect_first_line_has "port 587 expects STARTTLS, but smtps:// asks for implicit TLS: use smtp:// instead, or use port 465"
+  expect_check 2 "587 tls_mode_mismatch" -- --app-framework laravel \
+    --app-setting MAIL_HOST=127.0.20.7 --app-setting MAIL_PORT=587 \
+    --app-setting MAIL_SCHEME=smtps --cafile "$(CA)"
+  expect_first_line_has "but MAIL_SCHEME=smtps asks for implicit TLS: set MAIL_SCHEME=smtp instead"
+  expect_check 0 "587 ok" -- --app-framework symfony \
+    --app-url "smtp://127.0.20.7:587" --cafile "$(CA)"
+  expect_first_line_has "smtp:// (STARTTLS) fits port 587, which offers STARTTLS; recommend: 587 starttls"
+  expect_check 2 "587 tls_mode_mismatch" -- --app-framework symfony \
+    --app-url "smtp://127.0.20.7:587?auto_tls=false" --cafile "$(CA)"
+  expect_first_line_has "but auto_tls=false sends plaintext: drop auto_tls=false"
+}
+
+scenario_app_spring() {
+  start_server 127.0.20.7:21003=implicit 127.0.20.7:21004=starttls
+  local -a s=(--app-framework spring --app-setting spring.mail.host=127.0.20.7
+    --cafile "$(CA)")
+  expect_check 2 "21003 tls_mode_mismatch" -- "${s[@]}" \
+    --app-setting spring.mail.port=21003 \
+    --app-setting spring.mail.properties.mail.smtp.starttls.enable=true
+  expect_first_line_has "port 21003 expects implicit TLS, but spring.mail.properties.mail.smtp.starttls.enable=true asks for STARTTLS: set mail.smtp.ssl.enable=true instead, or use port 587"
+  expect_check 0 "21003 ok" -- "${s[@]}" --app-setting spring.mail.port=21003 \
+    --app-setting mail.smtp.ssl.enable=true
+  expect_check 0 "21004 ok" -- "${s[@]}" --app-setting spring.mail.port=21004 \
+    --app-setting mail.smtp.starttls.enable=true
+  expect_check 2 "21004 tls_mode_mismatch" -- "${s[@]}" \
+    --app-setting spring.mail.port=21004 --app-setting mail.smtp.ssl.enable=true
+  expect_first_line_has "set mail.smtp.starttls.enable=true instead, or use port 465"
+}
+
+scenario_app_plaintext_server() {
+  # A server without STARTTLS: settings that require it cannot work,
+  # settings that merely try it send in plaintext.
+  start_server 127.0.20.7:21007=plain
+  expect_check 2 "21007 starttls_unavailable" -- --app-framework nodemailer \
+    --app-url smtp://127.0.20.7:21007 --app-setting requireTLS=true \
+    --cafile "$(CA)"
+  expect_first_line_has "port 21007 offers no STARTTLS, but requireTLS=true requires it"
+  expect_check 2 "21007 starttls_unavailable" -- --app-framework nodemailer \
+    --app-url smtp://127.0.20.7:21007 --cafile "$(CA)"
+  expect_first_line_has "sends in plaintext: the server should offer STARTTLS"
+}
+
+scenario_app_secrets() {
+  # A password on the command line is refused without being echoed; from
+  # --app-settings-file it is the AUTH secret and never printed.
+  make_password
+  local pw
+  pw=$(head -n 1 "$tmp/password")
+  start_server 127.0.20.7:21005=auth
+  expect_check 3 -- --app-url "smtp://probe%40smtp-probe.test:$pw@127.0.20.7:21005"
+  expect_no_password_in_output
+  expect_output "--auth-password-file" "--app-settings-file" "^Usage: "
+  expect_check 3 -- --app-framework django --app-setting EMAIL_HOST=127.0.20.7 \
+    --app-setting "EMAIL_HOST_PASSWORD=$pw"
+  expect_no_password_in_output
+  expect_output "EMAIL_HOST_PASSWORD: a password is not taken from the command line"
+  (umask 077 && cat >"$tmp/app.env" <<ENV
+# .env of a Django app
+EMAIL_HOST = '127.0.20.7'
+EMAIL_PORT = 21005
+EMAIL_HOST_USER = 'probe@smtp-probe.test'
+EMAIL_HOST_PASSWORD = '$pw'
+EMAIL_USE_TLS = True
+DB_PASSWORD=$pw
+ENV
+  )
+  expect_check 0 "21005 ok" -- --app-framework django \
+    --app-settings-file "$tmp/app.env" --cafile "$(CA)" -vvv
+  expect_no_password_in_output
+  expect_output "AUTH: [A-Z0-9-]+ accepted"
+  expect_server_log 'AUTH succeeded'
+  # The same file with another password: AUTH is tried with it (and fails).
+  sed -i "s/^EMAIL_HOST_PASSWORD = .*/EMAIL_HOST_PASSWORD = 'wrong-one'/" "$tmp/app.env"
+  expect_check 2 "21005 auth_failed" -- --app-framework django \
+    --app-settings-file "$tmp/app.env" --cafile "$(CA)" -vvv
+  expect_no_output "wrong-one"
+}
+
+scenario_app_bad_input() {
+  # Bad input: UNKNOWN with the usage line, and nothing probed.
+  local -a bad=(
+    "--app-framework rails --app-url smtp://127.0.20.7:21006"
+    "--app-framework django"
+    "--app-url ftp://127.0.20.7"
+    "--app-url smtp://127.0.20.7:99999"
+    "--app-url smtp://127.0.20.7:21006 -p 587"
+    "--app-url smtp://127.0.20.7:21006 --tls implicit"
+    "--app-url smtp://127.0.20.7:21006 -H 127.0.20.8"
+    "--app-framework django --app-setting EMAIL_PORT=587"
+    "--app-framework django --app-setting EMAIL_HOST=127.0.20.7 --app-setting EMAIL_USE_TLS=True --app-setting EMAIL_USE_SSL=True"
+    "--app-framework django --app-setting secure=true --app-setting EMAIL_HOST=h"
+    "--app-settings-file /nonexistent/app.env"
+  )
+  local b
+  for b in "${bad[@]}"; do
+    # shellcheck disable=SC2086 # each entry is a list of words
+    expect_check 3 -- $b
+    expect_output "^Usage: check_smtp_ports"
+  done
+}
+
 # ---- main -------------------------------------------------------------------
 
 # Names of all scenarios, one a line.
