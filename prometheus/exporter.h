@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "history.h"
 #include "metrics.h"
 #include "modules.h"
 #include "smtp_probe.h"
@@ -36,6 +37,7 @@ struct exporter {
   struct exporter_stats stats;  /* counters for /metrics */
   const struct web_config *web; /* TLS and basic auth, or NULL: none */
   unsigned idle_timeout_s;      /* --web.idle-timeout */
+  struct history history;       /* the recent probes (--history.limit) */
 };
 
 /* The verbosity of the log (set from --log.level). */

@@ -207,10 +207,12 @@ static void trail_module(struct sp_buf *trail, const struct module *mod) {
 }
 
 /* Run the probe of a checked request and answer it (200, 503 or 500). */
-static enum MHD_Result
-run_probe(struct exporter *ex, struct MHD_Connection *conn,
-          const struct module *mod, struct sp_request *req, double start,
-          double budget, bool debug, struct sp_buf *trail) {
+static enum MHD_Result run_probe(struct exporter *ex,
+                                 struct MHD_Connection *conn,
+                                 const struct module *mod,
+                                 const char *target_arg, struct sp_request *req,
+                                 double start, double budget, bool debug,
+                                 struct sp_buf *trail) {
   double deadline = start + budget;
   if (!exporter_slot_acquire(ex, deadline - MIN_PROBE_S)) {
     count_status(ex, MHD_HTTP_SERVICE_UNAVAILABLE);
@@ -270,6 +272,14 @@ run_probe(struct exporter *ex, struct MHD_Connection *conn,
                  (unsigned)res->port, mod->name, sp_code_name(res->code));
   }
   count_status(ex, MHD_HTTP_OK);
+  if (ex->history.limit > 0) { /* the landing page's recent probes */
+    struct sp_buf log;
+    sp_buf_init(&log, HISTORY_LOG_CAP);
+    debug_page(&log, sp_buf_str(trail), batch, NULL);
+    history_add(&ex->history, mod->name, target_arg, batch,
+                exporter_now() - start, sp_buf_str(&log), log.len);
+    sp_buf_free(&log);
+  }
   enum MHD_Result rc;
   if (debug) {
     size_t len = 0;
@@ -339,7 +349,9 @@ static enum MHD_Result handle_probe(struct exporter *ex,
 
   struct sp_request req;
   enum MHD_Result rc;
-  if (target_request(mod, &target, budget, debug, &req, err, sizeof(err)) < 0)
+  /* the dialogue is kept for the debug page and the recent probes */
+  bool trace = debug || ex->history.limit > 0;
+  if (target_request(mod, &target, budget, trace, &req, err, sizeof(err)) < 0)
     rc = bad_request(ex, conn, err);
   else if (!allow_request(&modules->allow, &req, err, sizeof(err)))
     rc = forbidden(ex, conn, err);
@@ -348,7 +360,8 @@ static enum MHD_Result handle_probe(struct exporter *ex,
      * modules (and their allowlist) are held until the probe is over */
     req.allow_address = allow_address;
     req.allow_ctx = &modules->allow;
-    rc = run_probe(ex, conn, mod, &req, start, budget, debug, &trail);
+    rc = run_probe(ex, conn, mod, target_arg, &req, start, budget, debug,
+                   &trail);
   }
   sp_buf_free(&trail);
   exporter_modules_put(ex, modules);
@@ -429,12 +442,29 @@ static enum MHD_Result handle_landing(struct exporter *ex,
     sp_buf_puts(&sb, "<tr><td>");
     html_escape(&sb, modules->modules[i].name);
     sp_buf_puts(&sb, "</td><td>");
-    for (int p = 0; p < m->nports; p++)
-      sp_buf_printf(&sb, "%s%u", p ? ", " : "", (unsigned)m->ports[p].port);
+    /* what the module will probe: its ports, else its policy's, else the
+     * target's port (target_request) */
+    struct sp_request shown = *m;
+    if (shown.nports == 0 && modules->modules[i].policy != NULL)
+      sp_policy_add_ports(modules->modules[i].policy, &shown);
+    for (int p = 0; p < shown.nports; p++)
+      sp_buf_printf(&sb, "%s%u", p ? ", " : "", (unsigned)shown.ports[p].port);
+    if (shown.nports == 0)
+      sp_buf_puts(&sb, "the target's port (HOST:PORT)");
+    else if (m->nports == 0)
+      sp_buf_puts(&sb, " (from its policy)");
     sp_buf_printf(&sb, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
                   sp_tls_mode_name(m->tls_mode), sp_role_name(m->role), dur);
   }
   exporter_modules_put(ex, modules);
+  sp_buf_printf(&sb,
+                "</table>\n<h2>Recent probes</h2>\n<p>The last %d, newest "
+                "first (--history.limit).</p>\n<table border=\"1\" "
+                "id=\"history\"><tr><th>time (UTC)</th><th>module</th>"
+                "<th>target</th><th>result per port</th><th>duration</th>"
+                "<th>log</th></tr>\n",
+                ex->history.limit);
+  history_rows(&ex->history, &sb);
   sp_buf_puts(&sb,
               "</table>\n<p>Probe with <code>/probe?target=HOST[:PORT]&amp;"
               "module=NAME</code>; add <code>&amp;debug=true</code> for the "
@@ -442,6 +472,28 @@ static enum MHD_Result handle_landing(struct exporter *ex,
   size_t len;
   char *body = sp_buf_take(&sb, &len);
   return respond(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, len);
+}
+
+/* GET /logs?id=N: the stored log of a recent probe, without probing. */
+static enum MHD_Result handle_logs(struct exporter *ex,
+                                   struct MHD_Connection *conn) {
+  const char *id_arg = arg(conn, "id");
+  char *end = NULL;
+  unsigned long long id = id_arg ? strtoull(id_arg, &end, 10) : 0;
+  if (id_arg == NULL || *end != '\0' || id == 0)
+    return bad_request(ex, conn, "id must be the number of a recent probe");
+  struct sp_buf sb;
+  sp_buf_init(&sb, HISTORY_LOG_CAP + 64);
+  if (!history_log(&ex->history, (uint64_t)id, &sb)) {
+    sp_buf_free(&sb);
+    return respond_text(conn, MHD_HTTP_NOT_FOUND,
+                        "no recent probe %llu (the landing page lists the "
+                        "last %d)\n",
+                        id, ex->history.limit);
+  }
+  size_t len;
+  char *body = sp_buf_take(&sb, &len);
+  return respond(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
 }
 
 /* POST /-/reload: reload the configuration, keeping the old on error. */
@@ -535,7 +587,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   }
   bool known = strcmp(url, "/probe") == 0 || strcmp(url, "/metrics") == 0 ||
                strcmp(url, "/") == 0 || strcmp(url, "/-/healthy") == 0 ||
-               strcmp(url, "/-/ready") == 0;
+               strcmp(url, "/-/ready") == 0 || strcmp(url, "/logs") == 0;
   if (!known)
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "404 page not found\n");
   if (!is_get(method))
@@ -551,6 +603,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   }
   if (strcmp(url, "/metrics") == 0)
     return handle_metrics(ex, conn);
+  if (strcmp(url, "/logs") == 0)
+    return handle_logs(ex, conn);
   if (strcmp(url, "/-/healthy") == 0)
     return respond_text(conn, MHD_HTTP_OK, "Healthy\n");
   if (strcmp(url, "/-/ready") == 0)

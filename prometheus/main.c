@@ -36,6 +36,7 @@ struct flags {
   long per_ip;             /* --web.max-connections-per-ip; 0: none */
   long idle_timeout;       /* --web.idle-timeout (seconds) */
   long header_timeout;     /* --web.read-header-timeout (seconds) */
+  long history_limit;      /* --history.limit: recent probes kept */
 };
 
 /* Print the usage text to stdout. */
@@ -80,6 +81,10 @@ static void usage(void) {
       "  --probe.timeout-offset=SEC  subtracted from Prometheus' scrape "
       "timeout\n"
       "                              (default 0.5)\n"
+      "  --history.limit=N           recent probes the landing page lists, "
+      "each with\n"
+      "                              its log at /logs?id=; 0..10000 (default "
+      "100)\n"
       "  --log.level=LEVEL           error, warn, info or debug (default "
       "info)\n"
       "  --version                   print the version and exit\n"
@@ -188,6 +193,12 @@ static void parse_flags(int argc, char **argv, struct flags *f) {
        .max = 3600,
        .range = "1..3600 s",
        .number = &f->header_timeout},
+      {.name = "--history.limit",
+       .kind = FLAG_LONG,
+       .min = 0,
+       .max = HISTORY_MAX_LIMIT,
+       .range = "0..10000",
+       .number = &f->history_limit},
   };
   const size_t ndefs = sizeof(defs) / sizeof(defs[0]);
   for (int i = 1; i < argc; i++) {
@@ -307,7 +318,8 @@ int main(int argc, char **argv) {
                     .web_config = NULL,
                     .per_ip = 0,
                     .idle_timeout = 10,
-                    .header_timeout = 10};
+                    .header_timeout = 10,
+                    .history_limit = HISTORY_DEFAULT_LIMIT};
   parse_flags(argc, argv, &f);
   metrics_note_start();
   int level = exporter_log_level_from_name(f.log_level);
@@ -355,6 +367,10 @@ int main(int argc, char **argv) {
 
   static struct exporter ex;
   exporter_init(&ex, (int)f.max_concurrent);
+  if (history_init(&ex.history, (int)f.history_limit) != 0) {
+    fprintf(stderr, "smtp_exporter: out of memory for --history.limit\n");
+    return 1;
+  }
   ex.config_file = f.config_file;
   ex.timeout_offset_s = f.timeout_offset;
   char err[1024];

@@ -30,6 +30,8 @@ PKGS=(
   # (exim4-daemon-light conflicts with postfix, so only its .deb is fetched
   # below, by tests/mta/fetch-exim.sh, never installed)
   python3-aiosmtpd
+  # tests/prometheus/history_test.sh: the landing page in a real browser
+  chromium
   libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0
 )
 
