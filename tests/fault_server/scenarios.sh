@@ -1425,6 +1425,67 @@ scenario_app_bad_input() {
   done
 }
 
+# ---- the recommendation ("recommend: PORT MODE", issue 15) ------------------
+# One case per recommendation, each on an address of its own with the real
+# port numbers (the recommendation is about 587, 465 and 2525).
+
+scenario_recommend_all_ports() {
+  start_server 127.0.20.6:25=starttls 127.0.20.6:465=implicit \
+    127.0.20.6:587=starttls 127.0.20.6:2525=starttls
+  expect_check 0 "25 ok" "465 ok" "587 ok" "2525 ok" -- -H 127.0.20.6 \
+    -p 25,465,587,2525 --cafile "$(CA)" -v
+  expect_first_line '; recommend: 587 starttls$'
+  expect_output '^recommendation: use 587 starttls \(works\); 465 implicit TLS also works$'
+}
+
+scenario_recommend_only_465() {
+  # 587 offers no STARTTLS; 465 speaks implicit TLS.
+  start_server 127.0.20.5:465=implicit 127.0.20.5:587=plain
+  expect_check 2 "587 starttls_unavailable" "465 ok" -- -H 127.0.20.5 \
+    -p 587,465 --cafile "$(CA)" -v
+  expect_first_line '; recommend: 465 implicit$'
+  expect_output '^recommendation: use 465 implicit TLS \(works\) \(587: starttls_unavailable\)$'
+}
+
+scenario_recommend_none_refused() {
+  # Nothing listens on 127.0.20.3 (no fault server is started there).
+  expect_check 2 "587 connect_refused" "465 connect_refused" -- \
+    -H 127.0.20.3 -p 587,465 --cafile "$(CA)" -v
+  expect_first_line '; recommend: none$'
+  expect_output '^recommendation: no port works for an app: check .* first \(587 connect_refused\)$'
+}
+
+scenario_recommend_none_tls_pairing() {
+  # Each port speaks the other's TLS mode: check the pairing first.
+  start_server 127.0.20.1:587=implicit 127.0.20.1:465=starttls
+  expect_check 2 "587 tls_mode_mismatch" "465 tls_mode_mismatch" -- \
+    -H 127.0.20.1 -p 587,465 --cafile "$(CA)" -v
+  expect_first_line '; recommend: none$'
+  expect_output '^recommendation: no port works for an app: check the pairing of port and TLS mode first \(587 tls_mode_mismatch\)$'
+}
+
+scenario_recommend_netns_2525() {
+  # 587 dropped by an nftables rule in the server's namespace, 2525 open:
+  # the check (in the client namespace) recommends 2525 and says why.
+  local a=spfa$$ b=spfb$$
+  make_netns_pair "$a" "$b"
+  command -v nft >/dev/null || skip "nftables is not installed"
+  ip netns exec "$b" nft -f - <<'NFT' || skip "cannot load an nftables rule"
+table inet sprec {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport 587 tcp flags & (syn | ack) == syn drop
+  }
+}
+NFT
+  start_server netns "$b" 10.250.0.2:587=starttls 10.250.0.2:2525=starttls
+  expect_check netns "$a" 2 "587 connect_timeout" "2525 ok" -- \
+    -H 10.250.0.2 -p 587,2525 --cafile "$(CA)" --sni mail.smtp-probe.test \
+    -t 3 -v
+  expect_first_line '; recommend: 2525 starttls$'
+  expect_output '^recommendation: 587 connect_timeout from here, 2525 works: egress blocks 587, use 2525 starttls$'
+}
+
 # ---- main -------------------------------------------------------------------
 
 # Names of all scenarios, one a line.

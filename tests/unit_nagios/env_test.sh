@@ -58,6 +58,17 @@ expect "implicit handshake perfdata" "'465_tls_handshake'="
 expect "cert days perfdata" "'465_cert_days'="
 expect "dns perfdata" "'587_dns'="
 
+# The recommendation against the real Postfix (issue 15): every port works,
+# only 465 works, nothing works (the TLS mode is wrong on the only port).
+check "recommend: all four work" 0 "; recommend: 587 starttls \\| " -- -H "$H" -p 25,465,587,2525 -v "${COMMON[@]}"
+expect "recommend: the sentence" "recommendation: use 587 starttls (works); 465 implicit TLS also works"
+check "recommend: only 465 probed" 0 "^SMTP OK - 465 ok [0-9.]+s; recommend: 465 implicit \\| " -- -H "$H" -p 465 -v "${COMMON[@]}"
+expect "recommend: 465 sentence" "recommendation: use 465 implicit TLS (works)"
+check "recommend: only 465 works" 2 "; recommend: 465 implicit \\| " -- -H "$H" -p 587,465 --tls implicit -v "${COMMON[@]}"
+expect "recommend: 587 named" "use 465 implicit TLS (works) (587: tls_mode_mismatch)"
+check "recommend: nothing works" 2 "^SMTP CRITICAL - 587 tls_mode_mismatch: .*; recommend: none \\| " -- -H "$H" -p 587 --tls implicit -v "${COMMON[@]}"
+expect "recommend: what to check first" "recommendation: no port works for an app: check the pairing of port and TLS mode first (587 tls_mode_mismatch)"
+
 check "default ports 587,465" 0 "^SMTP OK - 587 ok [0-9.]+s; 465 ok [0-9.]+s; recommend: 587 starttls \| " -- -H "$H" "${COMMON[@]}"
 
 check "system trust store does not know the test CA" 2 "^SMTP CRITICAL - 465 cert_untrusted" -- -H "$A" -p 465 -t 20
