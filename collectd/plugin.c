@@ -72,7 +72,8 @@ static const struct spc_key spc_keys[] = {
     {"ProxyProtocol", "proxy_protocol"},
     {"ClientCert", "client_cert"},
     {"ClientKey", "client_key"},
-    {"MinTLS", "min_tls"}};
+    {"MinTLS", "min_tls"},
+    {"Provider", "provider"}};
 
 /* The few other field names sp_request_validate's messages use. */
 static const struct spc_key spc_fields[] = {{"CertCriticalDays", "cert_days"},

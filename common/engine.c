@@ -440,7 +440,8 @@ static void job_drop_dns(struct job *b) {
   {                                                                            \
     &(r)->host, &(r)->sni, &(r)->cafile, &(r)->ehlo_name, &(r)->source,        \
         &(r)->dns_server, &(r)->auth_user, &(r)->auth_secret, &(r)->auth_mech, \
-        &(r)->mail_from, &(r)->rcpt_to, &(r)->client_cert, &(r)->client_key    \
+        &(r)->mail_from, &(r)->rcpt_to, &(r)->client_cert, &(r)->client_key,   \
+        &(r)->provider                                                         \
   }
 
 /* Make the batch's request own copies of its strings; false when memory
@@ -617,6 +618,9 @@ static void reap(struct sp_engine *eng) {
     active_unlink(eng, b);
     job_merge(b);
     struct sp_batch *out = b->out;
+    if (b->req.provider) /* a preset: checked against its documentation */
+      sp_provider_check_batch(b->req.provider,
+                              b->req.sni ? b->req.sni : b->req.host, out);
     sp_recommend(out, &out->recommendation);
     b->out = NULL;
     atomic_fetch_sub(&eng->inflight, b->weight);

@@ -49,7 +49,8 @@ enum field {
   F_PROXY,
   F_CLIENT_CERT,
   F_CLIENT_KEY,
-  F_MIN_TLS
+  F_MIN_TLS,
+  F_PROVIDER
 };
 
 /* One row of the table: the public part and where it goes. */
@@ -139,6 +140,13 @@ static const struct row rows[] = {
     {{"min_tls", SP_GRAM_TLS_VERSION, 0, 0, "1.2",
       "lowest acceptable TLS version: 1.0, 1.1, 1.2, 1.3"},
      F_MIN_TLS},
+    {{"provider", SP_GRAM_NAME, 1, 31, "none",
+      "probe what a mail provider documents (data/providers.yml: gmail, "
+      "microsoft365, sendgrid, ses, mailgun, postmark, brevo, zoho, "
+      "fastmail, icloud, ...): its host unless one is given, its ports "
+      "and TLS modes; a deviation, or a host of another provider, is "
+      "policy_violation"},
+     F_PROVIDER},
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -312,6 +320,23 @@ static int check_text(const struct sp_option *o, const char *s, char *err,
   return 0;
 }
 
+/* Check a name value: letters, digits, '-' and '.', within the bounds. */
+static int check_name(const struct sp_option *o, const char *s, char *err,
+                      size_t errlen) {
+  size_t n = strnlen(s, SP_MAX_HOST + 1);
+  bool ok = n >= (size_t)o->min && n <= (size_t)o->max;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+         (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.';
+  if (!ok) {
+    snprintf(err, errlen,
+             "'%.40s' is not a name (%ld-%ld letters, digits, '-', '.')", s,
+             o->min, o->max);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- The entry point --------------------------------------------------- */
 
 /* Set one request field from its text value (see smtp_probe.h). */
@@ -427,6 +452,10 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
       return -1;
     }
     break;
+  case SP_GRAM_NAME:
+    if (check_name(o, value, err, errlen) != 0)
+      return -1;
+    break;
   case SP_GRAM_PORTS:
     break;
   }
@@ -515,6 +544,8 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
   case F_MIN_TLS:
     req->min_tls_version = v;
     break;
+  case F_PROVIDER:
+    return sp_request_set_provider(req, value, err, errlen);
   }
   return 0;
 }

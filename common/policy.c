@@ -25,6 +25,7 @@
 /* Bytes a policy file may have (a few dozen lines in practice). */
 #define SP_MAX_POLICY_FILE (256 * 1024)
 
+#include "policy_internal.h"
 #include "probe_internal.h"
 
 /* What a policy says about AUTH. */
@@ -156,6 +157,13 @@ static int parse_doc(yaml_document_t *doc, struct sp_policy *pol, char *err,
       return -1;
     }
   }
+  return sp_policy_parse_ports(doc, ports, pol, err, errlen);
+}
+
+/* Read a "ports" mapping (port number -> rules) into pol (probe_internal.h:
+ * provider presets use the same per-port format). */
+int sp_policy_parse_ports(yaml_document_t *doc, yaml_node_t *ports,
+                          struct sp_policy *pol, char *err, size_t errlen) {
   if (!ports || ports->type != YAML_MAPPING_NODE) {
     snprintf(err, errlen, "policy: \"ports\" must map port numbers to rules");
     return -1;
@@ -238,6 +246,11 @@ struct sp_policy *sp_policy_load(const char *path, char *err, size_t errlen) {
     return NULL;
   }
   return pol;
+}
+
+/* An empty policy for sp_policy_parse_ports (policy_internal.h). */
+struct sp_policy *sp_policy_new(void) {
+  return calloc(1, sizeof(struct sp_policy));
 }
 
 /* Free a policy. */

@@ -245,6 +245,9 @@ struct sp_request {
                               sp_secret_file_warning), with client_cert */
   int min_tls_version;     /* e.g. 0x0303 for TLS 1.2; a session below it
                             is tls_weak_protocol; 0: TLS 1.2 */
+  const char *provider;    /* a provider preset's key (sp_request_set
+                              "provider"): the batch is checked against
+                              its documentation; NULL: none */
 
   /* Optional guard run on the engine thread before every connect: an
    * address it refuses is skipped, and a probe left with none ends as
@@ -288,7 +291,8 @@ enum sp_opt_grammar {
   SP_GRAM_PATH,        /* a file */
   SP_GRAM_TEXT,        /* printable, no spaces (an address, a user) */
   SP_GRAM_INT,         /* a whole number within [min, max] */
-  SP_GRAM_PROXY        /* none, v1, v2 */
+  SP_GRAM_PROXY,       /* none, v1, v2 */
+  SP_GRAM_NAME         /* a name: letters, digits, '-', '.' (a provider) */
 };
 
 /* One probe option: the row of the table every adapter spells. */
@@ -611,6 +615,76 @@ int sp_policy_check(const struct sp_policy *pol, struct sp_batch *batch,
  * no rule for its port. */
 int sp_policy_check_result(const struct sp_policy *pol, struct sp_result *res,
                            struct sp_deviation *out, int max);
+
+/* ---- Provider presets (providers.c, data/providers.yml) ------------- */
+
+#define SP_PROVIDER_MAX_NAMES 12 /* hosts, domains, aliases per provider */
+
+/* One provider's documented submission settings (a row of the table). */
+struct sp_provider {
+  char key[32];                            /* "gmail": what --provider takes */
+  char name[64];                           /* "Gmail": what messages say */
+  char aliases[SP_PROVIDER_MAX_NAMES][32]; /* other accepted names */
+  int naliases;                            /* how many aliases[] */
+  char host[SP_MAX_HOST];                  /* probed when no host is given */
+  char hosts[SP_PROVIDER_MAX_NAMES][128];  /* its host names; "*": one label */
+  int nhosts;                              /* how many hosts[] */
+  char domains[SP_PROVIDER_MAX_NAMES][64]; /* hosts under these are its own */
+  int ndomains;                            /* how many domains[] */
+  char source[SP_MAX_TEXT];                /* the page the row comes from */
+  char as_of[16];                          /* when that page was read */
+  char unsure[1024];                       /* what is uncertain, or "" */
+  struct sp_policy *policy;                /* the documented ports */
+};
+
+/* A table of providers (the built-in one, or one parsed for tests). */
+struct sp_provider_set;
+
+/* Parse a providers file's text (format in data/providers.yml); NULL with
+ * a message (name and line) in err. */
+struct sp_provider_set *sp_providers_parse(const char *text, size_t len,
+                                           const char *name, char *err,
+                                           size_t errlen);
+
+/* Free a table. */
+void sp_providers_free(struct sp_provider_set *set);
+
+/* The i-th provider of a table, NULL past the end. */
+const struct sp_provider *sp_providers_at(const struct sp_provider_set *set,
+                                          size_t i);
+
+/* The provider a name (key or alias, any case) stands for, or NULL. */
+const struct sp_provider *sp_providers_find(const struct sp_provider_set *set,
+                                            const char *name);
+
+/* The provider a host name belongs to: one of its hosts first (any
+ * provider), then one of its domains; NULL when none. */
+const struct sp_provider *sp_providers_owner(const struct sp_provider_set *set,
+                                             const char *host);
+
+/* Whether host is prov's: 0 when it is, else 1 with why ("this host is
+ * SendGrid's, not Gmail's" or "not one of Gmail's hosts (...)"). */
+int sp_provider_host_check(const struct sp_provider_set *set,
+                           const struct sp_provider *prov, const char *host,
+                           char *why, size_t whylen);
+
+/* The built-in table plus the user's file (SMTP_PROBE_PROVIDERS, else
+ * /etc/smtp-probe/providers.yml when it exists), loaded once; NULL with
+ * the loader's message when the user's file is broken. */
+const struct sp_provider_set *sp_providers_builtin(char *err, size_t errlen);
+
+/* Set a request to probe what a provider documents (the "provider"
+ * option): its host when none is set, its ports with their TLS modes.
+ * -1 with a sentence in err for an unknown name. */
+int sp_request_set_provider(struct sp_request *req, const char *name, char *err,
+                            size_t errlen);
+
+/* Check a finished batch of a provider request against the provider's
+ * documentation (the engine does it): each deviating result becomes
+ * policy_violation with a detail naming the provider, and so does every
+ * result when the host (or SNI) is not the provider's. */
+void sp_provider_check_batch(const char *provider, const char *host,
+                             struct sp_batch *batch);
 
 /* ---- Engine ---------------------------------------------------------- */
 

@@ -85,6 +85,9 @@ static const struct name_map map[] = {
      .note = "A file that group or others can read gives a note (chmod 600), "
              "as for --auth-password-file."},
     {"min-tls", 0, "min_tls", .arg = "VERSION"},
+    {"provider", 0, "provider", .arg = "NAME",
+     .note = "Without -H the provider's host is probed; a -H host is "
+             "checked against the provider's host names. Not with --policy."},
     {"timeout", 't', "timeout", .arg = "SECONDS[:STATE]",
      .note = "STATE (OK, WARNING, CRITICAL, UNKNOWN or 0-3, default CRITICAL) "
              "replaces the state of ports that timed out or could not be "

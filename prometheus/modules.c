@@ -110,6 +110,7 @@ static const struct {
     {"client_cert", "client_cert"},
     {"client_key", "client_key"},
     {"min_tls_version", "min_tls"},
+    {"provider", "provider"},
 };
 
 #define NOPTION_KEYS (sizeof(option_keys) / sizeof(option_keys[0]))

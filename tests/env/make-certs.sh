@@ -15,9 +15,14 @@
 #   ecdsa.pem/.key           CA-signed ECDSA P-256 leaf (lean benchmark server)
 #   client.pem client.key    CA-signed TLS client leaf probe-client.smtp-probe.test
 #                            (extendedKeyUsage clientAuth; the key mode 600)
+#   providers.pem/.key       CA-signed leaf for provider preset host names
+#                            (smtp.gmail.com, smtp.sendgrid.net, smtp.fastmail.com)
+#                            and 127.0.90.1-9, for tests/presets (only ever served
+#                            on loopback); chain file providers-chain.pem
 #
-# An OUTDIR made before the client leaf existed (.done but no client.pem)
-# gets the client leaf only, signed by its existing CA.
+# An OUTDIR made before the client or providers leaf existed (.done but no
+# client.pem / providers.pem) gets the missing leaf only, signed by its
+# existing CA.
 set -euo pipefail
 out=${1:?usage: make-certs.sh OUTDIR}
 mkdir -p "$out"
@@ -43,8 +48,24 @@ client_leaf() {
   chmod 600 client.key
 }
 
+# The provider preset leaf, signed by the CA in the current directory.
+providers_leaf() {
+  local start end sans="DNS:smtp.gmail.com,DNS:smtp.sendgrid.net,DNS:smtp.fastmail.com" i
+  for i in 1 2 3 4 5 6 7 8 9; do sans="$sans,IP:127.0.90.$i"; done
+  start=$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)
+  end=$(date -u -d '+825 days' +%Y%m%d%H%M%SZ)
+  openssl req -new -newkey rsa:2048 -nodes -keyout providers.key -out providers.csr \
+    -subj "/O=smtp-probe tests/CN=smtp.gmail.com" -addext "subjectAltName=$sans" 2>/dev/null
+  openssl ca -batch -config ca.cnf -in providers.csr -out providers.pem -notext \
+    -startdate "$start" -enddate "$end" 2>/dev/null
+  cat providers.pem ca.pem >providers-chain.pem
+  rm -f providers.csr
+  chmod 644 providers.pem providers.key providers-chain.pem
+}
+
 if [ -e .done ]; then
   [ -e client.pem ] || client_leaf
+  [ -e providers.pem ] || providers_leaf
   exit 0
 fi
 
@@ -108,4 +129,5 @@ cp selfsigned.pem selfsigned-chain.pem
 
 chmod 644 ./*.pem ./*.key
 client_leaf
+providers_leaf
 touch .done

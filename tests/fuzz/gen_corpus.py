@@ -154,6 +154,24 @@ write("probe", "implicit-ok", bytes([0x07 | 0x08]) + TLS + records(
 write("probe", "starttls-injection", bytes([0x05 | 0x40]) + records(
     BANNER, EHLO_PLAIN, READY) + TLS + records(EHLO_TLS, QUIT))
 
+# providers: provider presets YAML (common/providers.c); the real table too
+with open(os.path.join(HERE, "..", "..", "data", "providers.yml"), "rb") as _f:
+    write("providers", "builtin", _f.read() + b"smtp.sendgrid.net")
+write("providers", "small", b"""providers:
+  a:
+    name: A
+    aliases: [b]
+    host: smtp.a.example
+    hosts: [smtp.a.example, 'smtp.*.a.example']
+    domains: [a.example]
+    source: https://a.example/docs
+    as_of: "2024-06"
+    ports:
+      587: {tls: starttls, auth: after_tls}
+      465: {tls: implicit}
+smtp.x.a.example""")
+write("providers", "bad-port", b"providers:\n  a: {name: A, host: h, source: s, as_of: x, ports: {0: {}}}\n")
+
 # policy: port policy YAML (common/policy.c)
 write("policy", "full", b"""ports:
   25:

@@ -157,6 +157,7 @@ static void sample(const char *key, char *buf, size_t buflen) {
       {"client_key", SAMPLE_YML, "    client_cert: " SAMPLE_YML "\n"},
       {"policy_file", "@POLICY@", ""},
       {"min_tls_version", "\"1.3\"", ""},
+      {"provider", "gmail", ""},
   };
   for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
     if (strcmp(values[i].key, key) != 0)
