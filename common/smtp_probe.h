@@ -267,6 +267,52 @@ int sp_request_add_port(struct sp_request *req, uint16_t port,
 /* Check a request; on error write a message naming the field, return -1. */
 int sp_request_validate(const struct sp_request *req, char *err, size_t errlen);
 
+/* ---- Submission service discovery (srv.c; RFC 6186, RFC 8314) ------- */
+
+#define SP_SRV_MAX 8 /* SRV records kept per service */
+
+/* One SRV record. */
+struct sp_srv_record {
+  char target[SP_MAX_HOST]; /* the host it names (sanitised) */
+  uint16_t port;            /* its port */
+  uint16_t priority;        /* lower first */
+  uint16_t weight;          /* higher first among equal priorities */
+};
+
+/* What one service's lookup found. */
+struct sp_srv_service {
+  struct sp_srv_record rec[SP_SRV_MAX]; /* its records */
+  int n;                                /* how many */
+  bool none;                            /* a "." target: not offered */
+  bool missing;                         /* no record (NXDOMAIN, no data) */
+  char error[SP_MAX_TEXT];              /* why the lookup failed, or "" */
+};
+
+/* Both submission services of a domain. */
+struct sp_srv_set {
+  char domain[SP_MAX_HOST];          /* the domain the user gave */
+  struct sp_srv_service submissions; /* _submissions._tcp: implicit TLS */
+  struct sp_srv_service submission;  /* _submission._tcp: STARTTLS */
+};
+
+/* Look up _submissions._tcp.DOMAIN and _submission._tcp.DOMAIN through
+ * dns_server (NULL: the system's), within timeout_s. 0 (each service says
+ * what it found), or -1 with err (a bad domain or resolver). */
+int sp_srv_lookup(const char *domain, const char *dns_server, double timeout_s,
+                  struct sp_srv_set *out, char *err, size_t errlen);
+
+/* The best record of a service (lowest priority, highest weight), or NULL. */
+const struct sp_srv_record *sp_srv_best(const struct sp_srv_service *svc);
+
+/* Point req at what the records name: the implicit-TLS service first
+ * (RFC 8314 §5.1), the STARTTLS one beside it when it is the same host;
+ * SNI and verify name the user's domain (RFC 6186 §6), unless req->sni is
+ * set. req->host points into set. 0 ready (note may say what was left
+ * out), 1 the domain publishes no service ("." targets), -1 nothing to
+ * probe or a failed lookup; err says why. */
+int sp_srv_request(const struct sp_srv_set *set, struct sp_request *req,
+                   char *note, size_t notelen, char *err, size_t errlen);
+
 /* What to warn about in a valid request (every adapter logs it once at
  * load): a client_key file that group or others can read (the one rule
  * for secret files). warn is "" when there is nothing. */
@@ -365,14 +411,14 @@ struct sp_app_settings {
   bool has_secret;                 /* secret was set */
   char scheme[12];                 /* URL scheme as given ("smtps"), or "" */
   char protocol[12];               /* Spring's protocol (smtp, smtps), or "" */
-  int use_tls;     /* STARTTLS switch (EMAIL_USE_TLS, starttls.enable,
-                      encryption=tls): 1 on, 0 off, -1 unset */
-  int use_ssl;     /* implicit-TLS switch (EMAIL_USE_SSL, secure,
-                      ssl.enable): 1 on, 0 off, -1 unset */
-  int require_tls; /* STARTTLS required (requireTLS, starttls.required,
-                      require_tls): 1, 0, -1 unset */
-  int ignore_tls;  /* STARTTLS never (ignoreTLS, auto_tls=false,
-                      starttls=false): 1, 0, -1 unset */
+  int use_tls;            /* STARTTLS switch (EMAIL_USE_TLS, starttls.enable,
+                             encryption=tls): 1 on, 0 off, -1 unset */
+  int use_ssl;            /* implicit-TLS switch (EMAIL_USE_SSL, secure,
+                             ssl.enable): 1 on, 0 off, -1 unset */
+  int require_tls;        /* STARTTLS required (requireTLS, starttls.required,
+                             require_tls): 1, 0, -1 unset */
+  int ignore_tls;         /* STARTTLS never (ignoreTLS, auto_tls=false,
+                             starttls=false): 1, 0, -1 unset */
   char tls_said[64];      /* the setting behind use_tls as written */
   char ssl_said[64];      /* the setting behind use_ssl as written */
   char req_said[64];      /* the setting behind require_tls as written */
@@ -389,12 +435,12 @@ struct sp_result;
 
 /* What the probe says of settings against the server. */
 struct sp_app_verdict {
-  bool known;               /* the probe told what the server speaks */
-  bool fits;                /* the settings can work with it */
-  bool mismatch;            /* the TLS modes differ: tls_mode_mismatch */
-  enum sp_tls_mode server;  /* the server speaks: none (no STARTTLS),
-                               starttls, implicit; auto when unknown */
-  char text[SP_MAX_TEXT];   /* the sentence, in the framework's words */
+  bool known;              /* the probe told what the server speaks */
+  bool fits;               /* the settings can work with it */
+  bool mismatch;           /* the TLS modes differ: tls_mode_mismatch */
+  enum sp_tls_mode server; /* the server speaks: none (no STARTTLS),
+                              starttls, implicit; auto when unknown */
+  char text[SP_MAX_TEXT];  /* the sentence, in the framework's words */
 };
 
 /* The framework's word ("symfony"), and back (-1 when unknown). */

@@ -82,6 +82,29 @@ static void app_verdicts(struct check_opts *o, struct sp_batch *batch) {
   }
 }
 
+/* The SRV records --domain-submission found, a line each, and what was
+ * left out. */
+static void srv_lines(const struct check_opts *o) {
+  const struct sp_srv_service *svc[2] = {&o->srv.submissions,
+                                         &o->srv.submission};
+  static const char *const names[2] = {"_submissions", "_submission"};
+  for (int k = 0; k < 2; k++) {
+    const struct sp_srv_record *best = sp_srv_best(svc[k]);
+    printf("srv: %s._tcp.%s: ", names[k], o->srv.domain);
+    if (best)
+      printf("%s port %u (priority %u, weight %u%s)\n", best->target,
+             (unsigned)best->port, (unsigned)best->priority,
+             (unsigned)best->weight,
+             svc[k]->n > 1 ? ", the best of several" : "");
+    else
+      printf("%s\n", svc[k]->none ? "\".\" (no service)" : "no record");
+  }
+  printf("srv: the certificate is verified for %s (RFC 6186 section 6)\n",
+         o->req.sni ? o->req.sni : o->srv.domain);
+  if (o->srv_text[0])
+    printf("srv: %s\n", o->srv_text);
+}
+
 /* Options, request, engine, output, exit. */
 int main(int argc, char **argv) {
   struct check_opts opts;
@@ -105,6 +128,11 @@ int main(int argc, char **argv) {
     break;
   }
 
+  if (opts.srv_none) { /* the domain says it offers no submission */
+    printf("SMTP CRITICAL - %s\n", opts.srv_text);
+    opts_free(&opts);
+    return SP_STATE_CRITICAL;
+  }
   arm_alarm(&opts);
   sp_oneshot_process();
   eng = sp_engine_new(err, sizeof(err));
@@ -145,6 +173,8 @@ int main(int argc, char **argv) {
            sp_app_framework_name(opts.app_settings.framework),
            opts.app_settings.said, sp_app_tls_name(opts.app_settings.tls),
            opts.req.host, (unsigned)opts.app_settings.port);
+  if (opts.srv_domain)
+    srv_lines(&opts);
   if (opts.secret_warning[0])
     printf("note: %s\n", opts.secret_warning);
   opts_free(&opts);

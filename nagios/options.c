@@ -24,6 +24,7 @@ enum own {
   OWN_PASSWORD_FILE,
   OWN_PASSWORD_ENV,
   OWN_POLICY,
+  OWN_SRV_DOMAIN,    /* --domain-submission */
   OWN_APP_URL,       /* --app-url */
   OWN_APP_SETTING,   /* --app-setting (repeats) */
   OWN_APP_FRAMEWORK, /* --app-framework */
@@ -118,6 +119,13 @@ static const struct name_map map[] = {
      .note = "Check the host against a port policy (YAML; replaces -p): "
              "every deviation is reported as policy_violation with port and "
              "rule."},
+    {"domain-submission", 0, .arg = "DOMAIN", .own = OWN_SRV_DOMAIN,
+     .note = "Find the domain's submission service in DNS (RFC 6186): "
+             "_submissions._tcp (implicit TLS, preferred, RFC 8314) and "
+             "_submission._tcp, and probe what they name (no -H, -p, --tls "
+             "or --policy). The certificate is verified against DOMAIN, not "
+             "the SRV target (no DNSSEC: RFC 6186 section 6); no record is "
+             "UNKNOWN, a \".\" target (no service) CRITICAL."},
     /* The app-settings check: the check's own options. */
     {"app-url", 0, .arg = "URL", .own = OWN_APP_URL,
      .note = "Check an app's mail settings: the URL it is configured with "
@@ -339,6 +347,9 @@ static int apply_own(struct check_opts *o, const struct name_map *m,
   case OWN_POLICY:
     o->policy_file = arg;
     return 0;
+  case OWN_SRV_DOMAIN:
+    o->srv_domain = arg;
+    return 0;
   case OWN_APP_URL:
     o->app = true;
     o->app_url = arg;
@@ -397,8 +408,8 @@ static int app_finish(struct check_opts *o, char *err, size_t errlen) {
       sp_app_set_url(a, o->app_url, SP_APP_FROM_ARGV, why, sizeof(why)) != 0)
     return snprintf(err, errlen, "--app-url: %s", why), -1;
   for (int i = 0; i < o->napp_set; i++)
-    if (sp_app_set_line(a, o->app_set[i], SP_APP_FROM_ARGV, why,
-                        sizeof(why)) != 0)
+    if (sp_app_set_line(a, o->app_set[i], SP_APP_FROM_ARGV, why, sizeof(why)) !=
+        0)
       return snprintf(err, errlen, "--app-setting: %s", why), -1;
   if (sp_app_finish(a, why, sizeof(why)) != 0)
     return snprintf(err, errlen, "--app-*: %s", why), -1;
@@ -420,6 +431,34 @@ static int app_finish(struct check_opts *o, char *err, size_t errlen) {
     return snprintf(err, errlen, "--app-*: cannot add port %u",
                     (unsigned)a->port),
            -1;
+  return 0;
+}
+
+/* --domain-submission: look the SRV records up and point the request at
+ * what they name (a "." target leaves srv_none set for main). */
+static int srv_finish(struct check_opts *o, char *err, size_t errlen) {
+  if (o->req.host || o->req.nports > 0 || o->policy_file || o->app ||
+      o->req.tls_mode != SP_TLS_AUTO)
+    return snprintf(err, errlen,
+                    "--domain-submission: the SRV records name the host, "
+                    "ports and TLS modes: drop -H, -p, --tls, --policy and "
+                    "--app-*"),
+           -1;
+  char why[SP_MAX_TEXT];
+  double t = o->req.timeout_s / 2 < 5 ? o->req.timeout_s / 2 : 5;
+  if (sp_srv_lookup(o->srv_domain, o->req.dns_server, t, &o->srv, why,
+                    sizeof(why)) != 0)
+    return snprintf(err, errlen, "--domain-submission: %s", why), -1;
+  int rc = sp_srv_request(&o->srv, &o->req, o->srv_text, sizeof(o->srv_text),
+                          why, sizeof(why));
+  if (rc < 0)
+    return snprintf(err, errlen, "--domain-submission: %s", why), -1;
+  if (rc > 0) { /* no service: nothing to probe, CRITICAL (main) */
+    o->srv_none = true;
+    snprintf(o->srv_text, sizeof(o->srv_text), "%s", why);
+    o->req.host = o->srv.domain; /* validation wants one; never probed */
+    sp_request_add_port(&o->req, 587, SP_TLS_AUTO, SP_ROLE_DEFAULT);
+  }
   return 0;
 }
 
@@ -447,6 +486,8 @@ static void app_secret(struct check_opts *o) {
 static enum opts_action finish(struct check_opts *o, char *err, size_t errlen) {
   char why[200];
   if (o->app && app_finish(o, err, errlen) != 0)
+    return OPTS_ERROR;
+  if (o->srv_domain && srv_finish(o, err, errlen) != 0)
     return OPTS_ERROR;
   if (o->req.host == NULL)
     return snprintf(err, errlen, "-H/--hostname is required"), OPTS_ERROR;

@@ -55,14 +55,20 @@ struct check_opts {
   const char *policy_file;   /* --policy */
   struct sp_policy *policy;  /* --policy, loaded (free with opts_free) */
 
+  /* Submission service discovery (--domain-submission, RFC 6186). */
+  const char *srv_domain;     /* the domain, or NULL */
+  struct sp_srv_set srv;      /* what its SRV records say */
+  bool srv_none;              /* it publishes no service ("." targets) */
+  char srv_text[SP_MAX_TEXT]; /* that finding, or what was left out */
+
   /* The app-settings check (--app-*): the check's own options. */
-  bool app;                     /* an --app-* option was given */
-  const char *app_url;          /* --app-url */
-  const char *app_file;         /* --app-settings-file */
-  const char *app_framework;    /* --app-framework (default generic) */
+  bool app;                  /* an --app-* option was given */
+  const char *app_url;       /* --app-url */
+  const char *app_file;      /* --app-settings-file */
+  const char *app_framework; /* --app-framework (default generic) */
   const char *app_set[OPTS_MAX_APP_SETTINGS]; /* --app-setting, in order */
-  int napp_set;                 /* how many app_set[] */
-  struct sp_app_settings app_settings; /* parsed and resolved */
+  int napp_set;                               /* how many app_set[] */
+  struct sp_app_settings app_settings;        /* parsed and resolved */
   char app_verdict[SP_MAX_TEXT]; /* the verdict for an ok port, shown on
                                     the first line (set after the probe) */
 };

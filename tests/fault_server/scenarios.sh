@@ -523,6 +523,62 @@ scenario_dns_ok() {
   expect_dns_log 'fault\.smtp-probe\.test is 127\.0\.20\.4'
 }
 
+# ---- submission service discovery (RFC 6186; issue 15) --------------------
+
+# Both services on one host: implicit TLS (20950) and STARTTLS (20951),
+# the certificate verified for the user's domain, not the SRV target.
+scenario_srv_both() {
+  start_dnsmasq 5310 \
+    --srv-host=_submissions._tcp.mail.smtp-probe.test,fault.smtp-probe.test,20950,0,0 \
+    --srv-host=_submission._tcp.mail.smtp-probe.test,fault.smtp-probe.test,20951,0,0
+  start_server 127.0.20.4:20950=implicit 127.0.20.4:20951=starttls
+  expect_check 0 "20950 ok" "20951 ok" -- --domain-submission mail.smtp-probe.test \
+    --dns-server 127.0.20.53:5310 --cafile "$(CA)"
+  grep -q '^srv: _submissions._tcp.mail.smtp-probe.test: fault.smtp-probe.test port 20950' \
+    "$tmp/check.out" || fail "no srv line for _submissions"
+  grep -q '^srv: the certificate is verified for mail.smtp-probe.test' "$tmp/check.out" ||
+    fail "the certificate is not verified for the user's domain"
+}
+
+# Only _submission: probed, and the missing implicit TLS is said.
+scenario_srv_only_starttls() {
+  start_dnsmasq 5311 \
+    --srv-host=_submission._tcp.mail.smtp-probe.test,fault.smtp-probe.test,20952,0,0
+  start_server 127.0.20.4:20952=starttls
+  expect_check 0 "20952 ok" -- --domain-submission mail.smtp-probe.test \
+    --dns-server 127.0.20.53:5311 --cafile "$(CA)"
+  grep -q 'no _submissions._tcp record' "$tmp/check.out" ||
+    fail "the missing _submissions record is not reported"
+}
+
+# A "." target: the domain says it offers no submission service.
+scenario_srv_no_service() {
+  start_dnsmasq 5312 --srv-host=_submissions._tcp.mail.smtp-probe.test \
+    --srv-host=_submission._tcp.mail.smtp-probe.test
+  expect_check 2 -- --domain-submission mail.smtp-probe.test \
+    --dns-server 127.0.20.53:5312 --cafile "$(CA)"
+  grep -q 'publishes no submission service' "$tmp/check.out" ||
+    fail "a \".\" target is not read as no service"
+}
+
+# No record at all: nothing to probe, UNKNOWN.
+scenario_srv_missing() {
+  start_dnsmasq 5313
+  expect_check 3 -- --domain-submission mail.smtp-probe.test \
+    --dns-server 127.0.20.53:5313 --cafile "$(CA)"
+  grep -q 'no _submissions._tcp or _submission._tcp SRV record' "$tmp/check.out" ||
+    fail "missing records are not reported"
+}
+
+# Records that contradict the server: _submissions names a STARTTLS port.
+scenario_srv_contradictory() {
+  start_dnsmasq 5314 \
+    --srv-host=_submissions._tcp.mail.smtp-probe.test,fault.smtp-probe.test,20953,0,0
+  start_server 127.0.20.4:20953=starttls
+  expect_check 2 "20953 tls_mode_mismatch" -- --domain-submission mail.smtp-probe.test \
+    --dns-server 127.0.20.53:5314 --cafile "$(CA)"
+}
+
 scenario_all_addresses() {
   # multi.smtp-probe.test has two addresses: a good server and a refusal.
   start_dnsmasq 5303 --host-record=multi.smtp-probe.test,127.0.20.4 \
