@@ -127,8 +127,12 @@ int sp_srv_lookup(const char *domain, const char *dns_server, double timeout_s,
     struct pollfd pfd[ARES_GETSOCK_MAXNUM];
     int n = 0;
     for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-      short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                         (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+      /* c-ares's own ARES_GETSOCK_WRITABLE shifts an int by up to 31:
+       * read the bits unsigned. */
+      unsigned ub = (unsigned)bits;
+      short ev =
+          (short)((((ub >> i) & 1u) ? POLLIN : 0) |
+                  (((ub >> (i + ARES_GETSOCK_MAXNUM)) & 1u) ? POLLOUT : 0));
       if (ev) {
         pfd[n].fd = socks[i];
         pfd[n].events = ev;
