@@ -288,6 +288,21 @@ def rows_exporter(t, raw):
         t.add("4", "RSS anonymous right after 64 concurrent", lean,
               kb(num(o64, "anon_kb")), kb(num(b64, "anon_kb")),
               ratio(num(o64, "anon_kb"), num(b64, "anon_kb")), 0.5)
+    # smtp_exporter's CPU per probe against the floor's: both sequential
+    # against the same server, in alternating rounds of this run (median).
+    for key, label in (("pf", srv), ("lean", lean)):
+        fl = rounds_of(raw, f"expfloor.{key}.floor")
+        ou = rounds_of(raw, f"expfloor.{key}.ours")
+        if not fl or not ou:
+            continue
+        cf = statistics.median([num(m, "cpu_per_probe_ms") for m in fl])
+        co = statistics.median([cpu_per_req_ms(m) for m in ou])
+        fails = sum(int(num(m, "failed") or 0) for m in fl + ou)
+        note = f"{len(ou)} rounds of {ou[0].get('requests')} probes each side"
+        if fails:
+            note += f"; {fails} failed"
+        t.add("4", "smtp_exporter CPU per probe vs floor (sequential, same server)",
+              label, ms(co), ms(cf), ratio(co, cf), 1.2, note=note)
     # The physical bound of the CPU ratio: no exporter can spend less client
     # CPU per probe than the floor does.
     floors = [raw[k] for k in ("scale.floor", "scale.floor2") if k in raw]
@@ -481,7 +496,8 @@ def main():
     for r in t.rows:
         md.append("| " + " | ".join(md_escape(c) for c in r) + " |")
     md += ["", "Ratio = ours / reference; \"Reference\" is the floor (rows 1, 2, 5), "
-           "Debian's check_smtp/check_ssmtp (row 3), blackbox_exporter (row 4) or "
+           "Debian's check_smtp/check_ssmtp (row 3), blackbox_exporter (row 4; the floor "
+           "for its \"vs floor\" rows) or "
            "collectd's exec plugin running check_smtp (row 6). CPU is user+sys of the "
            "measured process (client for rows 1, 2, 5; exporter process from /proc for "
            "row 4; collectd and its children for row 6). See bench/README.md for the "

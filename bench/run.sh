@@ -57,10 +57,10 @@ done
 
 # ---- Counts (full / quick) ------------------------------------------------
 if [ "$QUICK" = 1 ]; then
-  ROUNDS=2 N_INPROC=100 HF_ROUNDS=2 HF_RUNS=5 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120
+  ROUNDS=2 N_INPROC=100 HF_ROUNDS=2 HF_RUNS=5 HF_WARM=2 N_EXP_SEQ=30 N_EXP_LOAD=120 N_EXP_FLOOR=300
   N_SCALE=1000 N_HOLD=200 COLLECTD_S=6 N_IDLE=300 N_IDLE_RUN=300
 else
-  ROUNDS=5 N_INPROC=600 HF_ROUNDS=6 HF_RUNS=20 HF_WARM=3 N_EXP_SEQ=150 N_EXP_LOAD=1000
+  ROUNDS=5 N_INPROC=600 HF_ROUNDS=6 HF_RUNS=20 HF_WARM=3 N_EXP_SEQ=150 N_EXP_LOAD=1000 N_EXP_FLOOR=1000
   N_SCALE=10000 N_HOLD=1000 COLLECTD_S=30 N_IDLE=2000 N_IDLE_RUN=3000
 fi
 INFLIGHT_N=10                  # row 2: probes in flight against Postfix
@@ -487,6 +487,21 @@ check_ours_success() {
   }
 }
 
+# The exporter's CPU per probe against the floor's, side by side: ROUNDS
+# alternating rounds of N_EXP_FLOOR sequential probes each, probe_bench
+# floor in-process, then smtp_exporter through /probe (its CPU from /proc,
+# clock ticks: hence the larger count). usage: exporter_vs_floor KEY MODULE
+# HOST PORT CAFILE
+exporter_vs_floor() {
+  local key=$1 module=$2 host=$3 port=$4 ca=$5 r
+  for ((r = 1; r <= ROUNDS; r++)); do
+    say "4: exporter vs floor round $r/$ROUNDS, $N_EXP_FLOOR sequential probes each ($module)"
+    record "expfloor.$key.floor.r$r $("$PB" floor --host "$host" --port "$port" --sni "$MAIL_NAME" \
+      --cafile "$ca" --ehlo "$EHLO" --count "$N_EXP_FLOOR")"
+    exporter_load "expfloor.$key.ours.r$r" ours "$module" "$host" "$N_EXP_FLOOR" 1
+  done
+}
+
 section_exporter() {
   if [ -n "$EXPORTER_WHY" ]; then
     record "exporter.na why=${EXPORTER_WHY// /_}"
@@ -507,6 +522,7 @@ section_exporter() {
     exporter_load "exp.lean.c$c.bb" bb lean "$LEAN" "$N_EXP_LOAD" "$c"
   done
   record "exp.load_rss ours_hwm_kb=$(proc_kb "$EXP_PID" VmHWM) bb_hwm_kb=$(proc_kb "$BB_PID" VmHWM)"
+  exporter_vs_floor lean lean "$LEAN" "$((LEAN_PORT0 + 7))" "$CERTS/ca.pem"
   # Postfix part: sequential, alternating rounds.
   if ! env_start; then
     record "exp.pf.na why=the_Postfix_environment_did_not_start"
@@ -521,6 +537,7 @@ section_exporter() {
     exporter_load "exp.pf.ours.r$r" ours postfix "$PF" "$N_EXP_SEQ" 1
     exporter_load "exp.pf.bb.r$r" bb postfix "$PF" "$N_EXP_SEQ" 1
   done
+  exporter_vs_floor pf postfix "$PF" 587 "$CA_PF"
   env_stop
   stop_pid "$EXP_PID"
   stop_pid "$BB_PID"

@@ -59,6 +59,38 @@ void debug_mask_transcript(const char *in, size_t len, struct sp_buf *out) {
   }
 }
 
+/* Append one port's part of the page: its heading line, its dialogue
+ * (masked), and when desc is given its description and hint. */
+static void put_port(struct sp_buf *out, const char *head,
+                     const char *transcript, size_t transcript_len,
+                     const char *desc, const char *hint) {
+  sp_buf_puts(out, head);
+  sp_buf_puts(out, "Dialogue:\n");
+  if (transcript != NULL)
+    debug_mask_transcript(transcript, transcript_len, out);
+  else
+    sp_buf_puts(out, "(none recorded)\n");
+  if (desc != NULL) {
+    sp_buf_puts(out, "Result:\n");
+    sp_buf_puts(out, desc);
+    if (out->len > 0 && sp_buf_str(out)[out->len - 1] != '\n')
+      sp_buf_puts(out, "\n");
+    sp_buf_printf(out, "Hint: %s\n", hint);
+  }
+}
+
+/* Write a result's heading line into buf. */
+static void port_head(const struct sp_result *res, char *buf, size_t buflen) {
+  snprintf(buf, buflen, "\n=== %s port %u%s%s: %s (%s) ===\n", res->host,
+           (unsigned)res->port, res->address[0] ? " address " : "",
+           res->address, sp_code_name(res->code), sp_state_name(res->state));
+}
+
+/* Longest heading line: host, address and the words around them. */
+#define DEBUG_HEAD_MAX (SP_MAX_HOST + 64 + 128)
+/* Room for a result's description, and for its hint. */
+#define DEBUG_DESC_MAX 8192
+
 /* Append the whole debug page (see debug.h). */
 void debug_page(struct sp_buf *out, const char *trail,
                 const struct sp_batch *batch, const char *metrics) {
@@ -68,29 +100,103 @@ void debug_page(struct sp_buf *out, const char *trail,
     sp_buf_puts(out, "\nNo probe ran.\n");
     return;
   }
-  char *desc = malloc(8192);
+  char *desc = malloc(2 * DEBUG_DESC_MAX);
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
-    sp_buf_printf(out, "\n=== %s port %u%s%s: %s (%s) ===\n", res->host,
-                  (unsigned)res->port, res->address[0] ? " address " : "",
-                  res->address, sp_code_name(res->code),
-                  sp_state_name(res->state));
-    sp_buf_puts(out, "Dialogue:\n");
-    if (res->transcript != NULL)
-      debug_mask_transcript(res->transcript, res->transcript_len, out);
-    else
-      sp_buf_puts(out, "(none recorded)\n");
+    char head[DEBUG_HEAD_MAX];
+    port_head(res, head, sizeof(head));
     if (desc != NULL) {
-      sp_result_describe(res, 2, desc, 8192);
-      sp_buf_puts(out, "Result:\n");
-      sp_buf_puts(out, desc);
-      if (out->len > 0 && sp_buf_str(out)[out->len - 1] != '\n')
-        sp_buf_puts(out, "\n");
-      sp_result_hint(res, desc, 8192);
-      sp_buf_printf(out, "Hint: %s\n", desc);
+      sp_result_describe(res, 2, desc, DEBUG_DESC_MAX);
+      sp_result_hint(res, desc + DEBUG_DESC_MAX, DEBUG_DESC_MAX);
     }
+    put_port(out, head, res->transcript, res->transcript_len, desc,
+             desc ? desc + DEBUG_DESC_MAX : NULL);
   }
   free(desc);
   sp_buf_puts(out, "\nMetrics:\n");
   sp_buf_puts(out, metrics ? metrics : "(none)\n");
+}
+
+/* One port's part of a kept page. */
+struct debug_port {
+  char *text;            /* "head\0desc\0hint\0" in one allocation, or NULL */
+  size_t desc_at;        /* offset of desc in text */
+  size_t hint_at;        /* offset of hint in text */
+  char *transcript;      /* the dialogue as the core kept it (owned), or NULL */
+  size_t transcript_len; /* its length */
+};
+
+/* A page without its metrics, in the parts the probe left (debug.h). */
+struct debug_record {
+  char *trail;               /* the decision lines (owned) */
+  int nports;                /* entries in ports */
+  struct debug_port ports[]; /* one per result */
+};
+
+/* Keep a page's parts (see debug.h). */
+struct debug_record *debug_record_new(char *trail, struct sp_batch *batch) {
+  struct debug_record *rec =
+      calloc(1, sizeof(*rec) + (size_t)batch->nresults * sizeof(rec->ports[0]));
+  char *desc = malloc(2 * DEBUG_DESC_MAX);
+  if (rec == NULL || desc == NULL) {
+    free(rec);
+    free(desc);
+    return NULL;
+  }
+  rec->trail = trail;
+  rec->nports = batch->nresults;
+  for (int i = 0; i < batch->nresults; i++) {
+    struct sp_result *res = &batch->results[i];
+    struct debug_port *p = &rec->ports[i];
+    char head[DEBUG_HEAD_MAX];
+    port_head(res, head, sizeof(head));
+    size_t hlen = strlen(head);
+    size_t dlen = sp_result_describe(res, 2, desc, DEBUG_DESC_MAX);
+    size_t nlen = sp_result_hint(res, desc + DEBUG_DESC_MAX, DEBUG_DESC_MAX);
+    dlen = strnlen(desc, dlen + 1); /* the text as put_port would read it */
+    nlen = strnlen(desc + DEBUG_DESC_MAX, nlen + 1);
+    p->text = malloc(hlen + dlen + nlen + 3);
+    if (p->text != NULL) {
+      memcpy(p->text, head, hlen + 1);
+      p->desc_at = hlen + 1;
+      memcpy(p->text + p->desc_at, desc, dlen);
+      p->text[p->desc_at + dlen] = '\0';
+      p->hint_at = p->desc_at + dlen + 1;
+      memcpy(p->text + p->hint_at, desc + DEBUG_DESC_MAX, nlen);
+      p->text[p->hint_at + nlen] = '\0';
+    }
+    p->transcript = res->transcript; /* taken: the batch forgets it */
+    p->transcript_len = res->transcript_len;
+    res->transcript = NULL;
+    res->transcript_len = 0;
+  }
+  free(desc);
+  return rec;
+}
+
+/* Append a kept page (see debug.h). */
+void debug_record_render(const struct debug_record *rec, struct sp_buf *out) {
+  sp_buf_puts(out, "Decisions:\n");
+  sp_buf_puts(out, rec->trail ? rec->trail : "");
+  for (int i = 0; i < rec->nports; i++) {
+    const struct debug_port *p = &rec->ports[i];
+    if (p->text == NULL) /* out of memory when kept: the port is left out */
+      continue;
+    put_port(out, p->text, p->transcript, p->transcript_len,
+             p->text + p->desc_at, p->text + p->hint_at);
+  }
+  sp_buf_puts(out, "\nMetrics:\n");
+  sp_buf_puts(out, "(none)\n");
+}
+
+/* Free a kept page (see debug.h). */
+void debug_record_free(struct debug_record *rec) {
+  if (rec == NULL)
+    return;
+  for (int i = 0; i < rec->nports; i++) {
+    free(rec->ports[i].text);
+    free(rec->ports[i].transcript);
+  }
+  free(rec->trail);
+  free(rec);
 }

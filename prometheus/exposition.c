@@ -19,21 +19,33 @@
 /* Longest escaped label value accepted. */
 #define EXPO_MAX_VALUE 1024
 
-/* One metric family and its samples, already rendered as lines. */
+/* Longest sample line: the name, every label with its escaped value,
+ * the braces, the value and the newline. */
+#define EXPO_MAX_LINE                                                          \
+  (EXPO_MAX_NAME + EXPO_MAX_LABELS * (EXPO_MAX_NAME + EXPO_MAX_VALUE + 4) + 64)
+
+/* One metric family and its samples, already rendered as lines; one
+ * allocation with its HELP text. */
 struct expo_family {
   char name[EXPO_MAX_NAME]; /* metric name */
-  char *help;               /* escaped HELP text */
+  size_t name_len;          /* strlen(name) */
   enum expo_type type;      /* TYPE */
   struct sp_buf samples;    /* "name{labels} value\n" lines, in order */
   int nsamples;             /* how many lines samples holds */
+  size_t help_len;          /* strlen(help) */
+  char help[];              /* escaped HELP text */
 };
 
 /* A set of families in declaration order. */
 struct expo_set {
   struct expo_family *families[EXPO_MAX_FAMILIES]; /* declared families */
   int nfamilies;                                   /* how many */
+  int last;        /* index of the family found last (samples come in runs) */
   size_t total;    /* bytes of all samples, for the overall cap */
+  size_t help;     /* bytes of all HELP texts, to size the rendering */
   char error[256]; /* the first error met, or "" */
+  char line[EXPO_MAX_LINE]; /* where expo_addv builds a line (not zeroed):
+                               on the heap, off the handler's stack */
 };
 
 /* Record the first error of a set; always returns -1. */
@@ -51,7 +63,10 @@ static int set_error(struct expo_set *set, const char *fmt, ...) {
 
 /* Create an empty set; NULL when out of memory. */
 struct expo_set *expo_new(void) {
-  return calloc(1, sizeof(struct expo_set));
+  struct expo_set *set = malloc(sizeof(*set));
+  if (set != NULL)
+    memset(set, 0, offsetof(struct expo_set, line));
+  return set;
 }
 
 /* Free a set and its samples. */
@@ -60,7 +75,6 @@ void expo_free(struct expo_set *set) {
     return;
   for (int i = 0; i < set->nfamilies; i++) {
     sp_buf_free(&set->families[i]->samples);
-    free(set->families[i]->help);
     free(set->families[i]);
   }
   free(set);
@@ -106,6 +120,64 @@ bool expo_valid_label_name(const char *name) {
   return true;
 }
 
+/* True when "%.*g" with prec reads back as value; the text is in tmp. */
+static bool round_trips(double value, int prec, char *tmp, size_t tmplen) {
+  snprintf(tmp, tmplen, "%.*g", prec, value);
+  return strtod(tmp, NULL) == value;
+}
+
+/* The smallest precision 1..17 whose "%.*g" text reads back as value,
+ * with that text in tmp. A precision that reads back makes every larger
+ * one read back too (its correctly rounded text is at least as close to
+ * value, on an interval around it that is symmetric unless value is a
+ * power of two), so a search replaces trying 1..17 in turn; powers of two
+ * keep the plain loop. Durations need 15-17 digits: 15 is tried first. */
+static void shortest_g(double value, char *tmp, size_t tmplen) {
+  int e;
+  double m = frexp(value, &e);
+  if (m == 0.5 || m == -0.5) { /* asymmetric interval: the plain loop */
+    for (int prec = 1; prec <= 17; prec++)
+      if (round_trips(value, prec, tmp, tmplen))
+        return;
+    snprintf(tmp, tmplen, "%.17g", value);
+    return;
+  }
+  int lo = 1, hi = 17; /* the answer is in [lo, hi]; 17 always reads back */
+  if (round_trips(value, 15, tmp, tmplen))
+    hi = 15;
+  else
+    lo = 16;
+  while (lo < hi) {
+    int mid = lo == 16 || hi == 15 ? hi - 1 : (lo + hi) / 2;
+    if (round_trips(value, mid, tmp, tmplen))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  round_trips(value, lo, tmp, tmplen); /* leave the answer's text in tmp */
+}
+
+/* Write |v| < 1e15, a whole number, as "%.0f" would: its digits. */
+static size_t format_integer(double value, char *buf, size_t buflen) {
+  long long v = (long long)value;
+  char digits[24];
+  size_t n = 0;
+  unsigned long long u =
+      v < 0 ? (unsigned long long)(-v) : (unsigned long long)v;
+  do {
+    digits[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0)
+    digits[n++] = '-';
+  size_t o = 0;
+  for (; o < n && o + 1 < buflen; o++)
+    buf[o] = digits[n - 1 - o];
+  if (buflen)
+    buf[o] = '\0';
+  return n; /* what snprintf would return */
+}
+
 /* Write a value: shortest round-trip decimal, NaN, +Inf, -Inf. */
 size_t expo_format_value(double value, char *buf, size_t buflen) {
   int n;
@@ -114,17 +186,11 @@ size_t expo_format_value(double value, char *buf, size_t buflen) {
   else if (isinf(value))
     n = snprintf(buf, buflen, value > 0 ? "+Inf" : "-Inf");
   else if (value == floor(value) && fabs(value) < 1e15)
-    n = snprintf(buf, buflen, "%.0f", value == 0 ? 0.0 : value);
+    n = (int)format_integer(value, buf, buflen);
   else {
-    n = snprintf(buf, buflen, "%.17g", value);
-    for (int prec = 1; prec <= 17; prec++) {
-      char tmp[64];
-      snprintf(tmp, sizeof(tmp), "%.*g", prec, value);
-      if (strtod(tmp, NULL) == value) {
-        n = snprintf(buf, buflen, "%s", tmp);
-        break;
-      }
-    }
+    char tmp[64];
+    shortest_g(value, tmp, sizeof(tmp));
+    n = snprintf(buf, buflen, "%s", tmp);
   }
   if (n < 0)
     return 0;
@@ -163,6 +229,12 @@ static size_t escape(const char *in, bool quote, char *out, size_t outlen) {
   size_t o = 0;
   const unsigned char *s = (const unsigned char *)in;
   while (*s) {
+    if (*s >= 0x20 && *s < 0x7f && *s != '\\' && *s != '"') {
+      if (o + 2 > outlen) /* the plain printable byte, the common case */
+        return (size_t)-1;
+      out[o++] = (char)*s++;
+      continue;
+    }
     char tmp[4];
     size_t tn;
     size_t step = 1;
@@ -205,12 +277,18 @@ size_t expo_escape_help(const char *in, char *out, size_t outlen) {
   return escape(in, false, out, outlen);
 }
 
-/* Find a declared family by name, or NULL. */
-static struct expo_family *find_family(const struct expo_set *set,
-                                       const char *name) {
-  for (int i = 0; i < set->nfamilies; i++)
-    if (strcmp(set->families[i]->name, name) == 0)
+/* Find a declared family by name, or NULL; the one found last is tried
+ * first (a family's samples are mostly added in a run). */
+static struct expo_family *find_family(struct expo_set *set, const char *name) {
+  if (set->last < set->nfamilies &&
+      strcmp(set->families[set->last]->name, name) == 0)
+    return set->families[set->last];
+  for (int i = 0; i < set->nfamilies; i++) {
+    if (strcmp(set->families[i]->name, name) == 0) {
+      set->last = i;
       return set->families[i];
+    }
+  }
   return NULL;
 }
 
@@ -239,14 +317,18 @@ int expo_family(struct expo_set *set, const char *name, enum expo_type type,
   if (set->nfamilies >= EXPO_MAX_FAMILIES)
     return set_error(set, "too many families");
   char esc[1024];
-  if (expo_escape_help(help, esc, sizeof(esc)) == (size_t)-1)
+  size_t elen = expo_escape_help(help, esc, sizeof(esc));
+  if (elen == (size_t)-1)
     return set_error(set, "HELP of %s too long", name);
-  fam = calloc(1, sizeof(*fam));
-  if (fam == NULL || (fam->help = strdup(esc)) == NULL) {
-    free(fam);
+  fam = malloc(sizeof(*fam) + elen + 1);
+  if (fam == NULL)
     return set_error(set, "out of memory");
-  }
-  snprintf(fam->name, sizeof(fam->name), "%s", name);
+  memset(fam, 0, sizeof(*fam));
+  memcpy(fam->help, esc, elen + 1);
+  fam->help_len = elen;
+  fam->name_len = strlen(name); /* < EXPO_MAX_NAME: checked above */
+  memcpy(fam->name, name, fam->name_len + 1);
+  set->help += elen;
   fam->type = type;
   sp_buf_init(&fam->samples, EXPO_MAX_BYTES - 1); /* EXPO_MAX_BYTES with NUL */
   set->families[set->nfamilies++] = fam;
@@ -268,7 +350,8 @@ static bool has_sample(const struct expo_family *fam, const char *prefix,
   return false;
 }
 
-/* Add a sample to a declared family (see exposition.h). */
+/* Add a sample to a declared family (see exposition.h). The line is built
+ * in the set's scratch line, then appended to the family's lines. */
 int expo_addv(struct expo_set *set, const char *family, double value,
               const char *const *labels, int nlabels) {
   struct expo_family *fam = find_family(set, family);
@@ -276,53 +359,46 @@ int expo_addv(struct expo_set *set, const char *family, double value,
     return set_error(set, "sample for undeclared family %.64s", family);
   if (nlabels < 0 || nlabels > EXPO_MAX_LABELS)
     return set_error(set, "%s: too many labels", family);
-  struct sp_buf line;
-  sp_buf_init(&line,
-              EXPO_MAX_NAME +
-                  EXPO_MAX_LABELS * (EXPO_MAX_NAME + EXPO_MAX_VALUE + 4) + 63);
-  sp_buf_puts(&line, fam->name);
+  char *line = set->line;
+  size_t len = fam->name_len;
+  memcpy(line, fam->name, len);
   for (int i = 0; i < nlabels; i++) {
     const char *lname = labels[2 * i];
     const char *lvalue = labels[2 * i + 1];
-    if (lname == NULL || lvalue == NULL || !expo_valid_label_name(lname)) {
-      sp_buf_free(&line);
+    if (lname == NULL || lvalue == NULL || !expo_valid_label_name(lname))
       return set_error(set, "%s: invalid label name \"%.64s\"", family,
                        lname ? lname : "(null)");
-    }
-    for (int j = 0; j < i; j++) {
-      if (strcmp(labels[2 * j], lname) == 0) {
-        sp_buf_free(&line);
+    for (int j = 0; j < i; j++)
+      if (strcmp(labels[2 * j], lname) == 0)
         return set_error(set, "%s: label %s repeated", family, lname);
-      }
-    }
-    char esc[EXPO_MAX_VALUE];
-    if (expo_escape_label(lvalue, esc, sizeof(esc)) == (size_t)-1) {
-      sp_buf_free(&line);
+    size_t nlen = strlen(lname); /* < EXPO_MAX_NAME: checked above */
+    line[len++] = i == 0 ? '{' : ',';
+    memcpy(line + len, lname, nlen);
+    len += nlen;
+    line[len++] = '=';
+    line[len++] = '"';
+    size_t vlen = expo_escape_label(lvalue, line + len, EXPO_MAX_VALUE);
+    if (vlen == (size_t)-1)
       return set_error(set, "%s: value of label %s too long", family, lname);
-    }
-    sp_buf_printf(&line, "%s%s=\"%s\"", i == 0 ? "{" : ",", lname, esc);
+    len += vlen;
+    line[len++] = '"';
   }
   if (nlabels > 0)
-    sp_buf_puts(&line, "}");
-  sp_buf_puts(&line, " ");
-  size_t prefix_len = line.len;
-  if (has_sample(fam, sp_buf_str(&line), prefix_len)) {
-    int rc = set_error(set, "duplicate sample %.200s", sp_buf_str(&line));
-    sp_buf_free(&line);
-    return rc;
-  }
-  char num[64];
-  expo_format_value(value, num, sizeof(num));
-  sp_buf_puts(&line, num);
-  sp_buf_puts(&line, "\n");
+    line[len++] = '}';
+  line[len++] = ' ';
+  line[len] = '\0';
+  if (has_sample(fam, line, len))
+    return set_error(set, "duplicate sample %.200s", line);
+  len += expo_format_value(value, line + len, 64);
+  line[len++] = '\n';
+  line[len] = '\0';
   int rc = 0;
-  if (line.failed || set->total + line.len > EXPO_MAX_BYTES ||
-      sp_buf_add(&fam->samples, line.data, line.len) < 0)
+  if (set->total + len > EXPO_MAX_BYTES ||
+      sp_buf_add(&fam->samples, line, len) < 0)
     rc = set_error(set, "%s: sample too big or out of memory", family);
   else
-    set->total += line.len;
+    set->total += len;
   fam->nsamples += rc == 0;
-  sp_buf_free(&line);
   return rc;
 }
 
@@ -365,12 +441,28 @@ static const char *type_word(enum expo_type type) {
 char *expo_render(const struct expo_set *set, size_t *len) {
   struct sp_buf out;
   sp_buf_init(&out, EXPO_MAX_BYTES + 64 * 1024 - 1);
+  /* one allocation of the right size: every family's two comment lines
+   * (2 * name + help + at most 25 bytes) and its samples */
+  size_t want = set->total + set->help +
+                (size_t)set->nfamilies * (2 * EXPO_MAX_NAME + 32) + 1;
+  if (want <= out.limit + 1 && (out.data = malloc(want)) != NULL) {
+    out.alloc = want;
+    out.data[0] = '\0';
+  }
   for (int i = 0; i < set->nfamilies; i++) {
     const struct expo_family *fam = set->families[i];
     if (fam->nsamples == 0)
       continue;
-    sp_buf_printf(&out, "# HELP %s %s\n", fam->name, fam->help);
-    sp_buf_printf(&out, "# TYPE %s %s\n", fam->name, type_word(fam->type));
+    const char *type = type_word(fam->type);
+    sp_buf_add(&out, "# HELP ", 7);
+    sp_buf_add(&out, fam->name, fam->name_len);
+    sp_buf_add(&out, " ", 1);
+    sp_buf_add(&out, fam->help, fam->help_len);
+    sp_buf_add(&out, "\n# TYPE ", 8);
+    sp_buf_add(&out, fam->name, fam->name_len);
+    sp_buf_add(&out, " ", 1);
+    sp_buf_add(&out, type, strlen(type));
+    sp_buf_add(&out, "\n", 1);
     sp_buf_add(&out, sp_buf_str(&fam->samples), fam->samples.len);
   }
   if (out.failed) {

@@ -22,35 +22,34 @@ int history_init(struct history *h, int limit) {
 
 /* Free the ring and every log in it. */
 void history_free(struct history *h) {
-  for (int i = 0; h->entries && i < h->limit; i++)
+  for (int i = 0; h->entries && i < h->limit; i++) {
     free(h->entries[i].log);
+    debug_record_free(h->entries[i].rec);
+  }
   free(h->entries);
   h->entries = NULL;
   pthread_mutex_destroy(&h->lock);
 }
 
-/* Keep one finished probe (see history.h). */
-void history_add(struct history *h, const char *module, const char *target,
-                 const struct sp_batch *batch, double duration_s,
-                 const char *log, size_t log_len) {
-  if (h->limit == 0 || !h->entries)
-    return;
-  struct history_entry e;
-  memset(&e, 0, sizeof(e));
-  e.when = time(NULL);
-  e.duration_s = duration_s;
-  sp_sanitize(e.module, sizeof(e.module), module, strlen(module));
-  sp_sanitize(e.target, sizeof(e.target), target, strlen(target));
+/* Fill an entry's time, names and per-port verdicts. */
+static void fill_entry(struct history_entry *e, const char *module,
+                       const char *target, const struct sp_batch *batch,
+                       double duration_s) {
+  memset(e, 0, sizeof(*e));
+  e->when = time(NULL);
+  e->duration_s = duration_s;
+  sp_sanitize(e->module, sizeof(e->module), module, strlen(module));
+  sp_sanitize(e->target, sizeof(e->target), target, strlen(target));
   size_t used = 0;
   int worst = SP_STATE_OK;
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *r = &batch->results[i];
     int n =
-        snprintf(e.ports + used, sizeof(e.ports) - used, "%s%u%s%s %s %s",
+        snprintf(e->ports + used, sizeof(e->ports) - used, "%s%u%s%s %s %s",
                  i ? "; " : "", (unsigned)r->port, r->per_address ? "@" : "",
                  r->per_address ? r->address : "", sp_code_name(r->code),
                  sp_state_name(r->state));
-    if (n < 0 || (size_t)n >= sizeof(e.ports) - used)
+    if (n < 0 || (size_t)n >= sizeof(e->ports) - used)
       break;
     used += (size_t)n;
     int rank = r->state == SP_STATE_CRITICAL  ? 3
@@ -64,7 +63,31 @@ void history_add(struct history *h, const char *module, const char *target,
     if (rank > wrank)
       worst = r->state;
   }
-  e.state = worst;
+  e->state = worst;
+}
+
+/* Put a filled entry into the ring, giving it the next id; the oldest
+ * entry and its log go. */
+static void store(struct history *h, struct history_entry *e) {
+  pthread_mutex_lock(&h->lock);
+  e->id = ++h->last_id;
+  struct history_entry *slot = &h->entries[h->next];
+  struct history_entry old = *slot;
+  *slot = *e;
+  h->next = (h->next + 1) % h->limit;
+  pthread_mutex_unlock(&h->lock);
+  free(old.log); /* outside the lock */
+  debug_record_free(old.rec);
+}
+
+/* Keep one finished probe (see history.h). */
+void history_add(struct history *h, const char *module, const char *target,
+                 const struct sp_batch *batch, double duration_s,
+                 const char *log, size_t log_len) {
+  if (h->limit == 0 || !h->entries)
+    return;
+  struct history_entry e;
+  fill_entry(&e, module, target, batch, duration_s);
   if (log) {
     size_t keep = log_len < HISTORY_LOG_CAP ? log_len : HISTORY_LOG_CAP;
     static const char cut[] = "\n[log truncated]\n";
@@ -79,13 +102,23 @@ void history_add(struct history *h, const char *module, const char *target,
       e.log[e.log_len] = '\0';
     }
   }
-  pthread_mutex_lock(&h->lock);
-  e.id = ++h->last_id;
-  struct history_entry *slot = &h->entries[h->next];
-  free(slot->log);
-  *slot = e;
-  h->next = (h->next + 1) % h->limit;
-  pthread_mutex_unlock(&h->lock);
+  store(h, &e);
+}
+
+/* Keep one finished probe with its log in parts (see history.h). */
+void history_add_probe(struct history *h, const char *module,
+                       const char *target, struct sp_batch *batch,
+                       double duration_s, char *trail) {
+  if (h->limit == 0 || !h->entries) {
+    free(trail);
+    return;
+  }
+  struct history_entry e;
+  fill_entry(&e, module, target, batch, duration_s);
+  e.rec = debug_record_new(trail, batch);
+  if (e.rec == NULL)
+    free(trail);
+  store(h, &e);
 }
 
 /* Append text escaped for HTML. */
@@ -145,8 +178,15 @@ bool history_log(struct history *h, uint64_t id, struct sp_buf *out) {
     const struct history_entry *e = &h->entries[i];
     if (e->id == id && e->id != 0) {
       found = true;
-      if (e->log)
+      if (e->log) {
         sp_buf_add(out, e->log, e->log_len);
+      } else if (e->rec) { /* rendered now, cut where the kept log was */
+        struct sp_buf page;
+        sp_buf_init(&page, HISTORY_LOG_CAP);
+        debug_record_render(e->rec, &page);
+        sp_buf_add(out, sp_buf_str(&page), page.len);
+        sp_buf_free(&page);
+      }
     }
   }
   pthread_mutex_unlock(&h->lock);

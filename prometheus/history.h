@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "debug.h"
 #include "smtp_probe.h"
 
 #define HISTORY_DEFAULT_LIMIT 100 /* --history.limit, as blackbox's */
@@ -31,6 +32,7 @@ struct history_entry {
   double duration_s;         /* the probe's total time */
   char *log;                 /* the debug page text (owned), or NULL */
   size_t log_len;            /* its length */
+  struct debug_record *rec;  /* or the page in parts (owned), or NULL */
 };
 
 /* The ring. */
@@ -53,6 +55,14 @@ void history_free(struct history *h);
 void history_add(struct history *h, const char *module, const char *target,
                  const struct sp_batch *batch, double duration_s,
                  const char *log, size_t log_len);
+
+/* Keep one finished probe with its log in parts, rendered only when
+ * history_log asks (debug_record_new: the trail, malloc'd, and the
+ * batch's transcripts are taken); history_log then serves what
+ * history_add would have kept of debug_page(trail, batch, NULL). */
+void history_add_probe(struct history *h, const char *module,
+                       const char *target, struct sp_batch *batch,
+                       double duration_s, char *trail);
 
 /* The entries newest first, as HTML table rows (every text escaped). */
 void history_rows(struct history *h, struct sp_buf *out);

@@ -239,9 +239,19 @@ static enum MHD_Result run_probe(struct exporter *ex,
     return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                         "probe did not run: %s\n", err);
   }
-  struct sp_deviation devs[MAX_DEVIATIONS];
+  /* on the heap (21 KiB), as every big buffer of a /probe: the handler's
+   * stack stays within the top pages of the connection thread's stack,
+   * which glibc keeps mapped when it caches a stack; deeper pages are
+   * released (madvise, with a TLB shootdown) when the thread ends and
+   * faulted in again by the next connection's thread */
+  struct sp_deviation *devs = NULL;
   int ndevs = 0;
   if (mod->policy != NULL) { /* may turn results into policy_violation */
+    devs = malloc(MAX_DEVIATIONS * sizeof(*devs));
+    if (devs == NULL) {
+      sp_batch_free(batch);
+      return MHD_NO;
+    }
     ndevs = sp_policy_check(mod->policy, batch, devs, MAX_DEVIATIONS);
     sp_buf_printf(trail, "policy %s: %d deviation(s)\n", mod->policy_file,
                   ndevs);
@@ -254,12 +264,14 @@ static enum MHD_Result run_probe(struct exporter *ex,
     sp_buf_printf(trail, "recommend: %s\n", batch->recommendation.text);
   struct expo_set *set = expo_new();
   if (set == NULL) {
+    free(devs);
     sp_batch_free(batch);
     return MHD_NO;
   }
   metrics_probe(set, batch);
   if (mod->policy != NULL)
     metrics_policy(set, devs, ndevs);
+  free(devs);
   for (int i = 0; i < batch->nresults; i++) {
     const struct sp_result *res = &batch->results[i];
     stats_count_probe(&ex->stats, mod->name, res->code);
@@ -272,14 +284,7 @@ static enum MHD_Result run_probe(struct exporter *ex,
                  (unsigned)res->port, mod->name, sp_code_name(res->code));
   }
   count_status(ex, MHD_HTTP_OK);
-  if (ex->history.limit > 0) { /* the landing page's recent probes */
-    struct sp_buf log;
-    sp_buf_init(&log, HISTORY_LOG_CAP);
-    debug_page(&log, sp_buf_str(trail), batch, NULL);
-    history_add(&ex->history, mod->name, target_arg, batch,
-                exporter_now() - start, sp_buf_str(&log), log.len);
-    sp_buf_free(&log);
-  }
+  double duration_s = exporter_now() - start; /* as the history shows it */
   enum MHD_Result rc;
   if (debug) {
     size_t len = 0;
@@ -299,6 +304,12 @@ static enum MHD_Result run_probe(struct exporter *ex,
     rc = respond_set(conn, set);
   }
   expo_free(set);
+  /* the landing page's recent probes: the trail and the dialogue are kept
+   * as they are (taken, not copied) and the log is rendered only when
+   * /logs?id= asks for it */
+  if (ex->history.limit > 0)
+    history_add_probe(&ex->history, mod->name, target_arg, batch, duration_s,
+                      sp_buf_take(trail, NULL));
   sp_batch_free(batch);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "history.h"
 
 /* A one-result batch of port/code/state. */
@@ -92,6 +93,67 @@ static void escaped_and_capped(void **state) {
   history_free(&h);
 }
 
+/* A result with a dialogue of n copies of a few lines, one of them an
+ * AUTH with its secret (the page masks it). */
+static void result_with_dialogue(struct sp_result *r, uint16_t port, int n) {
+  memset(r, 0, sizeof(*r));
+  snprintf(r->host, sizeof(r->host), "mail.example");
+  snprintf(r->address, sizeof(r->address), "192.0.2.7");
+  r->port = port;
+  r->code = SP_OK;
+  r->state = SP_STATE_OK;
+  r->tls = true;
+  snprintf(r->tls_version, sizeof(r->tls_version), "TLSv1.3");
+  static const char lines[] = "S: 220 mail.example ESMTP\nC: EHLO probe\n"
+                              "C: AUTH PLAIN c2VjcmV0\nS: 334 \nC: secret\n"
+                              "* a decision\n";
+  r->transcript_len = (size_t)n * (sizeof(lines) - 1);
+  r->transcript = malloc(r->transcript_len + 1);
+  assert_non_null(r->transcript);
+  for (int i = 0; i < n; i++)
+    memcpy(r->transcript + (size_t)i * (sizeof(lines) - 1), lines,
+           sizeof(lines) - 1);
+  r->transcript[r->transcript_len] = '\0';
+}
+
+/* A probe kept in parts (history_add_probe) serves, when asked, exactly
+ * what rendering its debug page at once kept (debug_page without metrics,
+ * cut at HISTORY_LOG_CAP), secrets masked, the dialogue taken from the
+ * batch; also for a page past the cap. */
+static void kept_in_parts(void **state) {
+  (void)state;
+  for (int size = 0; size < 2; size++) {
+    struct history h;
+    assert_int_equal(history_init(&h, 2), 0);
+    struct sp_result r[2];
+    result_with_dialogue(&r[0], 587, size ? 1200 : 1);
+    result_with_dialogue(&r[1], 465, size ? 1200 : 2);
+    struct sp_batch b = {.results = r, .nresults = 2, .dns_s = -1};
+    const char *trail = "target mail.example: host mail.example\n";
+    struct sp_buf want;
+    sp_buf_init(&want, HISTORY_LOG_CAP);
+    debug_page(&want, trail, &b, NULL);
+    assert_true(size ? want.failed : !want.failed);
+    history_add_probe(&h, "mod", "mail.example", &b, 0.25, strdup(trail));
+    assert_null(r[0].transcript); /* taken, not copied */
+    assert_null(r[1].transcript);
+    struct sp_buf out;
+    sp_buf_init(&out, HISTORY_LOG_CAP + 64);
+    assert_true(history_log(&h, 1, &out));
+    assert_int_equal(out.len, want.len);
+    assert_memory_equal(sp_buf_str(&out), sp_buf_str(&want), want.len);
+    assert_null(strstr(sp_buf_str(&out), "c2VjcmV0"));
+    assert_non_null(strstr(sp_buf_str(&out), "C: AUTH PLAIN <masked>"));
+    sp_buf_free(&out);
+    sp_buf_init(&out, 65536);
+    history_rows(&h, &out);
+    assert_non_null(strstr(sp_buf_str(&out), "587 ok OK; 465 ok OK"));
+    sp_buf_free(&out);
+    sp_buf_free(&want);
+    history_free(&h);
+  }
+}
+
 /* A limit of 0 keeps nothing. */
 static void limit_zero(void **state) {
   (void)state;
@@ -112,6 +174,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bounded_and_ordered),
       cmocka_unit_test(escaped_and_capped),
+      cmocka_unit_test(kept_in_parts),
       cmocka_unit_test(limit_zero),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
