@@ -256,7 +256,9 @@ static int set_ports(struct sp_request *req, const char *s, char *err,
     long port = strtol(p, &end, 10);
     if (end == p || (*end && *end != ',' && *end != ' ') || port < 1 ||
         port > 65535) {
-      snprintf(err, errlen, "'%.40s' is not a list of ports 1-65535", s);
+      char shown[48];
+      sp_sanitize(shown, sizeof(shown), s, strnlen(s, 40));
+      snprintf(err, errlen, "'%s' is not a list of ports 1-65535", shown);
       return -1;
     }
     p = end;
@@ -290,12 +292,14 @@ static int parse_int(const struct sp_option *o, const char *s, int *out,
   char *end = NULL;
   long v = s && *s ? strtol(s, &end, 10) : 0;
   if (!s || !*s || *end || v < o->min || v > o->max) {
+    char shown[48];
+    sp_sanitize(shown, sizeof(shown), s ? s : "", s ? strnlen(s, 40) : 0);
     if (o->min == -1)
-      snprintf(err, errlen, "'%.40s' is not a whole number 0-%ld, or off",
-               s ? s : "", o->max);
+      snprintf(err, errlen, "'%s' is not a whole number 0-%ld, or off", shown,
+               o->max);
     else
-      snprintf(err, errlen, "'%.40s' is not a whole number %ld-%ld",
-               s ? s : "", o->min, o->max);
+      snprintf(err, errlen, "'%s' is not a whole number %ld-%ld", shown, o->min,
+               o->max);
     return -1;
   }
   *out = (int)v;
@@ -329,8 +333,10 @@ static int check_name(const struct sp_option *o, const char *s, char *err,
     ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.';
   if (!ok) {
+    char shown[48];
+    sp_sanitize(shown, sizeof(shown), s, strnlen(s, 40));
     snprintf(err, errlen,
-             "'%.40s' is not a name (%ld-%ld letters, digits, '-', '.')", s,
+             "'%s' is not a name (%ld-%ld letters, digits, '-', '.')", shown,
              o->min, o->max);
     return -1;
   }
@@ -352,13 +358,16 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
     return -1;
   }
   const struct sp_option *o = &r->opt;
+  /* What came in, safe to quote in a one-line message. */
+  char shown[48];
+  sp_sanitize(shown, sizeof(shown), value, strnlen(value, 40));
   bool b = false;
   double d = 0;
   int v = 0;
   switch (o->grammar) {
   case SP_GRAM_BOOL:
     if (sp_parse_bool(value, &b) != 0) {
-      snprintf(err, errlen, "'%.40s' is not true or false", value);
+      snprintf(err, errlen, "'%.40s' is not true or false", shown);
       return -1;
     }
     break;
@@ -367,7 +376,7 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
       snprintf(err, errlen,
                "'%.40s' is not a number of seconds 0-%ld (or a duration "
                "such as 500ms, 1m30s)",
-               value, o->max);
+               shown, o->max);
       return -1;
     }
     break;
@@ -375,14 +384,14 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
     v = sp_tls_mode_from_name(value);
     if (v < 0) {
       snprintf(err, errlen, "'%.40s' is not auto, none, starttls or implicit",
-               value);
+               shown);
       return -1;
     }
     break;
   case SP_GRAM_TLS_VERSION:
     v = sp_tls_version_from_name(value);
     if (v == 0) {
-      snprintf(err, errlen, "'%.40s' is not 1.0, 1.1, 1.2 or 1.3", value);
+      snprintf(err, errlen, "'%.40s' is not 1.0, 1.1, 1.2 or 1.3", shown);
       return -1;
     }
     break;
@@ -390,41 +399,41 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
     v = sp_role_from_name(value);
     if (v < 0) {
       snprintf(err, errlen,
-               "'%.40s' is not default, submission, implicit or relay", value);
+               "'%.40s' is not default, submission, implicit or relay", shown);
       return -1;
     }
     break;
   case SP_GRAM_FAMILY:
     v = sp_family_from_name(value);
     if (v < 0) {
-      snprintf(err, errlen, "'%.40s' is not any, ipv4 or ipv6", value);
+      snprintf(err, errlen, "'%.40s' is not any, ipv4 or ipv6", shown);
       return -1;
     }
     break;
   case SP_GRAM_MECH:
     if (!sp_auth_mech_canonical(value)) {
       snprintf(err, errlen, "'%.40s' is not PLAIN, LOGIN, CRAM-MD5 or XOAUTH2",
-               value);
+               shown);
       return -1;
     }
     value = sp_auth_mech_canonical(value);
     break;
   case SP_GRAM_HOST:
     if (!sp_host_is_valid(value)) {
-      snprintf(err, errlen, "'%.40s' is not a host name or IP address", value);
+      snprintf(err, errlen, "'%.40s' is not a host name or IP address", shown);
       return -1;
     }
     break;
   case SP_GRAM_IP:
     if (!sp_ip_port_is_valid(value, false)) {
-      snprintf(err, errlen, "'%.40s' is not an IP address", value);
+      snprintf(err, errlen, "'%.40s' is not an IP address", shown);
       return -1;
     }
     break;
   case SP_GRAM_IP_PORT:
     if (!sp_ip_port_is_valid(value, true)) {
       snprintf(err, errlen, "'%.40s' is not IP[:PORT] with an IP address",
-               value);
+               shown);
       return -1;
     }
     break;
@@ -448,7 +457,7 @@ int sp_request_set(struct sp_request *req, const char *key, const char *value,
         : strcasecmp(value, "v2") == 0 ? SP_PROXY_V2
                                        : -1;
     if (v < 0) {
-      snprintf(err, errlen, "'%.40s' is not none, v1 or v2", value);
+      snprintf(err, errlen, "'%.40s' is not none, v1 or v2", shown);
       return -1;
     }
     break;
