@@ -288,14 +288,13 @@ static void trial_end(struct probe *t, enum sp_code code, const char *fmt,
   va_end(ap);
   sp_probe_trail(t->partner, "implicit-TLS trial: %s", why);
   sp_probe_close(t);
-  sp_probe_decide(t, code, "%s", why);
-  sp_probe_finish(t);
+  probe_fail(t, code, "%s", why);
 }
 
 /* Start the implicit-TLS trial beside a main probe whose greeting is
  * late: a second connection to the same address says TLS right away.
  * The main connection keeps waiting; whichever gives evidence first
- * decides (engine_internal.h, AK_TLS_TRIAL). */
+ * decides (probe.h, AK_TLS_TRIAL). */
 static void trial_start(struct probe *p, double waited) {
   struct probe *t = p->partner;
   p->banner_deadline = 0;

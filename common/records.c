@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,17 @@
 
 #include "buffer.h"
 #include "sasl.h"
+
+/* Write why a record does not count into err; returns -1. */
+static int refuse(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
 
 /* ---- Tag lists ("name=value; name=value", RFC 6376 §3.2) --------------- */
 
@@ -83,12 +95,10 @@ static int uri_list(const char *list, bool https, char out[][256], int max,
       len--;
     bool mailto = len > 7 && strncasecmp(s, "mailto:", 7) == 0;
     bool web = https && len > 8 && strncasecmp(s, "https://", 8) == 0;
-    if (!mailto && !web) {
-      snprintf(err, errlen, "report URI \"%.*s\" is not %s",
-               (int)(len > 60 ? 60 : len), s,
-               https ? "mailto: or https:" : "mailto:");
-      return -1;
-    }
+    if (!mailto && !web)
+      return refuse(err, errlen, "report URI \"%.*s\" is not %s",
+                    (int)(len > 60 ? 60 : len), s,
+                    https ? "mailto: or https:" : "mailto:");
     if (*n < max && len < 256) {
       memcpy(out[*n], s, len);
       out[*n][len] = '\0';
@@ -98,10 +108,8 @@ static int uri_list(const char *list, bool https, char out[][256], int max,
       break;
     s = comma + 1;
   }
-  if (*n == 0) {
-    snprintf(err, errlen, "no report URI");
-    return -1;
-  }
+  if (*n == 0)
+    return refuse(err, errlen, "no report URI");
   return 0;
 }
 
@@ -111,15 +119,12 @@ static int uri_list(const char *list, bool https, char out[][256], int max,
 int sp_sts_txt_parse(const char *txt, char *id, size_t idlen, char *err,
                      size_t errlen) {
   const char *end = txt ? record_end(txt) : NULL;
-  if (!end) {
-    snprintf(err, errlen, "no record, or longer than %d bytes", SP_RECORD_MAX);
-    return -1;
-  }
+  if (!end)
+    return refuse(err, errlen, "no record, or longer than %d bytes",
+                  SP_RECORD_MAX);
   if (strncmp(txt, "v=STSv1", 7) != 0 ||
-      (txt[7] != ';' && txt[7] != ' ' && txt[7] != '\0')) {
-    snprintf(err, errlen, "does not start with v=STSv1");
-    return -1;
-  }
+      (txt[7] != ';' && txt[7] != ' ' && txt[7] != '\0'))
+    return refuse(err, errlen, "does not start with v=STSv1");
   const char *p = txt + 7;
   char name[32], value[64];
   bool have_id = false;
@@ -132,26 +137,18 @@ int sp_sts_txt_parse(const char *txt, char *id, size_t idlen, char *err,
     bool ok = n >= 1 && n <= 32;
     for (size_t i = 0; ok && i < n; i++)
       ok = isalnum((unsigned char)value[i]) != 0;
-    if (!ok) {
-      snprintf(err, errlen, "id \"%.40s\" is not 1-32 letters and digits",
-               value);
-      return -1;
-    }
-    if (have_id) {
-      snprintf(err, errlen, "id= given twice");
-      return -1;
-    }
+    if (!ok)
+      return refuse(err, errlen, "id \"%.40s\" is not 1-32 letters and digits",
+                    value);
+    if (have_id)
+      return refuse(err, errlen, "id= given twice");
     sp_strlcpy(id, value, idlen);
     have_id = true;
   }
-  if (r < 0) {
-    snprintf(err, errlen, "malformed field list");
-    return -1;
-  }
-  if (!have_id) {
-    snprintf(err, errlen, "no id=");
-    return -1;
-  }
+  if (r < 0)
+    return refuse(err, errlen, "malformed field list");
+  if (!have_id)
+    return refuse(err, errlen, "no id=");
   return 0;
 }
 
@@ -160,10 +157,8 @@ int sp_sts_policy_parse(const char *body, size_t len, struct sp_sts_policy *out,
                         char *err, size_t errlen) {
   memset(out, 0, sizeof(*out));
   out->max_age = -1;
-  if (len > SP_STS_MAX_BODY) {
-    snprintf(err, errlen, "policy longer than %d bytes", SP_STS_MAX_BODY);
-    return -1;
-  }
+  if (len > SP_STS_MAX_BODY)
+    return refuse(err, errlen, "policy longer than %d bytes", SP_STS_MAX_BODY);
   bool have_version = false, have_mode = false;
   size_t i = 0;
   int lineno = 0;
@@ -179,10 +174,8 @@ int sp_sts_policy_parse(const char *body, size_t len, struct sp_sts_policy *out,
     if (n == 0)
       continue;
     const char *colon = memchr(line, ':', n);
-    if (!colon) {
-      snprintf(err, errlen, "line %d is not \"key: value\"", lineno);
-      return -1;
-    }
+    if (!colon)
+      return refuse(err, errlen, "line %d is not \"key: value\"", lineno);
     size_t kl = (size_t)(colon - line);
     const char *v = colon + 1;
     size_t vl = n - kl - 1;
@@ -193,17 +186,13 @@ int sp_sts_policy_parse(const char *body, size_t len, struct sp_sts_policy *out,
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
       vl--;
     char value[256];
-    if (vl >= sizeof(value)) {
-      snprintf(err, errlen, "line %d: value too long", lineno);
-      return -1;
-    }
+    if (vl >= sizeof(value))
+      return refuse(err, errlen, "line %d: value too long", lineno);
     memcpy(value, v, vl);
     value[vl] = '\0';
     if (kl == 7 && strncmp(line, "version", 7) == 0) {
-      if (strcmp(value, "STSv1") != 0) {
-        snprintf(err, errlen, "version is not STSv1");
-        return -1;
-      }
+      if (strcmp(value, "STSv1") != 0)
+        return refuse(err, errlen, "version is not STSv1");
       have_version = true;
     } else if (kl == 4 && strncmp(line, "mode", 4) == 0) {
       if (strcmp(value, "enforce") == 0)
@@ -212,37 +201,29 @@ int sp_sts_policy_parse(const char *body, size_t len, struct sp_sts_policy *out,
         out->mode = SP_STS_TESTING;
       else if (strcmp(value, "none") == 0)
         out->mode = SP_STS_NONE;
-      else {
-        snprintf(err, errlen, "mode \"%.20s\" is not enforce, testing or none",
-                 value);
-        return -1;
-      }
+      else
+        return refuse(err, errlen,
+                      "mode \"%.20s\" is not enforce, testing or none", value);
       have_mode = true;
     } else if (kl == 7 && strncmp(line, "max_age", 7) == 0) {
       char *end = NULL;
       long a = strtol(value, &end, 10);
-      if (!value[0] || *end || a < 0 || a > SP_STS_MAX_AGE) {
-        snprintf(err, errlen, "max_age \"%.20s\" is not 0-%ld seconds", value,
-                 SP_STS_MAX_AGE);
-        return -1;
-      }
+      if (!value[0] || *end || a < 0 || a > SP_STS_MAX_AGE)
+        return refuse(err, errlen, "max_age \"%.20s\" is not 0-%ld seconds",
+                      value, SP_STS_MAX_AGE);
       out->max_age = a;
     } else if (kl == 2 && strncmp(line, "mx", 2) == 0) {
       if (out->nmx < SP_STS_MAX_MX)
         sp_strlcpy(out->mx[out->nmx++], value, sizeof(out->mx[0]));
     } /* other keys are extensions: ignored */
   }
-  if (!have_version || !have_mode || out->max_age < 0) {
-    snprintf(err, errlen, "missing %s",
-             !have_version ? "version"
-             : !have_mode  ? "mode"
-                           : "max_age");
-    return -1;
-  }
-  if (out->mode != SP_STS_NONE && out->nmx == 0) {
-    snprintf(err, errlen, "no mx line (required unless the mode is none)");
-    return -1;
-  }
+  if (!have_version || !have_mode || out->max_age < 0)
+    return refuse(err, errlen, "missing %s",
+                  !have_version ? "version"
+                  : !have_mode  ? "mode"
+                                : "max_age");
+  if (out->mode != SP_STS_NONE && out->nmx == 0)
+    return refuse(err, errlen, "no mx line (required unless the mode is none)");
   return 0;
 }
 
@@ -280,39 +261,30 @@ int sp_tlsrpt_parse(const char *txt, struct sp_tlsrpt *out, char *err,
                     size_t errlen) {
   memset(out, 0, sizeof(*out));
   const char *end = txt ? record_end(txt) : NULL;
-  if (!end) {
-    snprintf(err, errlen, "no record, or longer than %d bytes", SP_RECORD_MAX);
-    return -1;
-  }
+  if (!end)
+    return refuse(err, errlen, "no record, or longer than %d bytes",
+                  SP_RECORD_MAX);
   const char *p = txt;
   char name[32], value[SP_RECORD_MAX + 1];
   int r = next_tag(&p, end, name, sizeof(name), value, sizeof(value));
-  if (r != 1 || strcmp(name, "v") != 0 || strcmp(value, "TLSRPTv1") != 0) {
-    snprintf(err, errlen, "does not start with v=TLSRPTv1");
-    return -1;
-  }
+  if (r != 1 || strcmp(name, "v") != 0 || strcmp(value, "TLSRPTv1") != 0)
+    return refuse(err, errlen, "does not start with v=TLSRPTv1");
   bool have_rua = false;
   while ((r = next_tag(&p, end, name, sizeof(name), value, sizeof(value))) ==
          1) {
     if (strcmp(name, "rua") != 0)
       continue;
-    if (have_rua) {
-      snprintf(err, errlen, "rua= given twice");
-      return -1;
-    }
+    if (have_rua)
+      return refuse(err, errlen, "rua= given twice");
     if (uri_list(value, true, out->rua, SP_RPT_MAX_URIS, &out->nrua, err,
                  errlen) != 0)
       return -1;
     have_rua = true;
   }
-  if (r < 0) {
-    snprintf(err, errlen, "malformed field list");
-    return -1;
-  }
-  if (!have_rua) {
-    snprintf(err, errlen, "no rua=");
-    return -1;
-  }
+  if (r < 0)
+    return refuse(err, errlen, "malformed field list");
+  if (!have_rua)
+    return refuse(err, errlen, "no rua=");
   return 0;
 }
 
@@ -335,28 +307,23 @@ int sp_dmarc_parse(const char *txt, struct sp_dmarc *out, char *err,
   memset(out, 0, sizeof(*out));
   out->pct = 100;
   const char *end = txt ? record_end(txt) : NULL;
-  if (!end) {
-    snprintf(err, errlen, "no record, or longer than %d bytes", SP_RECORD_MAX);
-    return -1;
-  }
+  if (!end)
+    return refuse(err, errlen, "no record, or longer than %d bytes",
+                  SP_RECORD_MAX);
   const char *p = txt;
   char name[32], value[SP_RECORD_MAX + 1];
   int r = next_tag(&p, end, name, sizeof(name), value, sizeof(value));
-  if (r != 1 || strcmp(name, "v") != 0 || strcmp(value, "DMARC1") != 0) {
-    snprintf(err, errlen, "does not start with v=DMARC1");
-    return -1;
-  }
+  if (r != 1 || strcmp(name, "v") != 0 || strcmp(value, "DMARC1") != 0)
+    return refuse(err, errlen, "does not start with v=DMARC1");
   bool have_p = false, have_sp = false;
   while ((r = next_tag(&p, end, name, sizeof(name), value, sizeof(value))) ==
          1) {
     int pol;
     if (strcmp(name, "p") == 0 || strcmp(name, "sp") == 0 ||
         strcmp(name, "np") == 0) {
-      if ((pol = dmarc_policy(value)) < 0) {
-        snprintf(err, errlen, "%s=%.20s is not none, quarantine or reject",
-                 name, value);
-        return -1;
-      }
+      if ((pol = dmarc_policy(value)) < 0)
+        return refuse(err, errlen, "%s=%.20s is not none, quarantine or reject",
+                      name, value);
       if (strcmp(name, "p") == 0) {
         out->p = (enum sp_dmarc_policy)pol;
         have_p = true;
@@ -365,10 +332,8 @@ int sp_dmarc_parse(const char *txt, struct sp_dmarc *out, char *err,
         have_sp = true;
       }
     } else if (strcmp(name, "adkim") == 0 || strcmp(name, "aspf") == 0) {
-      if (strcmp(value, "r") != 0 && strcmp(value, "s") != 0) {
-        snprintf(err, errlen, "%s=%.20s is not r or s", name, value);
-        return -1;
-      }
+      if (strcmp(value, "r") != 0 && strcmp(value, "s") != 0)
+        return refuse(err, errlen, "%s=%.20s is not r or s", name, value);
       if (name[1] == 'd')
         out->strict_dkim = value[0] == 's';
       else
@@ -376,10 +341,8 @@ int sp_dmarc_parse(const char *txt, struct sp_dmarc *out, char *err,
     } else if (strcmp(name, "pct") == 0) {
       char *e = NULL;
       long v = strtol(value, &e, 10);
-      if (!value[0] || *e || v < 0 || v > 100) {
-        snprintf(err, errlen, "pct=%.20s is not 0-100", value);
-        return -1;
-      }
+      if (!value[0] || *e || v < 0 || v > 100)
+        return refuse(err, errlen, "pct=%.20s is not 0-100", value);
       out->pct = (int)v;
     } else if (strcmp(name, "rua") == 0) {
       if (uri_list(value, false, out->rua, SP_RPT_MAX_URIS, &out->nrua, err,
@@ -387,14 +350,10 @@ int sp_dmarc_parse(const char *txt, struct sp_dmarc *out, char *err,
         return -1;
     } /* ruf, fo, rf, ri, psd, t and unknown tags: not needed here */
   }
-  if (r < 0) {
-    snprintf(err, errlen, "malformed tag list");
-    return -1;
-  }
-  if (!have_p) {
-    snprintf(err, errlen, "no p= (it is required)");
-    return -1;
-  }
+  if (r < 0)
+    return refuse(err, errlen, "malformed tag list");
+  if (!have_p)
+    return refuse(err, errlen, "no p= (it is required)");
   if (!have_sp)
     out->sp = out->p;
   return 0;
@@ -410,15 +369,12 @@ int sp_spf_parse(const char *txt, struct sp_spf *out, char *err,
   static const char *const others[] = {"all", "ip4", "ip6", NULL};
   memset(out, 0, sizeof(*out));
   const char *end = txt ? record_end(txt) : NULL;
-  if (!end) {
-    snprintf(err, errlen, "no record, or longer than %d bytes", SP_RECORD_MAX);
-    return -1;
-  }
+  if (!end)
+    return refuse(err, errlen, "no record, or longer than %d bytes",
+                  SP_RECORD_MAX);
   out->length = (size_t)(end - txt);
-  if (strncasecmp(txt, "v=spf1", 6) != 0 || (txt[6] != ' ' && txt[6] != '\0')) {
-    snprintf(err, errlen, "does not start with v=spf1");
-    return -1;
-  }
+  if (strncasecmp(txt, "v=spf1", 6) != 0 || (txt[6] != ' ' && txt[6] != '\0'))
+    return refuse(err, errlen, "does not start with v=spf1");
   bool have_exp = false;
   const char *p = txt + 6;
   while (p < end) {
@@ -431,10 +387,9 @@ int sp_spf_parse(const char *txt, struct sp_spf *out, char *err,
       te++;
     char term[256];
     size_t tl = (size_t)(te - p);
-    if (tl >= sizeof(term)) {
-      snprintf(err, errlen, "a term longer than %zu bytes", sizeof(term) - 1);
-      return -1;
-    }
+    if (tl >= sizeof(term))
+      return refuse(err, errlen, "a term longer than %zu bytes",
+                    sizeof(term) - 1);
     memcpy(term, p, tl);
     term[tl] = '\0';
     p = te;
@@ -443,17 +398,13 @@ int sp_spf_parse(const char *txt, struct sp_spf *out, char *err,
     if (eq && (!colon || eq < colon)) { /* a modifier name=value */
       *eq = '\0';
       if (strcasecmp(term, "redirect") == 0) {
-        if (out->has_redirect) {
-          snprintf(err, errlen, "redirect= given twice");
-          return -1;
-        }
+        if (out->has_redirect)
+          return refuse(err, errlen, "redirect= given twice");
         out->has_redirect = true;
         out->lookups++;
       } else if (strcasecmp(term, "exp") == 0) {
-        if (have_exp) {
-          snprintf(err, errlen, "exp= given twice");
-          return -1;
-        }
+        if (have_exp)
+          return refuse(err, errlen, "exp= given twice");
         have_exp = true;
       }
       continue; /* unknown modifiers are ignored (§6) */
@@ -476,10 +427,8 @@ int sp_spf_parse(const char *txt, struct sp_spf *out, char *err,
     for (int i = 0; !known && others[i]; i++)
       if (strlen(others[i]) == ml && strncasecmp(mech, others[i], ml) == 0)
         known = true;
-    if (!known) {
-      snprintf(err, errlen, "unknown mechanism \"%.40s\"", term);
-      return -1;
-    }
+    if (!known)
+      return refuse(err, errlen, "unknown mechanism \"%.40s\"", term);
     if (ml == 3 && strncasecmp(mech, "all", 3) == 0) {
       out->all_pass = q == '+';
       out->all_neutral = q == '?';
@@ -496,10 +445,9 @@ int sp_dkim_key_parse(const char *txt, struct sp_dkim_key *out, char *err,
   memset(out, 0, sizeof(*out));
   sp_strlcpy(out->k, "rsa", sizeof(out->k));
   const char *end = txt ? record_end(txt) : NULL;
-  if (!end) {
-    snprintf(err, errlen, "no record, or longer than %d bytes", SP_RECORD_MAX);
-    return -1;
-  }
+  if (!end)
+    return refuse(err, errlen, "no record, or longer than %d bytes",
+                  SP_RECORD_MAX);
   const char *p = txt;
   char name[32], value[SP_RECORD_MAX + 1];
   bool have_p = false, first = true;
@@ -507,16 +455,12 @@ int sp_dkim_key_parse(const char *txt, struct sp_dkim_key *out, char *err,
   char pkey[SP_RECORD_MAX + 1] = "";
   while ((r = next_tag(&p, end, name, sizeof(name), value, sizeof(value))) ==
          1) {
-    if (strcmp(name, "v") == 0 && (!first || strcmp(value, "DKIM1") != 0)) {
-      snprintf(err, errlen, "v= must come first and be DKIM1");
-      return -1;
-    }
+    if (strcmp(name, "v") == 0 && (!first || strcmp(value, "DKIM1") != 0))
+      return refuse(err, errlen, "v= must come first and be DKIM1");
     first = false;
     if (strcmp(name, "k") == 0) {
-      if (strcmp(value, "rsa") != 0 && strcmp(value, "ed25519") != 0) {
-        snprintf(err, errlen, "k=%.20s is not rsa or ed25519", value);
-        return -1;
-      }
+      if (strcmp(value, "rsa") != 0 && strcmp(value, "ed25519") != 0)
+        return refuse(err, errlen, "k=%.20s is not rsa or ed25519", value);
       sp_strlcpy(out->k, value, sizeof(out->k));
     } else if (strcmp(name, "p") == 0) {
       size_t o = 0; /* base64 may be split by white space */
@@ -527,24 +471,18 @@ int sp_dkim_key_parse(const char *txt, struct sp_dkim_key *out, char *err,
       have_p = true;
     }
   }
-  if (r < 0) {
-    snprintf(err, errlen, "malformed tag list");
-    return -1;
-  }
-  if (!have_p) {
-    snprintf(err, errlen, "no p= (it is required)");
-    return -1;
-  }
+  if (r < 0)
+    return refuse(err, errlen, "malformed tag list");
+  if (!have_p)
+    return refuse(err, errlen, "no p= (it is required)");
   if (pkey[0] == '\0') {
     out->revoked = true;
     return 0;
   }
   unsigned char der[SP_RECORD_MAX];
   int n = sp_b64_decode(pkey, der, sizeof(der));
-  if (n <= 0) {
-    snprintf(err, errlen, "p= is not base64");
-    return -1;
-  }
+  if (n <= 0)
+    return refuse(err, errlen, "p= is not base64");
   EVP_PKEY *key = NULL;
   if (strcmp(out->k, "ed25519") == 0)
     key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, der, (size_t)n);
@@ -552,10 +490,8 @@ int sp_dkim_key_parse(const char *txt, struct sp_dkim_key *out, char *err,
     const unsigned char *q = der;
     key = d2i_PUBKEY(NULL, &q, n);
   }
-  if (!key) {
-    snprintf(err, errlen, "p= holds no %s public key", out->k);
-    return -1;
-  }
+  if (!key)
+    return refuse(err, errlen, "p= holds no %s public key", out->k);
   out->bits = EVP_PKEY_bits(key);
   EVP_PKEY_free(key);
   return 0;
