@@ -47,8 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     *nl = '\0';
     const char *pattern = text, *host = nl + 1;
     bool m = sp_sts_mx_match(pattern, host);
-    if (m && pattern[0] == '*' && pattern[1] == '.') {
-      size_t hl = strlen(host), pl = strlen(pattern);
+    size_t pl = strlen(pattern);
+    if (pl && pattern[pl - 1] == '.')
+      pl--; /* a trailing dot is ignored: "*." is the name "*" */
+    if (m && pl >= 3 && pattern[0] == '*' && pattern[1] == '.') {
+      size_t hl = strlen(host);
+      if (hl && host[hl - 1] == '.')
+        hl--;
       FUZZ_ASSERT(hl > pl - 1, "a wildcard needs a label");
     }
     if (pattern[0] && pattern[0] != '*' && strlen(pattern) < 255 &&
