@@ -263,8 +263,8 @@ int metrics_probe(struct expo_set *set, const struct sp_batch *batch) {
   if (rec->has) {
     char port[8];
     snprintf(port, sizeof(port), "%u", (unsigned)rec->port);
-    expo_add(set, "smtp_probe_recommendation_info", 1, "port", port,
-             "tls_mode", sp_tls_mode_name(rec->tls_mode), NULL);
+    expo_add(set, "smtp_probe_recommendation_info", 1, "port", port, "tls_mode",
+             sp_tls_mode_name(rec->tls_mode), NULL);
   }
   return expo_error(set) ? -1 : 0;
 }
