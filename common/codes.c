@@ -24,6 +24,9 @@ struct code_entry {
 };
 
 #define PORT SP_SCOPE_PORT
+#define DOMAIN SP_SCOPE_DOMAIN
+#define TRIP SP_SCOPE_ROUND_TRIP
+#define UNKNOWN SP_STATE_UNKNOWN
 #define OK SP_STATE_OK
 #define WARN SP_STATE_WARNING
 #define CRIT SP_STATE_CRITICAL
@@ -133,9 +136,111 @@ static const struct code_entry codes[SP_CODE_COUNT] = {
                              "the port does not match the environment's "
                              "policy",
                              CRIT, CRIT, CRIT},
+    /* Mail-domain codes: the state is the MX's (roles do not apply); an
+     * MTA-STS finding under mode testing is WARNING (sp_code_state_sts). */
+    [SP_DNSSEC_BOGUS] =
+        {"dnssec_bogus", DOMAIN,
+         "an answer DANE depends on failed DNSSEC validation (senders defer): "
+         "check the zone's signatures and DS records",
+         CRIT, CRIT, CRIT},
+    [SP_DANE_MISMATCH] =
+        {"dane_mismatch", DOMAIN,
+         "secure, usable TLSA records match no certificate of the chain: "
+         "publish the new key's TLSA before a rollover",
+         CRIT, CRIT, CRIT},
+    [SP_DANE_UNUSABLE] =
+        {"dane_unusable", DOMAIN,
+         "every TLSA record is unusable (usage 0/1, bad data): mail flows with "
+         "TLS but unauthenticated; publish usage 2 or 3",
+         WARN, WARN, WARN},
+    [SP_MTA_STS_POLICY_ERROR] =
+        {"mta_sts_policy_error", DOMAIN,
+         "the MTA-STS record exists but the policy cannot be fetched or "
+         "parsed: check https://mta-sts.DOMAIN/.well-known/mta-sts.txt and its "
+         "certificate",
+         CRIT, CRIT, CRIT},
+    [SP_MTA_STS_MX_MISMATCH] =
+        {"mta_sts_mx_mismatch", DOMAIN,
+         "an MX matches no mx pattern of the MTA-STS policy: add it to the "
+         "policy (a * is one label)",
+         CRIT, CRIT, CRIT},
+    [SP_TLS_RPT_INVALID] = {"tls_rpt_invalid", DOMAIN,
+                            "the TLS-RPT record is malformed: v=TLSRPTv1; "
+                            "rua=mailto:... or https:...",
+                            WARN, WARN, WARN},
+    [SP_SPF_MISSING] = {"spf_missing", DOMAIN,
+                        "no SPF record: publish one v=spf1 TXT record", WARN,
+                        WARN, WARN},
+    [SP_SPF_INVALID] =
+        {"spf_invalid", DOMAIN,
+         "the SPF record is broken (several records, bad syntax, more than 10 "
+         "lookups): receivers get permerror",
+         WARN, WARN, WARN},
+    [SP_DMARC_MISSING] =
+        {"dmarc_missing", DOMAIN,
+         "no DMARC record: publish _dmarc.DOMAIN TXT v=DMARC1; p=...", WARN,
+         WARN, WARN},
+    [SP_DMARC_INVALID] =
+        {"dmarc_invalid", DOMAIN,
+         "the DMARC record is malformed: v=DMARC1 first, p= required", WARN,
+         WARN, WARN},
+    [SP_DKIM_MISSING] =
+        {"dkim_missing", DOMAIN,
+         "the DKIM selector has no key: publish SELECTOR._domainkey TXT", WARN,
+         WARN, WARN},
+    [SP_DKIM_INVALID] = {"dkim_invalid", DOMAIN,
+                         "the DKIM key is unusable (revoked, unreadable, RSA "
+                         "below 1024 bits): publish a new key",
+                         WARN, WARN, WARN},
+    /* Round-trip codes. */
+    [SP_DELIVERY_TIMEOUT] =
+        {"delivery_timeout", TRIP,
+         "the test message did not arrive before the deadline: check the mail "
+         "log of each hop and the queue",
+         CRIT, CRIT, CRIT},
+    [SP_BOUNCED] = {"bounced", TRIP,
+                    "the test message bounced: the DSN's Status and "
+                    "Diagnostic-Code say why",
+                    CRIT, CRIT, CRIT},
+    [SP_DELIVERY_DELAYED] =
+        {"delivery_delayed", TRIP,
+         "a hop reported the test message delayed (4.x.x DSN): check that "
+         "hop's queue and the next hop's reachability",
+         WARN, WARN, WARN},
+    [SP_DELIVERED_TO_JUNK] =
+        {"delivered_to_junk", TRIP,
+         "the test message landed in Junk: check SPF, DKIM and DMARC alignment "
+         "and the sender's reputation",
+         WARN, WARN, WARN},
+    [SP_DKIM_VERIFY_FAILED] =
+        {"dkim_verify_failed", TRIP,
+         "the message's DKIM signature did not verify (or is missing): check "
+         "the signing key and that no hop rewrites the message",
+         CRIT, CRIT, CRIT},
+    [SP_AUTHRES_FAILED] =
+        {"authres_failed", TRIP,
+         "the receiving side's Authentication-Results say spf, dkim or dmarc "
+         "fail: check alignment with the From domain",
+         CRIT, CRIT, CRIT},
+    [SP_HOP_WITHOUT_TLS] =
+        {"hop_without_tls", TRIP,
+         "a hop between two hosts used no TLS: enable STARTTLS on that hop",
+         WARN, WARN, WARN},
+    [SP_MAILBOX_UNREACHABLE] =
+        {"mailbox_unreachable", TRIP,
+         "the mailbox to read the test message from cannot be reached: check "
+         "the IMAP/POP3 URL, port and TLS",
+         UNKNOWN, UNKNOWN, UNKNOWN},
+    [SP_MAILBOX_AUTH_FAILED] = {"mailbox_auth_failed", TRIP,
+                                "the mailbox refused our login: check the "
+                                "mailbox user and its password file",
+                                UNKNOWN, UNKNOWN, UNKNOWN},
 };
 
 #undef PORT
+#undef DOMAIN
+#undef TRIP
+#undef UNKNOWN
 #undef OK
 #undef WARN
 #undef CRIT
@@ -164,6 +269,17 @@ enum sp_code_scope sp_code_scope(enum sp_code code) {
   if ((unsigned)code >= SP_CODE_COUNT)
     return SP_SCOPE_PORT;
   return codes[code].scope;
+}
+
+/* The state of a code under an MTA-STS policy mode: a failure of the
+ * policy (its fetch, an MX it does not name) is CRITICAL under enforce
+ * (senders refuse) and WARNING under testing (senders deliver and
+ * report); every other code keeps its table state. */
+enum sp_state sp_code_state_sts(enum sp_code code, enum sp_role role,
+                                bool testing) {
+  enum sp_state st = sp_code_state(code, role);
+  bool sts = code == SP_MTA_STS_POLICY_ERROR || code == SP_MTA_STS_MX_MISMATCH;
+  return sts && testing && st == SP_STATE_CRITICAL ? SP_STATE_WARNING : st;
 }
 
 /* The scope's word. */

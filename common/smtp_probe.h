@@ -89,6 +89,29 @@ enum sp_code {
   SP_AUTH_FAILED,
   SP_STARTTLS_INJECTION,
   SP_POLICY_VIOLATION,
+  /* Mail-domain codes (issue 14), scope domain; made by the domain mode. */
+  SP_DNSSEC_BOGUS,
+  SP_DANE_MISMATCH,
+  SP_DANE_UNUSABLE,
+  SP_MTA_STS_POLICY_ERROR,
+  SP_MTA_STS_MX_MISMATCH,
+  SP_TLS_RPT_INVALID,
+  SP_SPF_MISSING,
+  SP_SPF_INVALID,
+  SP_DMARC_MISSING,
+  SP_DMARC_INVALID,
+  SP_DKIM_MISSING,
+  SP_DKIM_INVALID,
+  /* Round-trip codes (issue 16), scope round_trip. */
+  SP_DELIVERY_TIMEOUT,
+  SP_BOUNCED,
+  SP_DELIVERY_DELAYED,
+  SP_DELIVERED_TO_JUNK,
+  SP_DKIM_VERIFY_FAILED,
+  SP_AUTHRES_FAILED,
+  SP_HOP_WITHOUT_TLS,
+  SP_MAILBOX_UNREACHABLE,
+  SP_MAILBOX_AUTH_FAILED,
   SP_CODE_COUNT
 };
 
@@ -172,6 +195,11 @@ enum sp_role sp_role_for_port(uint16_t port);
 
 /* The role x code -> state table (documented in README). */
 enum sp_state sp_code_state(enum sp_code code, enum sp_role role);
+
+/* The state of a code under an MTA-STS mode (testing softens the policy
+ * codes to WARNING); otherwise sp_code_state's. */
+enum sp_state sp_code_state_sts(enum sp_code code, enum sp_role role,
+                                bool testing);
 
 /* True for codes that mean "no answer in time or no route": the ones a
  * Nagios -t SECONDS:STATE re-maps (dns_error, connect_timeout,

@@ -36,7 +36,28 @@ static void code_words(void **state) {
                                          "auth_unavailable",
                                          "auth_failed",
                                          "starttls_injection",
-                                         "policy_violation"};
+                                         "policy_violation",
+                                         "dnssec_bogus",
+                                         "dane_mismatch",
+                                         "dane_unusable",
+                                         "mta_sts_policy_error",
+                                         "mta_sts_mx_mismatch",
+                                         "tls_rpt_invalid",
+                                         "spf_missing",
+                                         "spf_invalid",
+                                         "dmarc_missing",
+                                         "dmarc_invalid",
+                                         "dkim_missing",
+                                         "dkim_invalid",
+                                         "delivery_timeout",
+                                         "bounced",
+                                         "delivery_delayed",
+                                         "delivered_to_junk",
+                                         "dkim_verify_failed",
+                                         "authres_failed",
+                                         "hop_without_tls",
+                                         "mailbox_unreachable",
+                                         "mailbox_auth_failed"};
   assert_int_equal(sizeof(contract) / sizeof(contract[0]), SP_CODE_COUNT);
   for (int i = 0; i < SP_CODE_COUNT; i++) {
     assert_string_equal(sp_code_name((enum sp_code)i), contract[i]);
@@ -58,9 +79,21 @@ static void code_sets(void **state) {
   for (int c = 0; c < SP_CODE_COUNT; c++)
     assert_int_equal(sp_code_set_has(&set, (enum sp_code)c), c % 2 == 0);
   assert_false(sp_code_set_has(&set, (enum sp_code)SP_CODE_COUNT));
-  /* Every code has a scope with a word; today all are about a port. */
-  for (int c = 0; c < SP_CODE_COUNT; c++)
+  /* Every code has a scope: the port codes, then the domain and
+   * round-trip codes the next issues produce. */
+  for (int c = 0; c <= SP_POLICY_VIOLATION; c++)
     assert_int_equal(sp_code_scope((enum sp_code)c), SP_SCOPE_PORT);
+  assert_int_equal(sp_code_scope(SP_DANE_MISMATCH), SP_SCOPE_DOMAIN);
+  assert_int_equal(sp_code_scope(SP_BOUNCED), SP_SCOPE_ROUND_TRIP);
+  /* MTA-STS testing softens the policy codes, and only those. */
+  assert_int_equal(
+      sp_code_state_sts(SP_MTA_STS_MX_MISMATCH, SP_ROLE_RELAY, false),
+      SP_STATE_CRITICAL);
+  assert_int_equal(
+      sp_code_state_sts(SP_MTA_STS_MX_MISMATCH, SP_ROLE_RELAY, true),
+      SP_STATE_WARNING);
+  assert_int_equal(sp_code_state_sts(SP_DANE_MISMATCH, SP_ROLE_RELAY, true),
+                   SP_STATE_CRITICAL);
   assert_string_equal(sp_code_scope_name(SP_SCOPE_DOMAIN), "domain");
   assert_string_equal(sp_code_scope_name(SP_SCOPE_ROUND_TRIP), "round_trip");
 }
