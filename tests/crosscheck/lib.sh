@@ -285,3 +285,28 @@ xc_no_secrets() {
     }
   done
 }
+
+# The arguments of a test against the shared mailenv Postfix (postfix.sh,
+# proxy_ccert.sh): CHECK EXPORTER PLUGIN_SO ENV_SH. Checks them and the
+# tools, sources ENV_SH, and sets check, exporter, plugin_so and ADDR,
+# TLS_NAME, CA, USER_ID, PW from the environment.
+# shellcheck disable=SC2034 # the variables are the caller's
+xc_postfix_args() {
+  check=${1:?usage: $(basename "$0") CHECK EXPORTER PLUGIN_SO ENV_SH}
+  exporter=${2:?}
+  plugin_so=${3:?}
+  local env_sh=${4:?}
+  [ -x "$check" ] || spc_fail "no $check"
+  [ -x "$exporter" ] || spc_fail "no $exporter"
+  [ -r "$plugin_so" ] || spc_fail "no $plugin_so"
+  [ -r "$env_sh" ] || spc_fail "no $env_sh: is the mailenv fixture (env.setup) up?"
+  command -v collectd >/dev/null || spc_fail "collectd is not installed"
+  command -v curl >/dev/null || spc_fail "curl is not installed"
+  # shellcheck disable=SC1090
+  . "$env_sh"
+  ADDR=$SP_POSTFIX_ADDR
+  TLS_NAME=$SP_MAIL_NAME
+  CA=$SP_CA_FILE
+  USER_ID=$SP_SASL_USER
+  PW=$SP_SASL_PASSWORD_FILE
+}

@@ -21,24 +21,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/crosscheck/lib.sh
 . "$HERE/lib.sh"
 
-check=${1:?usage: postfix.sh CHECK EXPORTER PLUGIN_SO ENV_SH}
-exporter=${2:?}
-plugin_so=${3:?}
-env_sh=${4:?}
-[ -x "$check" ] || spc_fail "no $check"
-[ -x "$exporter" ] || spc_fail "no $exporter"
-[ -r "$plugin_so" ] || spc_fail "no $plugin_so"
-[ -r "$env_sh" ] || spc_fail "no $env_sh: is the mailenv fixture (env.setup) up?"
-command -v collectd >/dev/null || spc_fail "collectd is not installed"
-command -v curl >/dev/null || spc_fail "curl is not installed"
-# shellcheck disable=SC1090
-. "$env_sh"
-
-ADDR=$SP_POSTFIX_ADDR
-TLS_NAME=$SP_MAIL_NAME
-CA=$SP_CA_FILE
-USER_ID=$SP_SASL_USER
-PW=$SP_SASL_PASSWORD_FILE
+xc_postfix_args "$@"
 
 dir=$(mktemp -d /tmp/sp-crosscheck-pf.XXXXXX)
 trap xc_cleanup EXIT
