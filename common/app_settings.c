@@ -776,6 +776,27 @@ static enum sp_app_tls symfony_tls(struct sp_app_settings *s, bool smtps,
   return SP_APP_TLS_OPPORTUNISTIC;
 }
 
+/* The TLS mode of the frameworks that read settings as curl reads URLs
+ * (generic, nodemailer): smtps or an SSL setting is implicit TLS, an
+ * ignore-TLS setting plaintext, a require-TLS setting STARTTLS, else
+ * STARTTLS when offered; req_said and opport_said say it in their words. */
+static void curl_like_tls(struct sp_app_settings *s, bool smtps,
+                          const char *req_said, const char *opport_said) {
+  if (smtps || s->use_ssl == 1) {
+    s->tls = SP_APP_TLS_IMPLICIT;
+    say(s, "%s", smtps ? "smtps://" : s->ssl_said, NULL);
+  } else if (s->ignore_tls == 1) {
+    s->tls = SP_APP_TLS_PLAIN;
+    say(s, "%s", s->ign_said, NULL);
+  } else if (s->require_tls == 1) {
+    s->tls = SP_APP_TLS_STARTTLS;
+    say(s, "%s", req_said, NULL);
+  } else {
+    s->tls = SP_APP_TLS_OPPORTUNISTIC;
+    say(s, "%s", opport_said, NULL);
+  }
+}
+
 /* Resolve the settings (see smtp_probe.h). */
 int sp_app_finish(struct sp_app_settings *s, char *err, size_t errlen) {
   if (errlen)
@@ -787,19 +808,8 @@ int sp_app_finish(struct sp_app_settings *s, char *err, size_t errlen) {
   bool given = s->port != 0;
   switch (s->framework) {
   case SP_APP_GENERIC:
-    if (smtps || s->use_ssl == 1) {
-      s->tls = SP_APP_TLS_IMPLICIT;
-      say(s, "%s", smtps ? "smtps://" : s->ssl_said, NULL);
-    } else if (s->ignore_tls == 1) {
-      s->tls = SP_APP_TLS_PLAIN;
-      say(s, "%s", s->ign_said, NULL);
-    } else if (s->require_tls == 1) {
-      s->tls = SP_APP_TLS_STARTTLS;
-      say(s, "%s", s->req_said[0] ? s->req_said : s->tls_said, NULL);
-    } else {
-      s->tls = SP_APP_TLS_OPPORTUNISTIC;
-      say(s, "%s", s->tls_said[0] ? s->tls_said : "smtp://", NULL);
-    }
+    curl_like_tls(s, smtps, s->req_said[0] ? s->req_said : s->tls_said,
+                  s->tls_said[0] ? s->tls_said : "smtp://");
     if (!s->port)
       s->port = s->tls == SP_APP_TLS_IMPLICIT ? 465 : 25;
     break;
@@ -818,23 +828,10 @@ int sp_app_finish(struct sp_app_settings *s, char *err, size_t errlen) {
       say(s, " (%s is ignored by Laravel 9+)", s->enc_said, NULL);
     break;
   case SP_APP_NODEMAILER:
-    if (smtps || s->use_ssl == 1) {
-      s->tls = SP_APP_TLS_IMPLICIT;
-      say(s, "%s", smtps ? "smtps://" : s->ssl_said, NULL);
-    } else if (s->ignore_tls == 1) {
-      s->tls = SP_APP_TLS_PLAIN;
-      say(s, "%s", s->ign_said, NULL);
-    } else if (s->require_tls == 1) {
-      s->tls = SP_APP_TLS_STARTTLS;
-      say(s, "%s", s->req_said, NULL);
-    } else {
-      s->tls = SP_APP_TLS_OPPORTUNISTIC;
-      say(s, "%s",
-          s->ssl_said[0] ? s->ssl_said
-          : s->scheme[0] ? "smtp:// (secure=false)"
-                         : words[SP_APP_NODEMAILER].opport_said,
-          NULL);
-    }
+    curl_like_tls(s, smtps, s->req_said,
+                  s->ssl_said[0] ? s->ssl_said
+                  : s->scheme[0] ? "smtp:// (secure=false)"
+                                 : words[SP_APP_NODEMAILER].opport_said);
     if (!s->port)
       s->port = s->tls == SP_APP_TLS_IMPLICIT ? 465 : 587;
     break;
